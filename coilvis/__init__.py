@@ -1,0 +1,71 @@
+"""coilvis: make a language model's logits readable.
+
+Quick start::
+
+    import coilvis
+    record = coilvis.run("The Eiffel Tower is located in the city of")
+    record.table()                       # top-10 next tokens at the last position
+    coilvis.save(coilvis.page(record), "eiffel.html")
+
+Heavy libraries (transformers, transformer_lens, bokeh's plotting) load only when a
+function that needs them is first called, so ``import coilvis`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # data
+    "Record",
+    "AttentionLinks",
+    "LensStats",
+    # models and runs
+    "load_model",
+    "run",
+    "from_logits",
+    # the table
+    "logits_table",
+    # views
+    "coil",
+    "lens",
+    "page",
+    "save",
+    "show",
+    # errors
+    "CoilvisError",
+]
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "Record": "coilvis.record",
+    "AttentionLinks": "coilvis.record",
+    "LensStats": "coilvis.record",
+    "load_model": "coilvis.models",
+    "run": "coilvis.runner",
+    "from_logits": "coilvis.runner",
+    "logits_table": "coilvis.table",
+    "coil": "coilvis.views.coil",
+    "lens": "coilvis.views.lens",
+    "page": "coilvis.views.page",
+    "save": "coilvis.views.output",
+    "show": "coilvis.views.output",
+    "CoilvisError": "coilvis.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'coilvis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

