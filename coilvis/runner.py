@@ -141,6 +141,11 @@ def run(
         logits, residuals, n_layers = tlens.forward(loaded.model, input_ids, attention_hook=collector, residuals=lens, mid=lens_mid)
     else:
         logits, residuals, n_layers = hf.forward_for_record(loaded.model, input_ids, attention_hook=collector, residuals=lens, mid=lens_mid)
+    if collector is not None and not collector.parts and collector.layers != set():
+        raise CoilvisValueError(
+            "attention: the model ran but returned no attention patterns (it uses a fused attention kernel); "
+            "load it with attn_implementation='eager'"
+        )
     next_ids = np.append(ids[1:], -1)
     d_vocab = int(logits.shape[-1])
     k = min(k, d_vocab)
@@ -198,7 +203,7 @@ def from_logits(
             (then the actual-next-token statistics are unknown unless the strings are
             found in ``vocab``). ``None``: positions are unlabelled.
         vocab: a tokenizer, a list of token strings (index = id) or a dict id -> string.
-        k: top next tokens kept per position.
+        k: top next tokens kept per position (at most d_vocab; larger values keep all).
         attention: optional (n_layers, n_heads, seq_len, seq_len) or
             (n_heads, seq_len, seq_len) attention pattern, pruned to links.
         attention_top_k: keys kept per query and head.
@@ -215,9 +220,7 @@ def from_logits(
     seq_len, d_vocab = int(t.shape[0]), int(t.shape[1])
     if seq_len < 1:
         raise CoilvisValueError("logits: no positions (shape (0, d_vocab))")
-    k = _check_int(k, "k", 1)
-    if k > d_vocab:
-        raise CoilvisValueError(f"k: expected 1 <= k <= d_vocab ({d_vocab}), got {k}")
+    k = min(_check_int(k, "k", 1), d_vocab)  # as in run(): the default k=10 fits any vocabulary
     lookup = resolve_vocab(vocab, d_vocab, name="vocab")
     token_texts: list[str] | None = None
     if tokens is None:

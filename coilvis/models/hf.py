@@ -6,7 +6,9 @@ transformers is imported only inside these functions, never at module import.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,19 +67,24 @@ def load_hf(name_or_path: str, *, device: Any = None, dtype: Any = None) -> tupl
     last: BaseException | None = None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    hub_logger = logging.getLogger("huggingface_hub")
+    hub_level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    model = tok = None
     try:
         for local_only in attempts:
+            if not local_only and not _hub_reachable():
+                break
             try:
                 tok = transformers.AutoTokenizer.from_pretrained(str(path) if looks_local else name_or_path, local_files_only=local_only)
                 model = transformers.AutoModelForCausalLM.from_pretrained(
                     str(path) if looks_local else name_or_path, local_files_only=local_only, **kwargs
                 )
                 break
-            except (OSError, ValueError, EnvironmentError) as exc:
+            except Exception as exc:  # OSError, ValueError and the hub client's many error types
                 last = exc
-            except Exception as exc:  # hub client errors (connection, HTTP) have many types
-                last = exc
-        else:
+        if model is None:
             reason = str(last).strip().splitlines()[0] if last is not None and str(last).strip() else type(last).__name__
             raise ModelNotFoundError(
                 f"model: cannot load {name_or_path!r}: not a local model folder, not in the Hugging Face "
@@ -85,10 +92,28 @@ def load_hf(name_or_path: str, *, device: Any = None, dtype: Any = None) -> tupl
             ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+        hub_logger.setLevel(hub_level)
     model.eval()
     if device is not None:
         model.to(device)
     return model, tok
+
+
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    """Whether the model hub's host resolves and accepts a connection (fast offline check)."""
+    try:
+        from urllib.parse import urlparse
+
+        from huggingface_hub import constants
+
+        host = urlparse(constants.ENDPOINT).hostname
+        if not host:
+            return False
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except Exception:
+        return False
 
 
 def attention_modules(model: Any) -> list[Any]:
