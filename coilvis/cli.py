@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="print the top-k next tokens at a position", formatter_class=_Formatter,
                        epilog='example:\n  coilvis table "The Eiffel Tower is located in the city of" --k 5 --json')
     _add_source(p)
-    p.add_argument("--k", type=int, default=10, help="rows (top tokens)")
+    p.add_argument("--k", type=int, default=None, help="rows (top tokens); default 10, or all a saved record kept if fewer")
     p.add_argument("--pos", default="-1", help="position (negative counts from the end), or 'all'")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON records")
@@ -195,9 +195,12 @@ def _save(view: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    rec = _record(args, k=args.k)
-    pos: int | None = None if args.pos == "all" else int(args.pos)
-    df = rec.table(pos=pos, k=args.k)
+    rec = _record(args, k=10 if args.k is None else args.k)
+    try:
+        pos: int | None = None if args.pos == "all" else int(args.pos)
+    except ValueError:
+        raise SystemExit(f"coilvis: error: --pos: expected an integer or 'all', got {args.pos!r}") from None
+    df = rec.table(pos=pos, k=min(10, rec.k) if args.k is None else args.k)
     if args.json:
         print(df.to_json(orient="records", force_ascii=False))
     elif args.csv:
