@@ -311,13 +311,14 @@ class Record:
             raise CoilvisValueError(f"pos: {pos} is out of range for seq_len {n} (valid: {-n}..{n - 1})")
         return int(pos) % n
 
-    def table(self, pos: int | None = -1, k: int = 10) -> pd.DataFrame:
+    def table(self, pos: int | None = -1, k: int | None = None) -> pd.DataFrame:
         """The top-k next tokens at a position as a DataFrame.
 
         Args:
             pos: position (negative counts from the end); ``None`` for every position
                 (then the frame has a ``pos`` column).
-            k: rows per position, at most the ``k`` the record kept.
+            k: rows per position, at most the ``k`` the record kept (default: 10, or
+                every kept token when the record kept fewer).
 
         Returns:
             DataFrame with columns ``token_id, token, logit, log_prob, prob, rank,
@@ -325,7 +326,7 @@ class Record:
         """
         from coilvis.table import record_table
 
-        return record_table(self, pos=pos, k=k)
+        return record_table(self, pos=pos, k=min(10, self.k) if k is None else k)
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -376,7 +377,8 @@ class Record:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("meta.json", json.dumps(meta, ensure_ascii=False))
+                # \u escapes keep any str, lone surrogates included, round-tripping
+                zf.writestr("meta.json", json.dumps(meta))
                 for name, arr in arrays.items():
                     buf = io.BytesIO()
                     np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)

@@ -4,7 +4,7 @@
 >>> logits = torch.tensor([0.0, 2.0, 1.0])
 >>> coilvis.logits_table(logits, ["a", " b", "c"], k=2)[["token_id", "token", "rank"]]
    token_id token  rank
-0         1     b     0
+0         1    ␣b     0
 1         2     c     1
 """
 
@@ -221,7 +221,10 @@ def logits_table(
     if t.dim() == 1:
         tgt = None if target is None else _check_target(target, d_vocab)
         row = stats.to_numpy(t).astype(np.float32, copy=False)
-        stats.position_stats(row[None, :], k=1)  # validates NaN / inf / all -inf
+        try:
+            stats.position_stats(row[None, :], k=1)  # validates NaN / inf / all -inf
+        except CoilvisValueError as exc:
+            raise CoilvisValueError(str(exc).replace(" at position(s) 0", " in the vector")) from None
         return LogitsTable(_one_row_frame(row, k, tgt, lookup))
     seq_len = int(t.shape[0])
     if seq_len < 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from coilvis.errors import CoilvisTypeError
+from coilvis.errors import CoilvisTypeError, ModelNotFoundError
 
 __all__ = ["LoadedModel", "load_model", "resolve_model", "is_transformer_lens"]
 
@@ -103,7 +103,13 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
                 raise CoilvisTypeError("tokenizer: pass the model's tokenizer (tokenizer=...); this model has no folder to load it from")
             import transformers
 
-            tokenizer = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
+            try:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
+            except Exception as exc:
+                raise ModelNotFoundError(
+                    f"tokenizer: none given and none found locally for {name!r}; pass tokenizer= "
+                    f"({type(exc).__name__})"
+                ) from None
         return LoadedModel(model, tokenizer, str(name))
     raise CoilvisTypeError(
         "model: expected None (the default model), a model id or folder, a transformers model, "
