@@ -1,0 +1,404 @@
+"""Standalone HTML pages, PNG images and notebook output for every coilvis view.
+
+Every view returns a :class:`View`: one Bokeh root (a figure, or a column of controls
+and figures) in a Document of its own. :func:`save` writes it as one HTML file that
+loads nothing from the network (BokehJS inlined; ``resources="cdn"`` gives a small file
+that needs the internet) or, for a ``.png`` path, as an image drawn by headless
+Chromium. Files are written atomically: to a temporary file in the same folder, then
+renamed over the target, so a crash never leaves a half-written file over a good one.
+:func:`show` displays a view in Jupyter (BokehJS loaded once per kernel, inline, so it
+works offline) or opens it in a web browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any, Literal
+
+from bokeh.document import Document
+from bokeh.embed import file_html
+from bokeh.model import Model
+from bokeh.models import UIElement
+from bokeh.resources import CDN, INLINE, Resources
+
+from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError
+
+__all__ = [
+    "View",
+    "save",
+    "show",
+    "to_html",
+    "CHROMIUM_FLAGS",
+    "INSTALL_CHROMIUM",
+    "INSTALL_SELENIUM",
+    "find_chromium",
+]
+
+#: Flags headless Chromium runs with (as root, in containers, without network chatter).
+CHROMIUM_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+#: How to install the browser PNG export needs (Debian/Ubuntu).
+INSTALL_CHROMIUM = "apt-get install chromium chromium-driver"
+#: How to install the Python driver PNG export needs.
+INSTALL_SELENIUM = "pip install selenium"
+
+_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# A page with no margins, so the view starts at the top-left corner (for screenshots).
+_BARE_TEMPLATE = """\
+{% block preamble %}
+<style>html, body { margin: 0; padding: 0; border: 0; background: #ffffff; }</style>
+{% endblock %}
+"""
+
+_NOTEBOOK_LOADED = False
+
+
+class View:
+    """A drawn view: one Bokeh root model in a Document of its own.
+
+    Saved pages, PNG images and notebook cells are all made from :attr:`doc`, so
+    document-level JavaScript (``view.doc.js_on_event("document_ready", ...)``) is kept.
+
+    Args:
+        layout: the Bokeh root (figure, row/column, ...). It must not belong to another
+            Document already, unless it is that Document's only root.
+        title: the page title.
+        kind: what the view shows (``"coil"``, ``"lens"``, ...).
+
+    Attributes:
+        layout: the Bokeh root model.
+        doc: the Document holding ``layout`` as its only root.
+        title: the page title.
+        kind: what the view shows.
+    """
+
+    def __init__(self, layout: UIElement, *, title: str = "coilvis", kind: str = "view") -> None:
+        if not isinstance(layout, UIElement):
+            raise CoilvisTypeError(f"layout: expected a Bokeh layout or figure, got {type(layout).__name__}")
+        if not isinstance(title, str):
+            raise CoilvisTypeError(f"title: expected a str, got {type(title).__name__}")
+        doc = layout.document
+        if doc is None:
+            doc = Document()
+            doc.add_root(layout)
+        elif list(doc.roots) != [layout]:
+            raise CoilvisValueError("layout: belongs to a Document with other roots; give each view its own")
+        self.layout = layout
+        self.doc = doc
+        self.title = title
+        self.kind = kind
+
+    def to_document(self) -> Document:
+        """The Document to save or embed (``layout`` is its only root)."""
+        return self.doc
+
+    def model(self, name: str) -> Model:
+        """The model of the view with this ``name`` (views name every model a page script or test reads).
+
+        Raises:
+            CoilvisValueError: no model has that name.
+        """
+        found = self.doc.select_one({"name": name})
+        if found is None:
+            raise CoilvisValueError(f"name: the {self.kind} view has no model named {name!r}")
+        return found
+
+    def to_html(self, *, resources: Literal["inline", "cdn"] = "inline", title: str | None = None) -> str:
+        """The standalone HTML page of the view (see :func:`to_html`)."""
+        return to_html(self, resources=resources, title=title)
+
+    def save(self, path: str | os.PathLike[str], **options: Any) -> Path:
+        """Write the view to ``path`` (see :func:`save`)."""
+        return save(self, path, **options)
+
+    def show(self) -> Path | None:
+        """Display the view (see :func:`show`)."""
+        return show(self)
+
+    def _ipython_display_(self) -> None:
+        if _in_notebook():
+            _show_notebook(self)
+        else:
+            print(repr(self))
+
+    def __repr__(self) -> str:
+        return f"<coilvis {self.kind} view {self.title!r}: coilvis.save(view, 'x.html') or coilvis.show(view)>"
+
+
+def _as_view(view: Any) -> View:
+    if isinstance(view, View):
+        return view
+    if isinstance(view, UIElement):
+        return View(view)
+    raise CoilvisTypeError(f"view: expected a coilvis view (or a Bokeh layout), got {type(view).__name__}")
+
+
+def _resources(resources: Any) -> Resources:
+    if resources == "inline":
+        return INLINE
+    if resources == "cdn":
+        return CDN
+    raise CoilvisValueError(f"resources: expected 'inline' or 'cdn', got {resources!r}")
+
+
+def to_html(view: View | UIElement, *, resources: Literal["inline", "cdn"] = "inline", title: str | None = None) -> str:
+    """The standalone HTML page of a view.
+
+    Args:
+        view: a :class:`View` (or a bare Bokeh layout).
+        resources: ``"inline"`` puts BokehJS in the page (about 1.3 MB; loads nothing
+            from the network); ``"cdn"`` links it from cdn.bokeh.org (small, but blank
+            offline).
+        title: the page title (default: the view's).
+
+    Returns:
+        The page, a str.
+    """
+    view = _as_view(view)
+    if title is not None and not isinstance(title, str):
+        raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
+    return file_html(view.doc, _resources(resources), title if title is not None else view.title)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_current_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise CoilvisTypeError(f"path: expected a str or path, got {type(path).__name__}")
+    out = Path(path).expanduser()
+    if out.suffix.lower() not in (".html", ".htm", ".png"):
+        raise CoilvisValueError(f"path: expected a file name ending in .html, .htm or .png, got {str(path)!r}")
+    if not out.parent.is_dir():
+        raise CoilvisValueError(f"path: the folder {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise CoilvisValueError(f"path: {str(out)!r} is a folder")
+    return out
+
+
+def save(
+    view: View | UIElement,
+    path: str | os.PathLike[str],
+    *,
+    resources: Literal["inline", "cdn"] = "inline",
+    title: str | None = None,
+    timeout_s: float = 60.0,
+) -> Path:
+    """Write a view as a standalone HTML page or, for a ``.png`` path, a PNG image.
+
+    The file is written atomically (a temporary file in the same folder, then a rename),
+    so a failed save leaves any existing file untouched and no temporary file behind.
+
+    Args:
+        view: a :class:`View` (or a bare Bokeh layout).
+        path: where to write; ``.html``/``.htm`` or ``.png``.
+        resources: for HTML, ``"inline"`` (default; the page loads nothing from the
+            network) or ``"cdn"``.
+        title: the page title (default: the view's).
+        timeout_s: for PNG, how long to wait for the browser to draw the view.
+
+    Returns:
+        The path written.
+
+    Raises:
+        CoilvisTypeError: ``view`` is not a view, ``path`` not a path.
+        CoilvisValueError: unknown suffix or ``resources``, missing folder.
+        MissingDependencyError: a PNG was asked for and Chromium, chromedriver or
+            selenium is missing (the message says what to install).
+        CoilvisError: the browser failed to draw the view in time.
+    """
+    view = _as_view(view)
+    out = _check_path(path)
+    if out.suffix.lower() == ".png":
+        _atomic_write(out, _png_bytes(view, timeout_s=timeout_s))
+    else:
+        _atomic_write(out, to_html(view, resources=resources, title=title).encode("utf-8"))
+    return out
+
+
+# ------------------------------------------------------------------------------ PNG
+
+
+def find_chromium() -> tuple[str, str]:
+    """Paths of a Chromium (or Chrome) browser and of chromedriver, from ``PATH``.
+
+    Returns:
+        ``(browser, driver)``.
+
+    Raises:
+        MissingDependencyError: either is missing; the message says what to install.
+    """
+    browser = next((found for name in _CHROMIUM_NAMES if (found := shutil.which(name))), None)
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        missing = " and ".join(
+            what for what, found in (("a Chromium browser", browser), ("chromedriver", driver)) if found is None
+        )
+        raise MissingDependencyError(
+            f"path: PNG export draws the view in headless Chromium, but {missing} was not found on PATH; "
+            f"install them with: {INSTALL_CHROMIUM} (and the Python driver with: {INSTALL_SELENIUM})"
+        )
+    return browser, driver
+
+
+def _chrome_driver(browser: str, driver_path: str, profile: Path) -> Any:
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise MissingDependencyError(
+            f"path: PNG export drives headless Chromium with selenium, which is not installed; "
+            f"install it with: {INSTALL_SELENIUM} (and the browser with: {INSTALL_CHROMIUM})"
+        ) from None
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--force-device-scale-factor=1", "--hide-scrollbars"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+_IDLE_JS = "return typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle === true"
+_SIZE_JS = """
+const root = Bokeh.index.roots[0]
+const {width, height} = root.el.getBoundingClientRect()
+return [Math.ceil(width), Math.ceil(height), window.devicePixelRatio]
+"""
+_FRAMES_JS = """
+const done = arguments[arguments.length - 1]
+requestAnimationFrame(() => requestAnimationFrame(() => done(true)))
+"""
+
+
+def _wait_idle(driver: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not driver.execute_script(_IDLE_JS):
+        if time.monotonic() > deadline:
+            errors = [entry.get("message", "") for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+            raise CoilvisError(
+                f"timeout_s: the browser did not finish drawing the view in {timeout_s} s"
+                + (f"; browser errors: {errors}" if errors else "")
+            )
+        time.sleep(0.05)
+
+
+def _png_bytes(view: View, *, timeout_s: float) -> bytes:
+    from PIL import Image
+
+    browser, driver_path = find_chromium()
+    html = file_html(view.doc, INLINE, view.title, template=_BARE_TEMPLATE)
+    with tempfile.TemporaryDirectory(prefix="coilvis-png-") as tmp:
+        page = Path(tmp, "view.html")
+        page.write_text(html, encoding="utf-8")
+        driver = _chrome_driver(browser, driver_path, Path(tmp, "profile"))
+        try:
+            window_px = 2000
+            driver.set_window_size(window_px, window_px)
+            driver.get(page.as_uri())
+            _wait_idle(driver, timeout_s)
+            width, height, dpr = driver.execute_script(_SIZE_JS)
+            if width * dpr > window_px or height * dpr > window_px:  # a bigger window, drawn again
+                driver.set_window_size(int(width * dpr) + 100, int(height * dpr) + 100)
+                _wait_idle(driver, timeout_s)
+            driver.execute_async_script(_FRAMES_JS)
+            png = driver.get_screenshot_as_png()
+        finally:
+            driver.quit()
+    image = Image.open(io.BytesIO(png)).convert("RGBA").crop((0, 0, int(width * dpr), int(height * dpr)))
+    if dpr != 1:
+        image = image.resize((int(width), int(height)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------ show
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _show_notebook(view: View) -> None:
+    global _NOTEBOOK_LOADED
+    from bokeh.embed.notebook import notebook_content
+    from bokeh.io import output_notebook
+    from bokeh.io.notebook import EXEC_MIME_TYPE, HTML_MIME_TYPE, JS_MIME_TYPE, publish_display_data
+
+    if not _NOTEBOOK_LOADED:
+        output_notebook(resources=INLINE, hide_banner=True)
+        _NOTEBOOK_LOADED = True
+    # what bokeh.io.show does, for a model that already has its own Document
+    script, div, _ = notebook_content(view.layout)
+    publish_display_data({HTML_MIME_TYPE: div})
+    publish_display_data({JS_MIME_TYPE: script, EXEC_MIME_TYPE: ""}, metadata={EXEC_MIME_TYPE: {"id": view.layout.id}})
+
+
+def show(view: View | UIElement) -> Path | None:
+    """Display a view: in the notebook when run in Jupyter, else in a web browser.
+
+    In Jupyter, BokehJS is loaded inline once per kernel (nothing is fetched from the
+    internet) and the view is drawn in the cell's output. Elsewhere the page is saved to
+    a temporary file and opened with :mod:`webbrowser`.
+
+    Args:
+        view: a :class:`View` (or a bare Bokeh layout).
+
+    Returns:
+        The temporary file opened in the browser, or None in a notebook.
+    """
+    view = _as_view(view)
+    if _in_notebook():
+        _show_notebook(view)
+        return None
+    fd, name = tempfile.mkstemp(prefix=f"coilvis-{view.kind}-", suffix=".html")
+    os.close(fd)
+    path = save(view, name)
+    webbrowser.open(path.as_uri())
+    return path

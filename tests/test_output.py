@@ -1,0 +1,296 @@
+"""Tests for coilvis.views.output: the View, atomic HTML/PNG saving, notebooks, show()."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bokeh.models import ColumnDataSource, CustomJS
+from bokeh.plotting import figure
+
+import coilvis
+from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError
+from coilvis.views import output
+from coilvis.views.output import View
+
+try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
+    from browser import browser_session  # noqa: F401  (a fixture)
+except ImportError:  # tests is a package
+    from tests.browser import browser_session  # noqa: F401
+
+
+def small_view(title: str = "a view") -> View:
+    p = figure(width=300, height=200, name="fig", title="plot")
+    source = ColumnDataSource({"x": np.arange(5, dtype=np.float32), "y": np.arange(5, dtype=np.float32)}, name="src")
+    p.scatter("x", "y", source=source, size=12, color="#1f77b4", name="dots")
+    return View(p, title=title, kind="test")
+
+
+def small_coil() -> coilvis.views.coil.CoilView:
+    logits = np.log(np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
+    record = coilvis.from_logits(logits, tokens=[0, 2, 1, 0], vocab=["a", " b", " c."])
+    return coilvis.coil(record)
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------------------------------ View
+
+
+def test_view_wraps_a_layout_in_its_own_document() -> None:
+    view = small_view()
+    assert list(view.doc.roots) == [view.layout]
+    assert view.to_document() is view.doc
+    assert view.model("dots").name == "dots"
+    with pytest.raises(CoilvisValueError, match="name"):
+        view.model("nope")
+    assert "test" in repr(view)
+
+
+def test_view_rejects_what_is_not_a_layout() -> None:
+    with pytest.raises(CoilvisTypeError, match="layout"):
+        View("not a figure")  # type: ignore[arg-type]
+
+
+def test_view_rejects_a_layout_sharing_a_document() -> None:
+    a, b = figure(), figure()
+    view = View(a)
+    view.doc.add_root(b)
+    with pytest.raises(CoilvisValueError, match="layout"):
+        View(b)
+
+
+def test_save_accepts_a_bare_bokeh_layout(tmp_path: Path) -> None:
+    out = coilvis.save(figure(width=100, height=100), tmp_path / "bare.html")
+    assert out == tmp_path / "bare.html"
+    assert "<html" in out.read_text(encoding="utf-8").lower()
+
+
+# ------------------------------------------------------------------------------ HTML
+
+
+def test_inline_page_needs_no_network_and_cdn_page_links_bokeh(tmp_path: Path) -> None:
+    inline = coilvis.save(small_view(), tmp_path / "inline.html").read_text(encoding="utf-8")
+    cdn = coilvis.save(small_view(), tmp_path / "cdn.html", resources="cdn").read_text(encoding="utf-8")
+    assert "cdn.bokeh.org" not in inline
+    assert re.search(r"<(script|link)\b[^>]*\b(src|href)=", inline) is None  # nothing loaded from elsewhere
+    assert len(inline) > 1_000_000  # BokehJS itself is in the page
+    assert 'src="https://cdn.bokeh.org' in cdn
+    assert len(cdn) < 100_000
+
+
+def test_page_title_is_escaped(tmp_path: Path) -> None:
+    html = coilvis.save(small_view(), tmp_path / "t.html", title="</title><script>window.__pwned=1</script>").read_text(
+        encoding="utf-8"
+    )
+    assert "<title>&lt;/title&gt;&lt;script&gt;" in html
+    assert "<script>window.__pwned=1</script>" not in html
+
+
+def test_document_level_callbacks_are_saved(tmp_path: Path) -> None:
+    view = small_view()
+    view.doc.js_on_event("document_ready", CustomJS(code="window.__coilvis_ready = 42"))
+    html = coilvis.save(view, tmp_path / "ready.html").read_text(encoding="utf-8")
+    assert "document_ready" in html and "window.__coilvis_ready = 42" in html
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "word"),
+    [
+        ({"path": "x.txt"}, CoilvisValueError, "path"),
+        ({"path": "missing-folder/x.html"}, CoilvisValueError, "path"),
+        ({"path": 3}, CoilvisTypeError, "path"),
+        ({"path": "x.html", "resources": "web"}, CoilvisValueError, "resources"),
+        ({"path": "x.html", "title": 5}, CoilvisTypeError, "title"),
+    ],
+)
+def test_save_names_the_bad_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict, error: type, word: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=word):
+        coilvis.save(small_view(), **kwargs)
+    assert files_in(tmp_path) == []
+
+
+def test_save_rejects_what_is_not_a_view(tmp_path: Path) -> None:
+    with pytest.raises(CoilvisTypeError, match="view"):
+        coilvis.save({"not": "a view"}, tmp_path / "x.html")  # type: ignore[arg-type]
+
+
+def test_atomic_save_replaces_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "page.html"
+    target.write_text("old", encoding="utf-8")
+    os.chmod(target, 0o640)
+    coilvis.save(small_view(), target)
+    assert files_in(tmp_path) == ["page.html"]
+    assert "Bokeh" in target.read_text(encoding="utf-8")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640  # an existing file keeps its permissions
+
+
+def test_new_file_gets_the_usual_permissions(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    target = coilvis.save(small_view(), tmp_path / "new.html")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_failing_write_keeps_the_good_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "page.html"
+    target.write_text("good page", encoding="utf-8")
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(output.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        coilvis.save(small_view(), target)
+    assert target.read_text(encoding="utf-8") == "good page"
+    assert files_in(tmp_path) == ["page.html"]
+
+
+def test_a_failing_render_keeps_the_good_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "page.html"
+    target.write_text("good page", encoding="utf-8")
+
+    def broken_file_html(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("serialisation failed")
+
+    monkeypatch.setattr(output, "file_html", broken_file_html)
+    with pytest.raises(RuntimeError, match="serialisation failed"):
+        coilvis.save(small_view(), target)
+    assert target.read_text(encoding="utf-8") == "good page"
+    assert files_in(tmp_path) == ["page.html"]
+
+
+# ------------------------------------------------------------------------------ PNG errors
+
+
+def test_png_without_a_browser_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "coil.png"
+    target.write_bytes(b"good image")
+    monkeypatch.setattr(output.shutil, "which", lambda name: None)
+    with pytest.raises(MissingDependencyError) as info:
+        coilvis.save(small_view(), target)
+    message = str(info.value)
+    assert "apt-get install chromium chromium-driver" in message
+    assert "pip install selenium" in message
+    assert message.startswith("path:")
+    assert target.read_bytes() == b"good image"
+    assert files_in(tmp_path) == ["coil.png"]
+
+
+def test_png_without_selenium_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setitem(sys.modules, "selenium", None)
+    with pytest.raises(MissingDependencyError, match="pip install selenium"):
+        coilvis.save(small_view(), tmp_path / "coil.png")
+    assert files_in(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ show
+
+
+def test_show_outside_a_notebook_opens_a_saved_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(output.webbrowser, "open", lambda url: opened.append(url) or True)
+    path = coilvis.show(small_view())
+    try:
+        assert path is not None and opened == [path.as_uri()]
+        assert "Bokeh" in path.read_text(encoding="utf-8")
+    finally:
+        if path is not None:
+            path.unlink()
+
+
+# ------------------------------------------------------------------------------ browser
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_saved_page_runs_document_callbacks_offline(browser_session, tmp_path: Path) -> None:  # noqa: F811
+    view = small_view()
+    view.doc.js_on_event("document_ready", CustomJS(code="window.__coilvis_ready = 42"))
+    page = browser_session.open(coilvis.save(view, tmp_path / "ready.html"))
+    assert page.errors == []
+    assert page.external_requests == []
+    assert page.evaluate("() => window.__coilvis_ready") == 42
+    assert page.column("src", "x") == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_png_export_draws_the_view_at_its_size(browser_session, tmp_path: Path) -> None:  # noqa: F811
+    from PIL import Image
+
+    view = small_coil()
+    png = coilvis.save(view, tmp_path / "coil.png")
+    assert files_in(tmp_path) == ["coil.png"]
+    image = np.asarray(Image.open(png).convert("RGB")).astype(np.int64)
+
+    # the same view in the browser: its size, and where segment 1's centre is drawn
+    page = browser_session.open(coilvis.save(view, tmp_path / "coil.html"))
+    left, top, width, height = page.evaluate(
+        """() => {
+            const r = Bokeh.index.roots[0].el.getBoundingClientRect()
+            return [r.left, r.top, Math.ceil(r.width), Math.ceil(r.height)]
+        }"""
+    )
+    assert image.shape[:2] == (height, width)
+    assert image.std() > 20  # not blank
+    x, y = view.segments.data["x"][1], view.segments.data["y"][1]
+    outward = 1.0 + 0.3 * view.coiled.band_width / float(np.hypot(x, y))  # off the label in the middle
+    sx, sy = page.data_to_page("coil_figure", float(x * outward), float(y * outward))
+    expected = coilvis.views._style.map_colors([view.segments.data["prob_pct"][1]], view.scale)[0]
+    rgb = np.array([int(expected[i : i + 2], 16) for i in (1, 3, 5)])
+    pixel = image[int(round(sy - top)), int(round(sx - left))]
+    assert np.abs(pixel - rgb).max() <= 6, (pixel, expected)
+
+
+@pytest.mark.slow
+def test_notebook_displays_offline(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import numpy as np, coilvis\n"
+            "rec = coilvis.from_logits(np.log(np.array([[0.7, 0.3], [0.4, 0.6]])), tokens=[0, 1], vocab=['a', ' b'])\n"
+            "coilvis.coil(rec)"
+        ),
+        nbformat.v4.new_code_cell("coilvis.show(coilvis.coil(rec, color='entropy'))"),
+    ]
+    nbclient.NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [out for cell in notebook.cells for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    mimes = [mime for out in outputs for mime in out.get("data", {})]
+    assert mimes.count("application/vnd.bokehjs_exec.v0+json") == 2
+    text = "".join(str(value) for out in outputs for value in out.get("data", {}).values())
+    assert "cdn.bokeh.org" not in text
+    assert "coil_segments" in text  # the view's models are in the cell output
+    loads = [out for out in outputs if "application/vnd.bokehjs_load.v0+json" in out.get("data", {})]
+    assert len(loads) == 1  # BokehJS loaded once, inline
+    assert len(str(loads[0]["data"]["application/javascript"])) > 1_000_000
+
+
+def test_png_timeout_is_an_error_naming_the_option() -> None:
+    class SlowDriver:
+        def execute_script(self, script: str) -> bool:
+            return False
+
+        def get_log(self, kind: str) -> list[dict[str, str]]:
+            return [{"level": "SEVERE", "message": "boom"}]
+
+    with pytest.raises(CoilvisError, match="timeout_s.*boom"):
+        output._wait_idle(SlowDriver(), 0.01)

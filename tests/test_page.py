@@ -1,0 +1,258 @@
+"""The full page (coilvis.views.page): coil + lens + top-k table, linked.
+
+The Bokeh model graph first, then headless Chromium: the page renders offline without
+errors, hostile token strings stay text, and tapping the coil or the lens changes the
+table (read back from the page's own models).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from bokeh.models import CustomJS, DataTable, HoverTool
+
+import coilvis
+from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.tokens import display
+from coilvis.views.output import View
+from coilvis.views.page import page, topk_rows
+
+try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
+    from browser import browser_session  # noqa: F401  (a fixture)
+    from lens_records import HOSTILE_IMG, HOSTILE_SCRIPT, VOCAB, lens_record
+except ImportError:  # tests is a package
+    from tests.browser import browser_session  # noqa: F401
+    from tests.lens_records import HOSTILE_IMG, HOSTILE_SCRIPT, VOCAB, lens_record
+
+TOKENS = ["w1", "w2", "w1", HOSTILE_IMG, HOSTILE_SCRIPT, " Paris", "\n", "w1", "w5", "w6"]
+K = 6
+
+
+@pytest.fixture(scope="module")
+def record() -> coilvis.Record:
+    return lens_record(TOKENS, n_layers=3, k=4, seed=0)
+
+
+# ------------------------------------------------------------------ the model graph
+
+
+def test_page_holds_coil_lens_and_table(record: coilvis.Record) -> None:
+    view = page(record, k=K)
+    assert isinstance(view, View) and view.kind == "page"
+    assert view.doc.roots == [view.model("page_root")]
+    for name in ("coil_figure", "coil_segment_source", "lens_figure", "lens_cells", "lens_highlight",
+                 "page_topk_table", "page_topk_source", "page_topk_filter", "page_topk_header",
+                 "page_select_coil", "page_select_lens"):
+        assert view.model(name) is not None, name
+    table = view.model("page_topk_table")
+    assert isinstance(table, DataTable)
+    assert table.view.filter is view.model("page_topk_filter")
+    assert table.source is view.model("page_topk_source")
+
+
+def test_table_rows_for_every_position(record: coilvis.Record) -> None:
+    view = page(record, k=K)
+    data = view.model("page_topk_source").data
+    n = record.seq_len
+    assert len(data["pos"]) == n * K
+    assert data["pos"].tolist() == [p for p in range(n) for _ in range(K)]
+    assert data["rank"].tolist() == list(range(1, K + 1)) * n
+    for p in range(n):
+        rows = slice(p * K, (p + 1) * K)
+        assert data["token"][rows] == [display(record.vocab[int(i)]) for i in record.topk_ids[p, :K]]
+        np.testing.assert_array_equal(data["prob"][rows], record.topk_probs[p, :K])
+        np.testing.assert_array_equal(data["logit"][rows], record.topk_logits[p, :K])
+        nxt = record.token_ids[p + 1] if p + 1 < n else -1
+        assert data["actual"][rows] == ["✓" if i == nxt else "" for i in record.topk_ids[p, :K]]
+    # the table starts at the last position, and the lens outlines it
+    last = n - 1
+    assert view.model("page_topk_filter").indices == list(range(last * K, last * K + K))
+    assert view.model("page_topk_header").text == f"Top {K} next tokens at position {last}"
+    assert view.model("lens_highlight").data == {"pos": [last]}
+
+
+def test_actual_next_token_is_marked() -> None:
+    tokens = ["w3", "w4", "w5"]
+    logits = np.full((3, len(VOCAB)), -3.0, dtype=np.float32)
+    logits[0, VOCAB.index("w4")] = 4.0  # right at position 0
+    logits[1, VOCAB.index("w5")] = 2.0  # w5 at rank 1 behind w9 at position 1
+    logits[1, VOCAB.index("w9")] = 3.0
+    rec = coilvis.from_logits(logits, tokens=[VOCAB.index(t) for t in tokens], vocab=list(VOCAB))
+    rows = topk_rows(rec, k=3)
+    assert rows["token"][:3][0] == "w4" and rows["actual"][:3] == ["✓", "", ""]
+    assert rows["token"][3:5] == ["w9", "w5"] and rows["actual"][3:6] == ["", "✓", ""]
+    assert rows["actual"][6:] == ["", "", ""]  # the last position has no next token
+
+
+def test_callbacks_link_coil_lens_and_table(record: coilvis.Record) -> None:
+    view = page(record, k=K)
+    segments = view.model("coil_segment_source")
+    cells = view.model("lens_cells")
+    coil_cbs = segments.selected.js_property_callbacks["change:indices"]
+    lens_cbs = cells.selected.js_property_callbacks["change:indices"]
+    assert view.model("page_select_coil") in coil_cbs
+    assert view.model("page_select_lens") in lens_cbs
+    for cb in (view.model("page_select_coil"), view.model("page_select_lens")):
+        assert cb.args["filter"] is view.model("page_topk_filter")
+        assert cb.args["highlight"] is view.model("lens_highlight")
+        assert cb.args["k"] == K and cb.args["seq_len"] == record.seq_len
+    assert view.model("page_select_coil").args["source"] is segments
+    assert view.model("page_select_lens").args["source"] is cells
+    assert view.model("page_select_lens").args["segments"] is segments
+
+
+def test_no_token_text_in_scripts_or_templates(record: coilvis.Record) -> None:
+    view = page(record, k=K)
+    code = " ".join(cb.code for cb in view.doc.select({"type": CustomJS}))
+    assert code
+    tips = " ".join(str(h.tooltips) for h in view.doc.select({"type": HoverTool}))
+    for text in (HOSTILE_IMG, HOSTILE_SCRIPT, "Paris", "w1"):
+        assert text not in code and text not in tips
+    assert "{safe}" not in tips
+
+
+def test_page_without_lens(record: coilvis.Record) -> None:
+    view = page(dataclasses.replace(record, lens=None), k=K, lens_options={"stat": "kl"})
+    assert view.doc.select_one({"name": "lens_figure"}) is None
+    assert view.doc.select_one({"name": "page_select_lens"}) is None
+    assert view.model("coil_figure") is not None and view.model("page_topk_table") is not None
+    cb = view.model("page_select_coil")
+    assert cb.args["highlight"] is None and cb.args["x_range"] is None
+
+
+def test_options_reach_the_coil_and_the_lens(record: coilvis.Record) -> None:
+    view = page(record, coil_options={"color": "entropy"}, lens_options={"stat": "kl", "stride": 2, "start": 2})
+    assert "entropy" in view.model("coil_color_bar").title
+    assert view.model("lens_color_bar").title == "KL(final ‖ layer) (bits)"
+    cells = view.model("lens_cells").data
+    assert sorted(set(cells["row"].tolist())) == [0, 2, 3]
+    assert min(cells["pos"]) == 2
+    cb = view.model("page_select_coil")
+    assert (cb.args["lo"], cb.args["hi"]) == (2, record.seq_len)
+
+
+def test_k_is_capped_by_the_record(record: coilvis.Record) -> None:
+    view = page(record, k=500)
+    assert len(view.model("page_topk_source").data["pos"]) == record.seq_len * record.k
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"k": 0}, CoilvisValueError, "k: expected an int >= 1"),
+        ({"k": 2.5}, CoilvisTypeError, "k: expected an int"),
+        ({"coil_options": ["color"]}, CoilvisTypeError, "coil_options"),
+        ({"lens_options": "kl"}, CoilvisTypeError, "lens_options"),
+        ({"lens_options": {"stat": "nope"}}, CoilvisValueError, "stat"),
+        ({"title": 1}, CoilvisTypeError, "title"),
+    ],
+)
+def test_bad_arguments(record: coilvis.Record, kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        page(record, **kwargs)
+
+
+def test_not_a_record() -> None:
+    with pytest.raises(CoilvisTypeError, match="record: expected a coilvis Record"):
+        page("The Eiffel Tower")
+
+
+def test_public_name() -> None:
+    assert coilvis.page is page
+
+
+# ------------------------------------------------------------------ headless Chromium
+
+
+
+def _segment_centre(view: View, pos: int) -> tuple[float, float]:
+    data = view.model("coil_segment_source").data
+    return float(data["x"][pos]), float(data["y"][pos])
+
+
+def _table_texts(loaded) -> list[str]:
+    cells = loaded.page.locator(".slick-cell")
+    return [cells.nth(i).inner_text() for i in range(cells.count())]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_full_page_renders_and_taps_link_the_views(browser_session, record: coilvis.Record, tmp_path) -> None:  # noqa: F811
+    view = page(record, k=K)
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "page.html"), viewport=(1500, 1400))
+    assert loaded.errors == []
+    assert loaded.external_requests == []
+    last = record.seq_len - 1
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(last * K, last * K + K))
+
+    # tap the coil segment of a position whose top-k holds the hostile token
+    hostile_id = VOCAB.index(HOSTILE_IMG)
+    pos = int(next(p for p in range(record.seq_len - 1) if hostile_id in record.topk_ids[p, :K]))
+    loaded.click_data("coil_figure", *_segment_centre(view, pos))
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(pos * K, pos * K + K))
+    assert loaded.model_attr("page_topk_header", "text") == f"Top {K} next tokens at position {pos}"
+    assert loaded.column("lens_highlight", "pos") == [pos]
+    texts = _table_texts(loaded)
+    assert HOSTILE_IMG in texts  # shown literally, as text
+    assert display(record.vocab[int(record.topk_ids[pos, 0])]) in texts
+    assert loaded.evaluate("() => window.__pwned === undefined")
+
+    # tap a lens cell: the table follows and the coil selects that segment
+    other = 1 if pos != 1 else 2
+    loaded.click_data("lens_figure", other, 0)
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(other * K, other * K + K))
+    assert loaded.column("lens_highlight", "pos") == [other]
+    selected = loaded.evaluate("() => Array.from(Bokeh.documents[0].get_model_by_name('coil_segment_source').selected.indices)")
+    assert selected == [other]
+    assert loaded.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_tapping_the_coil_pans_the_lens_to_the_position(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=7)
+    view = page(rec, k=3, lens_options={"max_width_px": 400})
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "long.html"), viewport=(1500, 1400))
+    x_range = "() => { const r = Bokeh.documents[0].get_model_by_name('lens_x_range'); return [r.start, r.end] }"
+    start, end = loaded.evaluate(x_range)
+    assert end - start == 7 and end < 40  # 7 columns of 56 px in view, position 40 not among them
+    loaded.click_data("coil_figure", *_segment_centre(view, 40))
+    assert loaded.column("lens_highlight", "pos") == [40]
+    start2, end2 = loaded.evaluate(x_range)
+    assert start2 < 40 < end2 and end2 - start2 == pytest.approx(7)
+    assert loaded.model_attr("page_topk_filter", "indices") == [120, 121, 122]
+    assert loaded.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_page_without_lens_renders(browser_session, record: coilvis.Record, tmp_path) -> None:  # noqa: F811
+    view = page(dataclasses.replace(record, lens=None), k=K)
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "page.html"))
+    assert loaded.errors == [] and loaded.external_requests == []
+    assert not loaded.has_model("lens_figure")
+    loaded.click_data("coil_figure", *_segment_centre(view, 2))
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(2 * K, 3 * K))
+    assert loaded.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.model
+@pytest.mark.xdist_group("browser")
+def test_default_model_page(browser_session, default_model, tmp_path) -> None:  # noqa: F811
+    rec = coilvis.run("The Eiffel Tower is located in the city of", default_model, lens=True)
+    view = page(rec)
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "eiffel.html"), viewport=(1500, 1400))
+    assert loaded.errors == [] and loaded.external_requests == []
+    last = rec.seq_len - 1
+    assert "␣Paris" in _table_texts(loaded)  # the last position's table: the final prediction
+    loaded.click_data("coil_figure", *_segment_centre(view, 1))
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(10, 20))
+    assert loaded.column("lens_highlight", "pos") == [1]
+    assert last > 1 and loaded.errors == []
