@@ -93,7 +93,8 @@ def test_one_segment_per_position(n: int) -> None:
 @pytest.mark.parametrize(
     ("color", "column", "unit"),
     [
-        ("prob", "prob_pct", "%"),
+        ("prob", "top_prob_pct", "%"),
+        ("target_prob", "prob_pct", "%"),
         ("entropy", "entropy_bits", "bits"),
         ("surprisal", "surprisal_bits", "bits"),
         ("rank", "rank", "log"),
@@ -102,13 +103,15 @@ def test_one_segment_per_position(n: int) -> None:
 def test_colour_is_the_records_statistic(record: coilvis.Record, color: str, column: str, unit: str) -> None:
     view = coilvis.coil(record, color=color)
     expected = {
-        "prob": record.next_prob * 100.0,
+        "prob": record.topk_probs[:, 0] * 100.0,
+        "target_prob": record.next_prob * 100.0,
         "entropy": record.entropy_in(bits=True),
         "surprisal": record.surprisal(bits=True),
         "rank": np.where(record.next_rank >= 0, record.next_rank + 1.0, np.nan),
     }[color]
     np.testing.assert_allclose(view.segments.data[column], expected, rtol=1e-6, equal_nan=True)
-    assert np.isnan(view.segments.data[column][-1]) == (color != "entropy")  # the last next token is unknown
+    # the last next token is unknown; the top token and the entropy are known everywhere
+    assert np.isnan(view.segments.data[column][-1]) == (color not in ("entropy", "prob"))
     fill = view.model("coil_segments").glyph.fill_color
     assert fill.field == column
     assert fill.transform is view.model("coil_color_mapper")
@@ -120,9 +123,9 @@ def test_colour_is_the_records_statistic(record: coilvis.Record, color: str, col
 
 
 def test_default_palettes_make_the_unexpected_bright(record: coilvis.Record) -> None:
-    for color in ("prob", "entropy", "surprisal", "rank"):
+    for color in ("prob", "target_prob", "entropy", "surprisal", "rank"):
         scale = coilvis.coil(record, color=color).scale
-        sure, unsure = (scale.high, scale.low) if color == "prob" else (scale.low, scale.high)
+        sure, unsure = (scale.high, scale.low) if color in ("prob", "target_prob") else (scale.low, scale.high)
         expected, unexpected = _style.map_colors([sure, unsure], scale)
         assert _style._luminance(unexpected) > _style._luminance(expected) + 0.5, color
 
@@ -395,7 +398,7 @@ def test_labels_are_thinned_and_never_overlap() -> None:
     assert np.all(gaps >= 0.5 * view.font_px - 1e-9)
     assert list(labels["text"]) == [display(rec.tokens[i], max_len=16) for i in pos]
     np.testing.assert_allclose(labels["angle_rad"], view.coiled.label_angle_rad[pos], atol=1e-6)
-    colors = _style.map_colors(view.segments.data["prob_pct"][pos], view.scale)
+    colors = _style.map_colors(view.segments.data[view.scale.column][pos], view.scale)
     assert list(labels["text_color"]) == _style.text_colors(colors)
 
 
@@ -600,7 +603,7 @@ def test_eiffel_page_renders_and_shows_its_tooltips(browser_session, eiffel, tmp
     # the colours drawn are the colour scale's
     page.hover_data("coil_figure", 0.0, 0.0)  # off the segments
     image = screenshot_rgb(page)
-    colors = _style.map_colors(view.segments.data["prob_pct"], view.scale)
+    colors = _style.map_colors(view.segments.data[view.scale.column], view.scale)
     for i in range(eiffel.seq_len):
         sx, sy = page.data_to_page("coil_figure", *edge_point(view, i))
         rgb = np.array([int(colors[i][j : j + 2], 16) for j in (1, 3, 5)])

@@ -250,7 +250,7 @@ def test_png_export_draws_the_view_at_its_size(browser_session, tmp_path: Path) 
     x, y = view.segments.data["x"][1], view.segments.data["y"][1]
     outward = 1.0 + 0.3 * view.coiled.band_width / float(np.hypot(x, y))  # off the label in the middle
     sx, sy = page.data_to_page("coil_figure", float(x * outward), float(y * outward))
-    expected = coilvis.views._style.map_colors([view.segments.data["prob_pct"][1]], view.scale)[0]
+    expected = coilvis.views._style.map_colors([view.segments.data[view.scale.column][1]], view.scale)[0]
     rgb = np.array([int(expected[i : i + 2], 16) for i in (1, 3, 5)])
     pixel = image[int(round(sy - top)), int(round(sx - left))]
     assert np.abs(pixel - rgb).max() <= 6, (pixel, expected)

@@ -82,6 +82,15 @@ class _StatSpec:
 #: legend sentence, default palette (and whether it runs reversed), log scale.
 STATS: dict[str, _StatSpec] = {
     "prob": _StatSpec(
+        column="top_prob_pct",
+        title="probability of the model's top next token (%)",
+        legend="Colour: how sure the model was of its top next-token guess (bright = unsure).",
+        palette="Viridis",
+        reverse=True,
+        log=False,
+        tick_format="%d%%",
+    ),
+    "target_prob": _StatSpec(
         column="prob_pct",
         title="probability of the actual next token (%)",
         legend="Colour: the probability the model gave the token that came next (bright = unexpected).",
@@ -209,7 +218,7 @@ def stat_scale(stat: str, values: Any, *, palette: Any = None) -> ColorScale:
     least 1 bit); rank 1 to the largest rank (at least 10), on a log scale.
 
     Args:
-        stat: ``"prob"``, ``"entropy"``, ``"surprisal"`` or ``"rank"``.
+        stat: ``"prob"``, ``"target_prob"``, ``"entropy"``, ``"surprisal"`` or ``"rank"``.
         values: (n,) the statistic in its column's unit (%, bits, 1-based rank); NaN
             where unknown.
         palette: see :func:`resolve_palette`.
@@ -233,7 +242,7 @@ def stat_scale(stat: str, values: Any, *, palette: Any = None) -> ColorScale:
     colors = resolve_palette(palette, default=spec.palette, reverse=spec.reverse)
     finite = _finite(values)
     top = float(finite.max()) if finite.size else 0.0
-    if stat == "prob":
+    if stat in ("prob", "target_prob"):
         low, high = 0.0, 100.0
     elif spec.log:
         low, high = 1.0, max(10.0, top)

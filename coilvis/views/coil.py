@@ -24,7 +24,8 @@ position with columns:
 
 * ``pos`` (int32), ``token`` (raw text), ``label`` (escaped-whitespace display text),
   ``word``, ``sentence`` (int32 group indices);
-* ``prob_pct``, ``entropy_bits``, ``surprisal_bits``, ``rank`` (float32; probability in %
+* ``top_prob_pct`` (float32; probability in % of the model's top next token),
+  ``prob_pct``, ``entropy_bits``, ``surprisal_bits``, ``rank`` (float32; probability in %
   of the actual next token, entropy and surprisal in bits, its 1-based rank; NaN where
   the next token is unknown; the next token's label is ``label[pos + 1]``);
 * ``topk_vocab`` (n, k) int32 and ``topk_pct`` (n, k) float32: the top-k next tokens as
@@ -622,7 +623,7 @@ def coil(
     record: Record,
     *,
     layout: Literal["spiral", "circle", "auto"] = "spiral",
-    color: Literal["prob", "entropy", "surprisal", "rank"] = "prob",
+    color: Literal["prob", "target_prob", "entropy", "surprisal", "rank"] = "prob",
     attention: Any = None,
     attention_threshold: float = 0.02,
     attention_top_k: int | None = 3,
@@ -646,7 +647,8 @@ def coil(
             closed ring, for short prompts) or ``"auto"`` (a circle up to
             :data:`coilvis.geometry.CIRCLE_MAX_N` positions).
         color: the statistic segments are coloured by: ``"prob"`` (probability of the
-            actual next token, %), ``"entropy"`` (of the next-token distribution, bits),
+            model's top next token, %: how sure it was), ``"target_prob"`` (probability of
+            the actual next token, %), ``"entropy"``  (of the next-token distribution, bits),
             ``"surprisal"`` (of the actual next token, bits) or ``"rank"`` (of the actual
             next token, 1 = top, log scale). Bright means unexpected for every default
             palette.
@@ -727,6 +729,7 @@ def coil(
     # ---- per-position data
     rank = np.where(record.next_rank >= 0, record.next_rank + 1, np.nan).astype(np.float32)
     stats = {
+        "top_prob_pct": (record.topk_probs[:, 0].astype(np.float64) * 100.0).astype(np.float32),
         "prob_pct": (record.next_prob.astype(np.float64) * 100.0).astype(np.float32),
         "entropy_bits": record.entropy_in(bits=True),
         "surprisal_bits": record.surprisal(bits=True),
