@@ -68,6 +68,7 @@ __all__ = [
     "circle_layout",
     "coil_layout",
     "unwound_layout",
+    "wrapped_line_layout",
     "unwind_weights",
     "unwind_positions",
     "interpolate",
@@ -746,6 +747,80 @@ def unwound_layout(
         bounds=_bounds(poly_xs, poly_ys),
         clockwise=layout.clockwise,
         n_arc=n_arc,
+    )
+
+
+def wrapped_line_layout(
+    layout: Layout,
+    *,
+    row_len: float | None = None,
+    row_pitch: float | None = None,
+    x_start: float | None = None,
+    y_top: float | None = None,
+    scale: float = 1.0,
+) -> Layout:
+    """The coil's segments laid straight in rows, like lines of text, below the coil.
+
+    A long coil unwound into one line would be ``n * arc_len`` long (4,096 positions:
+    4,096 units beside a coil ~75 units wide); wrapped into rows as wide as the coil, the
+    timeline reads left to right, top to bottom, and fits under it.
+
+    Args:
+        layout: a ``"spiral"`` or ``"circle"`` layout.
+        row_len: length of a row (default: the coil's width, at least one segment).
+        row_pitch: distance between rows (default: ``1.5 * pitch``).
+        x_start: x where each row starts (default: the coil's left bound).
+        y_top: y of the first row's centre line (default: one ``pitch`` below the coil).
+        scale: size of the segments on the rows relative to the coil's (0 < scale <= 1),
+            so a long prompt's rows take less room; ``row_pitch`` scales with it.
+
+    Returns:
+        A ``Layout`` of kind ``"line"``: segment ``i`` sits in row ``i // per_row`` at
+        column ``i % per_row`` (``per_row = floor(row_len / arc_len)``), ``angle_rad = 0``;
+        its polygon is the one :func:`unwound_layout` gives, moved there.
+
+    Example:
+        >>> lay = spiral_layout(10)
+        >>> w = wrapped_line_layout(lay, row_len=4.0, row_pitch=2.0, x_start=0.0, y_top=0.0)
+        >>> w.x[:5].tolist(), w.y[[0, 3, 4, 9]].tolist()
+        ([0.5, 1.5, 2.5, 3.5, 0.5], [0.0, 0.0, -2.0, -4.0])
+    """
+    layout = _check_coil(layout)
+    if layout.kind not in ("spiral", "circle"):
+        raise CoilvisValueError(f"layout: expected a 'spiral' or 'circle' layout, got kind={layout.kind!r}")
+    x_min, y_min, x_max, _ = layout.bounds
+    length = (x_max - x_min) if row_len is None else _check_positive("row_len", row_len)
+    scale = _check_positive("scale", scale)
+    if scale > 1.0:
+        raise CoilvisValueError(f"scale: expected 0 < scale <= 1, got {scale}")
+    pitch_rows = 1.5 * layout.pitch * scale if row_pitch is None else _check_positive("row_pitch", row_pitch)
+    x0 = x_min if x_start is None else _check_real("x_start", x_start)
+    y0 = y_min - layout.pitch if y_top is None else _check_real("y_top", y_top)
+    straight = unwound_layout(layout, x_start=0.0, y_centre=0.0)
+    n, step = layout.n, layout.arc_len * scale
+    per_row = max(1, int(math.floor(length / step + 1e-9)))
+    row, col = np.divmod(np.arange(n), per_row)
+    x = x0 + (col + 0.5) * step
+    y = y0 - row * pitch_rows
+    poly_xs = x[:, None] + scale * (straight.poly_xs - straight.x[:, None])
+    poly_ys = y[:, None] + scale * (straight.poly_ys - straight.y[:, None])
+    zeros = np.zeros(n)
+    return Layout(
+        kind="line",
+        x=x,
+        y=y,
+        angle_rad=zeros,
+        label_angle_rad=zeros,
+        r=np.hypot(x, y),
+        theta_rad=np.arctan2(y, x),
+        arc_len=step,
+        band_width=layout.band_width * scale,
+        pitch=layout.pitch * scale,
+        poly_xs=poly_xs,
+        poly_ys=poly_ys,
+        bounds=_bounds(poly_xs, poly_ys),
+        clockwise=layout.clockwise,
+        n_arc=layout.n_arc,
     )
 
 

@@ -210,6 +210,10 @@ class CoilView(View):
         px_per_unit: screen pixels per data unit at the initial zoom.
         font_px: label font size in pixels (0 when no label fits).
         n_links_dropped: links that passed the top-k and threshold but exceeded ``max_links``.
+        schedule: the unwind's :class:`~coilvis.views.schedule.Schedule` (None without
+            ``animate``).
+        ready: CustomJS callbacks the page runs when ready (autoplay); a page that moves
+            this view's layout into its own document registers them there.
     """
 
     def __init__(
@@ -229,8 +233,14 @@ class CoilView(View):
         px_per_unit: float,
         font_px: int,
         n_links_dropped: int,
+        schedule: Any = None,
+        ready: Sequence[CustomJS] = (),
     ) -> None:
         super().__init__(layout, title=title, kind="coil")
+        self.schedule = schedule
+        self.ready = list(ready)
+        for callback in self.ready:
+            self.doc.js_on_event("document_ready", callback)
         self.figure = figure
         self.segments = segments
         self.links = links
@@ -619,6 +629,16 @@ def _marker_data(lay: geometry.Layout) -> dict[str, list[Any]]:
 # ------------------------------------------------------------------------------ the view
 
 
+def _rows_layout(lay: geometry.Layout) -> geometry.Layout:
+    """Rows below the coil for the unwind, their segments scaled so the rows take at most
+    about half the coil's height (``scale = sqrt(W H / (2 * 1.5 * n * arc_len * pitch))``)."""
+    x_min, y_min, x_max, y_max = lay.bounds
+    width, height = x_max - x_min, y_max - y_min
+    scale = math.sqrt(width * height / (3.0 * lay.n * lay.arc_len * lay.pitch))
+    scale = float(min(1.0, max(scale, 0.05)))
+    return geometry.wrapped_line_layout(lay, scale=scale, y_top=y_min - lay.pitch)
+
+
 def coil(
     record: Record,
     *,
@@ -638,6 +658,11 @@ def coil(
     tooltip_k: int | None = None,
     n_arc: int | None = None,
     clockwise: bool = False,
+    animate: bool = False,
+    pace: Literal["entropy", "surprisal"] = "entropy",
+    duration_s: float | None = None,
+    floor_bits: float = 0.5,
+    autoplay: bool = False,
 ) -> CoilView:
     """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
 
@@ -678,6 +703,18 @@ def coil(
         n_arc: polygon steps along each segment edge (default: smooth for short prompts,
             2 for long ones to keep pages small).
         clockwise: wind clockwise.
+        animate: add the unwind (:mod:`coilvis.views.unwind`): play/pause, restart,
+            loop, speed and scrub controls; the coil unrolls into rows below it, the
+            playhead dwelling on position i for
+            ``duration_s * (floor_bits + x_i) / sum_j (floor_bits + x_j)`` seconds, x the
+            entropy (or surprisal) in bits (:mod:`coilvis.views.schedule`).
+        pace: ``"entropy"`` (of the next-token distribution) or ``"surprisal"`` (of the
+            actual next token) sets the dwell times.
+        duration_s: total unwind duration at speed 1 (default: 0.25 s per position,
+            between 4 s and 180 s).
+        floor_bits: added to every position's pace value, so certain positions still
+            take a moment.
+        autoplay: start the unwind as soon as the page is ready.
 
     Returns:
         A :class:`CoilView`; ``coilvis.save(view, "coil.html")`` writes it.
@@ -710,7 +747,7 @@ def coil(
     label_font_px = _check_int("label_font_px", label_font_px, minimum=1)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    for name, flag in (("hide_sink", hide_sink), ("labels", labels), ("clockwise", clockwise)):
+    for name, flag in (("hide_sink", hide_sink), ("labels", labels), ("clockwise", clockwise), ("animate", animate), ("autoplay", autoplay)):
         if not isinstance(flag, bool):
             raise CoilvisTypeError(f"{name}: expected True or False, got {type(flag).__name__}")
     k = record.k if tooltip_k is None else _check_int("tooltip_k", tooltip_k, minimum=1)
@@ -720,7 +757,13 @@ def coil(
     n = record.seq_len
     n_arc = None if n_arc is None else _check_int("n_arc", n_arc, minimum=1)
     lay, band_lay = _layouts(n, kind, n_arc=n_arc, clockwise=clockwise)
-    line = geometry.unwound_layout(lay)
+    line = _rows_layout(lay) if animate else geometry.unwound_layout(lay)
+    schedule = None
+    if animate:
+        from coilvis.views.unwind import schedule_columns
+
+        pace = _check_choice_option("pace", pace, ("entropy", "surprisal"))
+        schedule, schedule_cols = schedule_columns(record, pace=pace, duration_s=duration_s, floor_bits=floor_bits)
     anchors = geometry.arc_curves(
         lay, np.arange(n), np.arange(n), anchor="inner", depth_scale=_ARC_DEPTH_SCALE, depth_max=_ARC_DEPTH_MAX
     )
@@ -756,6 +799,8 @@ def coil(
         "anchor_x": anchors.x0.astype(f32),
         "anchor_y": anchors.y0.astype(f32),
     }
+    if schedule is not None:
+        seg_data.update(schedule_cols)
     segments = ColumnDataSource(seg_data, name="coil_segment_source")
 
     # ---- the frame: 1:1 aspect, the coil and its band fitted with a margin
@@ -764,8 +809,14 @@ def coil(
     pad = gap + (1.2 * lay.pitch if lay.kind == "circle" else 0.6 * lay.pitch)
     x_min, x_max, y_min, y_max = x_min - pad, x_max + pad, y_min - pad, y_max + pad
     px_per_unit = min((width - 2 * _MARGIN_PX) / (x_max - x_min), (height - 2 * _MARGIN_PX) / (y_max - y_min))
+    if animate:  # the rows the coil unwinds into go below it: a taller frame, same scale
+        y_low = min(y_min, line.bounds[1] - pad)
+        height = int(min(3 * height, round(height + (y_min - y_low) * px_per_unit)))
+        y_min = y_low
     cx, cy = 0.5 * (x_min + x_max), 0.5 * (y_min + y_max)
     half_w, half_h = 0.5 * width / px_per_unit, 0.5 * height / px_per_unit
+    if animate:  # keep the coil at the top of a frame the rows may overflow (then pan)
+        cy = y_max + 0.5 * _MARGIN_PX / px_per_unit - half_h
 
     p = figure(
         frame_width=width,
@@ -971,7 +1022,24 @@ def coil(
                 "below",
             )
 
-    root = column(select, p, name="coil_root") if select is not None else p
+    unwind_parts = None
+    if schedule is not None:
+        from coilvis.views.unwind import build_unwind
+
+        unwind_parts = build_unwind(
+            figure=p,
+            segments=segments,
+            links=links_source,
+            labels=label_source,
+            text_format=text_format,
+            coiled=lay,
+            line=line,
+            schedule=schedule,
+            autoplay=autoplay,
+            width_px=width,
+        )
+    parts = [x for x in (select, unwind_parts.controls if unwind_parts else None, p, unwind_parts.readout if unwind_parts else None) if x is not None]
+    root = column(*parts, name="coil_root") if len(parts) > 1 else p
     return CoilView(
         root,
         title=title if title is not None else "coilvis · coil",
@@ -987,4 +1055,6 @@ def coil(
         px_per_unit=float(px_per_unit),
         font_px=int(font_px),
         n_links_dropped=int(n_dropped),
+        schedule=schedule,
+        ready=unwind_parts.ready if unwind_parts else [],
     )

@@ -1,0 +1,185 @@
+"""The unwind animation: model graph, then real headless Chromium (play, pause, scrub, pacing)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from bokeh.models import Button, CustomJS, PreText, Slider, Toggle
+
+import coilvis
+from coilvis import geometry
+from coilvis.errors import CoilvisValueError
+from coilvis.views.schedule import record_schedule
+from coilvis.views.unwind import unwind_js
+
+try:
+    from browser import browser_session  # noqa: F401  (a fixture)
+except ImportError:  # pragma: no cover - run from the repository root
+    from tests.browser import browser_session  # noqa: F401
+
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+
+
+def paced_record(n: int = 8, *, vocab_size: int = 16) -> coilvis.Record:
+    """Even positions certain (0 bits), odd positions uniform over 16 tokens (4 bits)."""
+    logits = np.full((n, vocab_size), -1e4, dtype=np.float32)
+    logits[0::2, 1] = 0.0
+    logits[1::2, :] = 0.0
+    vocab = [f"t{i}" for i in range(vocab_size)]
+    vocab[3] = HOSTILE
+    tokens = [1, 3] * (n // 2) + [1] * (n % 2)
+    return coilvis.from_logits(logits, tokens=tokens, vocab=vocab)
+
+
+def test_animate_adds_named_controls_and_the_schedule() -> None:
+    rec = paced_record()
+    view = coilvis.coil(rec, animate=True, duration_s=6.0, floor_bits=0.5)
+    for name, cls in (
+        ("coil_unwind_play", Button),
+        ("coil_unwind_restart", Button),
+        ("coil_unwind_loop", Toggle),
+        ("coil_unwind_speed", Slider),
+        ("coil_unwind_scrub", Slider),
+        ("coil_unwind_readout", PreText),
+    ):
+        assert isinstance(view.model(name), cls), name
+    assert view.model("coil_unwind_scrub").end == rec.seq_len
+    expected = record_schedule(rec, floor_bits=0.5, duration_s=6.0)
+    data = view.segments.data
+    np.testing.assert_allclose(data["dwell_s"], expected.dwell_s, rtol=1e-6)
+    np.testing.assert_allclose(data["start_s"], expected.start_s, rtol=1e-6, atol=1e-6)
+    # certain positions (0 bits) dwell 0.5 / 4.5 as long as uniform ones (4 bits)
+    np.testing.assert_allclose(data["dwell_s"][1] / data["dwell_s"][0], 9.0, rtol=1e-5)
+    assert view.schedule.duration_s == 6.0
+
+
+def test_the_static_coil_is_unchanged_by_animate() -> None:
+    rec = paced_record(12)
+    still, moving = coilvis.coil(rec), coilvis.coil(rec, animate=True)
+    for column in ("xs", "ys", "x", "y", "angle_rad", "anchor_x", "anchor_y"):
+        np.testing.assert_array_equal(still.segments.data[column], moving.segments.data[column])
+    # the unwound targets are rows below the coil, laid out by the geometry module
+    line = moving.unwound
+    assert line.kind == "line" and line.bounds[3] < moving.coiled.bounds[1]
+    np.testing.assert_allclose(moving.segments.data["x_line"], line.x.astype(np.float32))
+    np.testing.assert_allclose(moving.segments.data["y_line"], line.y.astype(np.float32))
+
+
+def test_the_javascript_comes_from_the_package_file_and_holds_no_token_text() -> None:
+    rec = paced_record()
+    view = coilvis.coil(rec, animate=True, autoplay=True)
+    code = unwind_js()
+    assert "requestAnimationFrame" in code
+    callbacks = [m for m in view.doc.select({"type": CustomJS}) if (m.name or "").startswith("coil_unwind_")]
+    assert {c.name for c in callbacks} >= {"coil_unwind_toggle_js", "coil_unwind_scrub_js", "coil_unwind_restart_js"}
+    callbacks += view.ready
+    for cb in callbacks:
+        assert cb.code == code
+        assert HOSTILE not in cb.code and "onerror" not in cb.code
+        assert all(v not in ("t1", "t3") for v in cb.args.values() if isinstance(v, str))
+    assert view.ready and view.ready[0].name == "coil_unwind_autoplay_js"
+
+
+def test_bad_unwind_options_name_the_argument() -> None:
+    rec = paced_record()
+    with pytest.raises(CoilvisValueError, match="pace"):
+        coilvis.coil(rec, animate=True, pace="speed")
+    with pytest.raises(CoilvisValueError, match="duration_s"):
+        coilvis.coil(rec, animate=True, duration_s=0.0)
+    with pytest.raises(TypeError, match="animate"):
+        coilvis.coil(rec, animate="yes")
+
+
+def test_wrapped_rows_fit_below_the_coil() -> None:
+    lay = geometry.spiral_layout(300)
+    rows = geometry.wrapped_line_layout(lay, scale=0.5)
+    assert rows.n == 300 and np.all(rows.angle_rad == 0.0)
+    assert rows.bounds[2] <= lay.bounds[2] + 1e-9 and rows.bounds[0] >= lay.bounds[0] - 1e-9
+    assert rows.bounds[3] < lay.bounds[1]
+    np.testing.assert_allclose(rows.poly_xs.max(axis=1) - rows.poly_xs.min(axis=1), 0.5 * lay.arc_len)
+    # reading order: left to right, then the next row down
+    order = np.lexsort((rows.x, -rows.y))
+    np.testing.assert_array_equal(order, np.arange(300))
+
+
+# ------------------------------------------------------------------ real headless Chromium
+
+SAMPLER = """
+() => {
+  const src = Bokeh.documents[0].get_model_by_name("coil_segment_source")
+  window.__samples = []
+  const tick = (now) => {
+    const c = src.__coilvis_unwind
+    if (c != null) window.__samples.push([now, c.state.progress])
+    if (window.__samples.length < 100000) requestAnimationFrame(tick)
+  }
+  requestAnimationFrame(tick)
+}
+"""
+
+
+def _progress(page) -> float:
+    return float(page.model_attr("coil_unwind_scrub", "value"))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_play_pause_and_scrub_in_the_browser(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = paced_record(16)
+    view = coilvis.coil(rec, animate=True, duration_s=4.0)
+    page = browser_session.open(coilvis.save(view, tmp_path / "unwind.html"))
+    assert page.errors == [] and page.external_requests == []
+    assert _progress(page) == 0.0
+    page.page.click("text=▶ play")
+    time.sleep(1.0)
+    first = _progress(page)
+    assert first > 0.5
+    time.sleep(0.5)
+    assert _progress(page) > first  # the playhead advances
+    page.page.click("text=❚❚ pause")
+    held = _progress(page)
+    time.sleep(0.6)
+    assert _progress(page) == held  # pause holds it
+    # scrub: the segments before the playhead are on the rows, the rest still coiled
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_unwind_scrub').value = 10 }")
+    time.sleep(0.2)
+    xs = np.array(page.evaluate("() => Array.from(Bokeh.documents[0].get_model_by_name('coil_segment_source').data.xs)"))
+    xs = xs.reshape(rec.seq_len, -1)
+    line, coiled = view.unwound, view.coiled
+    np.testing.assert_allclose(xs[3], line.poly_xs[3], atol=1e-4)
+    np.testing.assert_allclose(xs[12], coiled.poly_xs[12], atol=1e-4)
+    readout = page.model_attr("coil_unwind_readout", "text")
+    assert readout.startswith("position 10 of 15")
+    assert HOSTILE in readout  # shown literally, never run
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert page.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_dwell_follows_entropy_in_the_browser(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = paced_record(8)
+    duration_s, floor = 3.6, 0.5
+    view = coilvis.coil(rec, animate=True, duration_s=duration_s, floor_bits=floor)
+    page = browser_session.open(coilvis.save(view, tmp_path / "paced.html"))
+    page.evaluate(SAMPLER)
+    page.page.click("text=▶ play")
+    deadline = time.time() + duration_s + 5
+    while time.time() < deadline and _progress(page) < rec.seq_len:
+        time.sleep(0.2)
+    samples = np.array(page.evaluate("() => window.__samples"))
+    assert page.errors == []
+    t_ms, progress = samples[:, 0], samples[:, 1]
+    moving = (progress > 0) & (progress < rec.seq_len)
+    spent = np.zeros(rec.seq_len)
+    pos = np.floor(progress[:-1]).astype(int)
+    dt = np.diff(t_ms) / 1000.0
+    for i in range(rec.seq_len):
+        spent[i] = dt[(pos == i) & moving[:-1]].sum()
+    certain, unsure = spent[0::2][:-1], spent[1::2]  # skip the last position: its edge is clipped
+    # documented proportion: (floor + 4 bits) / (floor + 0 bits) = 9
+    ratio = unsure.mean() / certain.mean()
+    assert 6.0 < ratio < 13.0, (spent, ratio)
+    assert abs(spent.sum() - duration_s) < 0.6
