@@ -238,4 +238,7 @@ def page(
         root = column(row(coil_layout, side), parts.figure, name="page_root")
     else:
         root = row(coil_layout, side, name="page_root")
-    return View(root, title=title if title is not None else "coilvis", kind="page")
+    view = View(root, title=title if title is not None else "coilvis", kind="page")
+    for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
+        view.doc.js_on_event("document_ready", callback)
+    return view
