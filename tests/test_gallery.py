@@ -1,0 +1,554 @@
+"""Tests for coilvis.gallery and gallery/prompts.json.
+
+Fast tests build small galleries with a tiny random Llama (no download, no browser):
+the record cache, a failing example among good ones, the atomic index, escaping. Slow
+tests use the embedded default model and headless Chromium: the cheap real examples are
+built with thumbnails, their pages and the index render without console errors, and a
+rebuild neither loads nor runs the model. Other slow tests check the prompts file's
+claims against the default model (the long document's length, the induction example's
+entropy drop, the top tokens that the captions name).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import coilvis
+from coilvis import gallery
+from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
+from coilvis.gallery import Example, build_gallery, cache_key, load_examples, render_index
+
+PROMPTS = Path(__file__).resolve().parent.parent / "gallery" / "prompts.json"
+#: Examples the issue asks for, by the name they have in gallery/prompts.json.
+REQUIRED = ["eiffel", "ioi", "induction", "code", "arithmetic", "rhyme", "counting", "french", "chat", "spirals_essay"]
+#: The cheap real examples the slow build uses (short prompts).
+CHEAP = ["eiffel", "ioi", "counting"]
+
+
+def examples_by_name() -> dict[str, Example]:
+    return {e.name: e for e in load_examples(PROMPTS)}
+
+
+def write_prompts(path: Path, entries: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"format": "coilvis.gallery", "version": 1, "examples": entries}), encoding="utf-8")
+    return path
+
+
+def entry(name: str, prompt: str, **options: Any) -> dict[str, Any]:
+    return {"name": name, "title": f"Title of {name}", "prompt": prompt, "look_for": f"Look at {name}.", "options": options}
+
+
+# ------------------------------------------------------------------ the prompts file
+
+
+def test_prompts_file_has_every_required_example() -> None:
+    examples = examples_by_name()
+    assert len(examples) >= 10
+    missing = [n for n in REQUIRED if n not in examples]
+    assert missing == []
+    for ex in examples.values():
+        assert ex.title.strip() and ex.look_for.strip() and ex.prompt.strip()
+        # one or two sentences
+        assert 1 <= len(re.findall(r"[.!?](\s|$)", ex.look_for)) <= 2, ex.name
+
+
+def test_induction_prompt_is_one_random_sequence_repeated() -> None:
+    words = examples_by_name()["induction"].prompt.split(" ")
+    half = len(words) // 2
+    assert len(words) % 2 == 0 and 25 <= half <= 40
+    assert words[:half] == words[half:]
+    assert len(set(words[:half])) == half  # no word repeats inside one copy
+
+
+def test_chat_example_uses_the_chat_template_tokens() -> None:
+    prompt = examples_by_name()["chat"].prompt
+    assert prompt.startswith("<|im_start|>")
+    assert "<|im_start|>user\n" in prompt and "<|im_end|>\n" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_every_example_builds_its_view_arguments() -> None:
+    for ex in examples_by_name().values():
+        run = ex.run_kwargs()
+        assert run["lens"] is True
+        assert run["attention"] == ("attention" in ex.coil_kwargs())
+        assert ex.coil_kwargs().get("animate") is True
+        assert "animate" not in ex.coil_kwargs(animate=False)
+
+
+# ------------------------------------------------------------------ examples, options, keys
+
+
+@pytest.mark.parametrize(
+    ("options", "coil", "lens"),
+    [
+        ({}, {"animate": True}, {}),
+        ({"attention": "mean"}, {"attention": "mean", "animate": True}, {}),
+        ({"attention": "max", "layer": 3}, {"attention": (3, "max"), "animate": True}, {}),
+        ({"attention": "2:1"}, {"attention": (2, 1), "animate": True}, {}),
+        ({"attention": [4, 0], "hide_sink": True}, {"attention": (4, 0), "hide_sink": True, "animate": True}, {}),
+        ({"color": "entropy", "animate": False, "pace": "surprisal"}, {"color": "entropy"}, {}),
+        ({"pace": "surprisal", "duration_s": 8}, {"animate": True, "pace": "surprisal", "duration_s": 8}, {}),
+        (
+            {"lens_stat": "kl", "lens_stride": 2, "lens_start": 1, "lens_end": 5},
+            {"animate": True},
+            {"stat": "kl", "stride": 2, "start": 1, "end": 5},
+        ),
+    ],
+    ids=["none", "mean", "max-layer", "layer-head-str", "layer-head-list", "no-animate", "pace", "lens"],
+)
+def test_options_map_to_view_arguments(options: dict[str, Any], coil: dict[str, Any], lens: dict[str, Any]) -> None:
+    ex = Example.from_dict(entry("x", "Hello", **options))
+    assert ex.coil_kwargs() == coil
+    assert ex.lens_kwargs() == lens
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "words"),
+    [
+        ({"prompt": ""}, CoilvisValueError, "prompt"),
+        ({"prompt": "   "}, CoilvisValueError, "prompt"),
+        ({"prompt": 3}, CoilvisTypeError, "prompt"),
+        ({"name": "../escape"}, CoilvisValueError, "name"),
+        ({"name": "Upper"}, CoilvisValueError, "name"),
+        ({"name": "index"}, CoilvisValueError, "index"),
+        ({"title": None}, CoilvisTypeError, "title"),
+        ({"options": {"colour": "prob"}}, CoilvisValueError, "colour"),
+        ({"options": {"attention": "sideways"}}, CoilvisValueError, "attention"),
+        ({"options": {"attention": "mean", "layer": "3"}}, CoilvisTypeError, "layer"),
+        ({"options": []}, CoilvisTypeError, "options"),
+        ({"extra_field": 1}, CoilvisValueError, "extra_field"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_examples_are_rejected_with_a_clear_message(change: dict[str, Any], error: type[Exception], words: str) -> None:
+    raw = {**entry("good", "Hello"), **change}
+    with pytest.raises(error, match=re.escape(words)):
+        Example.from_dict(raw)
+
+
+def test_cache_key_depends_on_what_the_model_computes_only() -> None:
+    base = Example.from_dict(entry("a", "Hello there", color="prob", attention="mean"))
+    same_run = Example.from_dict({**entry("b", "Hello there", color="entropy", attention="max"), "title": "Other"})
+    assert cache_key(base, "m") == cache_key(same_run, "m")  # view options and names do not matter
+    for other, label in [
+        (Example.from_dict(entry("a", "Hello there!", color="prob", attention="mean")), "m"),
+        (Example.from_dict(entry("a", "Hello there", color="prob")), "m"),  # no attention run
+        (Example.from_dict(entry("a", "Hello there", color="prob", attention="mean", k=3)), "m"),
+        (base, "another-model"),
+    ]:
+        assert cache_key(other, label) != cache_key(base, "m")
+
+
+def test_load_examples_rejects_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(CoilvisValueError, match="unique"):
+        load_examples(write_prompts(tmp_path / "dup.json", [entry("a", "x"), entry("a", "y")]))
+    with pytest.raises(CoilvisValueError, match="version"):
+        (tmp_path / "new.json").write_text(json.dumps({"format": "coilvis.gallery", "version": 99, "examples": []}))
+        load_examples(tmp_path / "new.json")
+    with pytest.raises(CoilvisValueError, match="JSON"):
+        (tmp_path / "bad.json").write_text("{not json")
+        load_examples(tmp_path / "bad.json")
+    with pytest.raises(CoilvisValueError, match="'empty'"):
+        load_examples(write_prompts(tmp_path / "empty.json", [entry("ok", "x"), entry("empty", "")]))
+
+
+# ------------------------------------------------------------------ the index page
+
+
+def test_index_escapes_every_string_and_links_relatively(tmp_path: Path) -> None:
+    evil = '<img src=x onerror="window.__pwned=1"></pre></script>&"\''
+    ex = Example("evil", f"Title {evil}", f"Prompt {evil}", f"Look {evil}.", {})
+    out = tmp_path
+    (out / "pages").mkdir()
+    (out / "thumbs").mkdir()
+    (out / "pages" / "evil.html").write_text("x")
+    (out / "thumbs" / "evil.png").write_bytes(b"x")
+    built = gallery.ExampleResult("evil", ex.title, "built", page=out / "pages" / "evil.html", thumbnail=out / "thumbs" / "evil.png", seq_len=7)
+    failed = gallery.ExampleResult("broken", f"Broken {evil}", "failed", error=f"CoilvisValueError: {evil}")
+    text = render_index([built, failed], out_dir=out, model_label=f"model {evil}", examples={"evil": ex})
+    assert "<img src=x" not in text and "</script>" not in text and 'onerror="' not in text
+    assert "<script" not in text  # the index runs no code at all
+    for shown in (ex.title, ex.look_for, ex.prompt, failed.title, failed.error, f"model {evil}"):
+        assert html.escape(shown) in text, shown
+    assert 'href="pages/evil.html"' in text and 'src="thumbs/evil.png"' in text
+    assert str(tmp_path) not in text  # links are relative
+    assert text.count('class="badge">failed') == 1
+    assert 'href="pages/broken.html"' not in text
+
+
+# ------------------------------------------------------------------ builds with a tiny model
+
+
+@pytest.fixture
+def tiny_model(tiny_llama: Any, tiny_tokenizer: Any) -> Any:
+    from coilvis.models import LoadedModel
+
+    return LoadedModel(tiny_llama, tiny_tokenizer, "tiny-llama")
+
+
+def tiny_prompts(tmp_path: Path, *extra: dict[str, Any]) -> Path:
+    return write_prompts(
+        tmp_path / "prompts.json",
+        [
+            entry("first", "Hello the world and the end\n", attention="mean", color="entropy", lens_stat="prob"),
+            entry("second", "the and the and the", color="prob", lens_stat="entropy"),
+            *extra,
+        ],
+    )
+
+
+def test_build_writes_pages_records_and_index(tmp_path: Path, tiny_model: Any) -> None:
+    out = tmp_path / "site"
+    result = build_gallery(out, prompts_path=tiny_prompts(tmp_path), model=tiny_model, thumbnails=False, progress=False)
+    assert result.ok and [e.status for e in result.examples] == ["built", "built"]
+    for e in result.examples:
+        assert e.page == out / "pages" / f"{e.name}.html" and e.page.stat().st_size > 100_000  # BokehJS inlined
+        assert e.record is not None and coilvis.Record.load(e.record).seq_len == e.seq_len
+        assert not e.cached and e.model_s > 0 and e.page_s > 0
+    page = (out / "pages" / "first.html").read_text(encoding="utf-8")
+    assert "<title>Title of first - coilvis</title>" in page
+    index = result.index.read_text(encoding="utf-8")
+    assert 'href="pages/first.html"' in index and 'href="pages/second.html"' in index
+    assert "Look at first." in index and "no thumbnail" in index
+    assert result.model_s >= result.model_load_s and result.render_s > 0
+    assert result.size_bytes() == sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert "first" in result.summary() and "built" in result.summary()
+    assert list(out.rglob("*.tmp")) == []
+
+
+def test_rebuild_uses_the_cache_and_never_runs_the_model(tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "site"
+    prompts = tiny_prompts(tmp_path)
+    build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    for page in (out / "pages").glob("*.html"):
+        page.unlink()
+
+    def no_run(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model ran on a cached rebuild")
+
+    monkeypatch.setattr(coilvis, "run", no_run)
+    again = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert again.ok and all(e.cached and e.model_s == 0 for e in again.examples)
+    assert again.model_load_s == 0
+    assert all((out / "pages" / f"{n}.html").is_file() for n in ("first", "second"))  # re-rendered
+
+    # a changed view option re-renders from the cache; a changed prompt runs that example only
+    data = json.loads(prompts.read_text())
+    data["examples"][0]["options"]["color"] = "surprisal"
+    data["examples"][1]["prompt"] = "the and the and the and"
+    prompts.write_text(json.dumps(data))
+    monkeypatch.undo()
+    third = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert [e.cached for e in third.examples] == [True, False]
+    assert coilvis.Record.load(out / "records" / "second.coil").prompt == "the and the and the and"
+    # force runs everything again
+    forced = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, force=True)
+    assert not any(e.cached for e in forced.examples)
+
+
+def test_a_broken_example_is_reported_and_the_others_build(
+    tmp_path: Path, tiny_model: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = tiny_prompts(
+        tmp_path,
+        entry("empty", ""),  # invalid in the file
+        entry("bad_k", "Hello the world", k=0),  # fails when the model runs
+        entry("bad_color", "Hello the world", color="no-such-statistic"),  # fails when drawn
+    )
+    out = tmp_path / "site"
+    result = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    status = {e.name: e.status for e in result.examples}
+    assert status == {"first": "built", "second": "built", "empty": "failed", "bad_k": "failed", "bad_color": "failed"}
+    assert not result.ok and {e.name for e in result.failures} == {"empty", "bad_k", "bad_color"}
+    by_name = {e.name: e for e in result.examples}
+    assert "prompt" in by_name["empty"].error and "k" in by_name["bad_k"].error
+    assert "no-such-statistic" in by_name["bad_color"].error
+    err = capsys.readouterr().err
+    for name in ("empty", "bad_k", "bad_color"):
+        assert f"{name} failed" in err
+    index = result.index.read_text(encoding="utf-8")
+    assert index.count('class="badge">failed') == 3
+    assert 'href="pages/first.html"' in index and 'href="pages/bad_k.html"' not in index
+    assert not (out / "pages" / "empty.html").exists()
+
+
+def test_a_model_that_cannot_load_fails_every_example_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import coilvis.models
+    from coilvis.errors import ModelNotFoundError
+
+    calls = []
+
+    def cannot_load(model: Any, tokenizer: Any = None) -> Any:
+        calls.append(model)
+        raise ModelNotFoundError("model: no folder or model id 'nowhere/model'")
+
+    monkeypatch.setattr(coilvis.models, "resolve_model", cannot_load)
+    result = build_gallery(tmp_path / "site", prompts_path=tiny_prompts(tmp_path), model="nowhere/model", thumbnails=False, progress=False)
+    assert [e.status for e in result.examples] == ["failed", "failed"]
+    assert all("nowhere/model" in (e.error or "") for e in result.examples)
+    assert calls == ["nowhere/model"]  # tried once, not once per example
+    assert result.index.is_file() and "nowhere/model" in result.index.read_text(encoding="utf-8")
+    assert capsys.readouterr().err.count("failed: ModelNotFoundError") == 2
+
+
+def test_without_a_browser_pages_build_and_thumbnails_are_skipped(
+    tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coilvis.views import output
+
+    monkeypatch.setattr(output.shutil, "which", lambda name: None)
+    result = build_gallery(tmp_path / "site", prompts_path=tiny_prompts(tmp_path), model=tiny_model, progress=False)
+    assert result.ok and [e.status for e in result.examples] == ["built", "built"]
+    assert all(e.thumbnail is None for e in result.examples)
+    assert "chromium" in (result.examples[0].warning or "").lower() and result.examples[1].warning is None
+    assert capsys.readouterr().err.lower().count("no thumbnails") == 1
+    assert result.index.read_text(encoding="utf-8").count("no thumbnail") == 2
+
+
+def test_only_builds_the_named_examples_and_keeps_the_others_on_the_index(tmp_path: Path, tiny_model: Any) -> None:
+    out = tmp_path / "site"
+    prompts = tiny_prompts(tmp_path)
+    first = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["second"])
+    assert [e.status for e in first.examples] == ["skipped", "built"]
+    assert "not built yet" in first.index.read_text(encoding="utf-8")
+    second = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["first"])
+    assert [e.status for e in second.examples] == ["built", "skipped"]
+    index = second.index.read_text(encoding="utf-8")
+    assert 'href="pages/second.html"' in index and "not built yet" not in index  # built earlier, still linked
+    with pytest.raises(CoilvisValueError, match="nope"):
+        build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["nope"])
+
+
+def test_an_interrupted_build_keeps_the_previous_index(tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "site"
+    prompts = tiny_prompts(tmp_path)
+    build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    good = (out / "index.html").read_bytes()
+
+    # 1. interrupted mid-build (Ctrl-C while drawing the second example)
+    real_page = coilvis.page
+    calls = []
+
+    def page_then_interrupt(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_page(*args, **kwargs)
+
+    monkeypatch.setattr(coilvis, "page", page_then_interrupt)
+    data = json.loads(prompts.read_text())
+    data["examples"][0]["title"] = "A new title"
+    prompts.write_text(json.dumps(data))
+    with pytest.raises(KeyboardInterrupt):
+        build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert (out / "index.html").read_bytes() == good
+    monkeypatch.undo()
+
+    # 2. a crash while the index itself is written (the rename fails): the old one stays
+    import os
+
+    real_replace = os.replace
+
+    def replace_fails_for_index(src: Any, dst: Any) -> None:
+        if Path(dst).name == "index.html":
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(gallery.os, "replace", replace_fails_for_index)
+    with pytest.raises(OSError, match="No space"):
+        build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert (out / "index.html").read_bytes() == good
+    assert list(out.rglob("*.tmp")) == []
+    monkeypatch.undo()
+
+    # 3. an uninterrupted build replaces it
+    build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert "A new title" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_cli_gallery_command(tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from coilvis.cli import main
+
+    seen: dict[str, Any] = {}
+    real = gallery.build_gallery
+
+    def spy(out_dir: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(out_dir, **{**kwargs, "model": tiny_model, "progress": False})
+
+    monkeypatch.setattr(gallery, "build_gallery", spy)
+    prompts = tiny_prompts(tmp_path, entry("empty", ""))
+    out = tmp_path / "site"
+    rc = main(["gallery", "-o", str(out), "--prompts", str(prompts), "--only", "first", "empty", "--no-thumbnails"])
+    assert rc == 1  # one example failed
+    assert seen["only"] == ["first", "empty"] and seen["thumbnails"] is False and seen["force"] is False
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out / "index.html")
+    assert "empty" in captured.err and "failed" in captured.err
+    assert main(["gallery", "-o", str(out), "--prompts", str(prompts), "--only", "first", "--no-thumbnails"]) == 0
+    assert main(["gallery", "-o", str(out), "--prompts", str(prompts), "--only", "missing"]) == 2
+
+
+# ------------------------------------------------------------------ the default model (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_long_document_has_at_least_1000_tokens(default_model: Any) -> None:
+    prompt = examples_by_name()["spirals_essay"].prompt
+    n_tokens = len(default_model.tokenizer(prompt)["input_ids"])
+    assert n_tokens >= 1000
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_induction_second_copy_has_low_entropy(default_model: Any) -> None:
+    ex = examples_by_name()["induction"]
+    rec = coilvis.run(ex.prompt, default_model)
+    copy = ex.prompt[: len(ex.prompt) // 2]
+    n_first = len(default_model.tokenizer(copy)["input_ids"])
+    assert rec.seq_len >= 2 * n_first - 2
+    h = rec.entropy_in()
+    # predictions inside the first copy vs inside the second (a couple of tokens of margin
+    # around the seam, where " " + the first word re-tokenises)
+    first, second = h[1 : n_first - 1], h[n_first + 2 : -1]
+    assert float(np.mean(second)) < 0.4 * float(np.mean(first))
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_essay_caption_word_pieces_are_near_certain(default_model: Any) -> None:
+    rec = coilvis.run(examples_by_name()["spirals_essay"].prompt, default_model, k=3)
+    after_arch = [i for i, t in enumerate(rec.tokens[:-1]) if t == " Arch"]
+    assert len(after_arch) >= 3 and all(rec.tokens[i + 1] == "im" for i in after_arch)
+    assert all(rec.next_prob[i] > 0.9 for i in after_arch)
+    surprise = rec.surprisal()[:-1]
+    for word in (" motto", " neighbouring", " treats"):
+        pos = rec.tokens.index(word)
+        assert surprise[pos - 1] > np.percentile(surprise, 95), word
+
+
+#: (example, a token the caption names, how high it must rank at the last position)
+CAPTION_CLAIMS = [
+    ("eiffel", " Paris", 0),
+    ("ioi", " Mary", 0),
+    ("code", " factor", 0),
+    ("arithmetic", "8", 0),
+    ("rhyme", " wall", 1),
+    ("french", " Paris", 0),
+    ("opposites", " sad", 0),
+    ("chat", "The", 0),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.parametrize(("name", "token", "max_rank"), CAPTION_CLAIMS, ids=[c[0] for c in CAPTION_CLAIMS])
+def test_captions_match_the_default_model(default_model: Any, name: str, token: str, max_rank: int) -> None:
+    rec = coilvis.run(examples_by_name()[name].prompt, default_model, k=5)
+    top = [rec.token_text(i) for i in rec.topk_ids[-1]]
+    assert token in top[: max_rank + 1], top
+
+
+@pytest.fixture(scope="module")
+def cheap_gallery(tmp_path_factory: pytest.TempPathFactory) -> gallery.GalleryResult:
+    pytest.importorskip("transformers")
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        pytest.fail("headless Chromium is not installed: apt-get install chromium chromium-driver")
+    out = tmp_path_factory.mktemp("gallery")
+    return build_gallery(out, prompts_path=PROMPTS, only=CHEAP, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.browser
+@pytest.mark.xdist_group("gallery")
+def test_cheap_examples_build_with_thumbnails(cheap_gallery: gallery.GalleryResult) -> None:
+    from PIL import Image
+
+    result = cheap_gallery
+    assert result.ok, result.summary()
+    assert [e.name for e in result.built] == CHEAP
+    for e in result.built:
+        assert e.thumbnail is not None and e.warning is None
+        with Image.open(e.thumbnail) as img:
+            assert max(img.size) <= gallery.THUMB_PX and min(img.size) >= 100
+            pixels = np.asarray(img.convert("L"), dtype=np.float32)
+        assert pixels.std() > 5  # a drawing, not a blank image
+    skipped = [e for e in result.examples if e.status == "skipped"]
+    assert len(skipped) == len(result.examples) - len(CHEAP)
+    index = result.index.read_text(encoding="utf-8")
+    assert index.count("not built yet") == len(skipped)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.browser
+@pytest.mark.xdist_group("gallery")
+def test_gallery_pages_render_in_chromium(cheap_gallery: gallery.GalleryResult) -> None:
+    from browser import BrowserSession
+
+    session = BrowserSession()
+    try:
+        for e in cheap_gallery.built:
+            assert e.page is not None
+            loaded = session.open(e.page)
+            assert loaded.errors == [], e.name
+            assert loaded.external_requests == [], e.name
+            n_roots = loaded.evaluate("() => Bokeh.documents[0].roots().length")
+            assert n_roots >= 1
+            loaded.close()
+
+        # the index: no Bokeh, no scripts; every thumbnail loads, every link is a built page
+        context = session.browser.new_context(viewport={"width": 1300, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto(cheap_gallery.index.resolve().as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("() => Array.from(document.images, (i) => [i.getAttribute('src'), i.complete, i.naturalWidth])")
+        links = page.evaluate("() => Array.from(document.querySelectorAll('a[href]'), (a) => a.getAttribute('href'))")
+        context.close()
+    finally:
+        session.close()
+    assert errors == []
+    assert all(url.startswith("file:") for url in requests)
+    assert sorted(src for src, _, _ in images) == sorted(f"thumbs/{n}.png" for n in CHEAP)
+    assert all(complete and width > 0 for _, complete, width in images)
+    assert {href for href in links} == {f"pages/{n}.html" for n in CHEAP}
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.xdist_group("gallery")
+def test_rebuild_of_the_real_gallery_never_loads_the_model(
+    cheap_gallery: gallery.GalleryResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import coilvis.models
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model was loaded or run on a cached rebuild")
+
+    monkeypatch.setattr(coilvis.models, "load_model", refuse)
+    monkeypatch.setattr(coilvis.models, "resolve_model", refuse)
+    monkeypatch.setattr(coilvis, "run", refuse)
+    again = build_gallery(cheap_gallery.out_dir, prompts_path=PROMPTS, only=CHEAP, progress=False, thumbnails=False)
+    assert again.ok, again.summary()
+    assert [e.cached for e in again.built] == [True] * len(CHEAP)
+    assert again.model_s == 0
+    # thumbnails from the first build are still shown
+    assert all(e.thumbnail is not None for e in again.built)
