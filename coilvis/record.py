@@ -383,6 +383,9 @@ class Record:
                     buf = io.BytesIO()
                     np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
                     zf.writestr(f"{name}.npy", buf.getvalue())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a record is not secret
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

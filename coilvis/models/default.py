@@ -84,7 +84,7 @@ def default_model_dir(*, progress: bool = True) -> Path:
     src = gguf_path()
     _require_models_extra()
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
