@@ -99,7 +99,7 @@ def run(
         attention_min_weight: drop links lighter than this.
         attention_layers: keep links of these layers only (default: all).
         lens: also compute logit-lens statistics for every layer (see
-            :mod:`coilvis.lens`).
+            :mod:`coilvis.logit_lens`).
         lens_k: top tokens kept per lens cell.
         lens_mid: also decode the residual after each layer's attention.
         prepend_bos: force a BOS token on or off (``None``: the tokenizer's default).
@@ -152,7 +152,7 @@ def run(
     pos_stats = stats.position_stats(logits, k=k, next_ids=next_ids)
     forward_s = time.perf_counter() - t0
     if lens:
-        from coilvis.lens import compute_lens
+        from coilvis.logit_lens import compute_lens
 
         show = progress if progress is not None else seq_len >= 256
         lens_stats = compute_lens(loaded.model, residuals, logits=logits, next_ids=next_ids, k=min(lens_k, d_vocab), progress=show)

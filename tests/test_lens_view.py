@@ -52,10 +52,11 @@ def texts_of(view: View, column: str, kind: str = "full") -> list[str]:
 
 def test_public_name_is_the_view_even_after_the_lens_computation_loads(record: coilvis.Record) -> None:
     """``coilvis.lens`` is this function, also once ``coilvis.run(..., lens=True)`` has
-    imported the computation module ``coilvis.lens`` (which Python binds to the same name)."""
+    imported the computation module (``coilvis.logit_lens``, named apart so that Python
+    never binds a submodule over the function)."""
     import importlib
 
-    importlib.import_module("coilvis.lens")
+    importlib.import_module("coilvis.logit_lens")
     assert callable(coilvis.lens)
     assert isinstance(coilvis.lens(record), View)
 

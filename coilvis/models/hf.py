@@ -259,15 +259,21 @@ def forward_for_record(
         ``(logits, residuals, n_layers)``: (seq_len, d_vocab) logits; when asked, a list
         of ``(name, (seq_len, d_model) tensor)`` for ``"embed"`` and the output of
         blocks ``"0"`` .. ``"n_layers-2"`` (the last block's output is the model's own
-        logits, which the lens uses directly), with ``"i.mid"`` entries when ``mid``.
+        logits, which the lens uses directly), with ``"i.mid"`` entries when ``mid``,
+        and last the last block's output before the final norm, named
+        ``str(n_layers - 1)``, with which the lens checks its decoder against the logits.
     """
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or getattr(model.config, "n_layer", 0))
     mids: dict[int, torch.Tensor] = {}
+    final: dict[str, torch.Tensor] = {}
     handles = []
-    if residuals and mid:
-        from coilvis.lens import mid_residual_hooks
+    if residuals:
+        from coilvis.logit_lens import final_residual_hook, mid_residual_hooks
 
-        handles = mid_residual_hooks(model, mids)
+        handle = final_residual_hook(model, final)
+        handles = [handle] if handle is not None else []
+        if mid:
+            handles += mid_residual_hooks(model, mids)
     try:
         logits, hidden = forward(model, input_ids, attention_hook=attention_hook, hidden_states=residuals)
     finally:
@@ -282,4 +288,6 @@ def forward_for_record(
             out.append((f"{i}.mid", mids[i]))
         if i < n_layers - 1:
             out.append((str(i), hidden[i + 1]))
+    if "final" in final:
+        out.append((str(n_layers - 1), final["final"]))
     return logits, out, n_layers
