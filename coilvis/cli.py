@@ -60,16 +60,29 @@ def _add_coil_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hide-sink", action="store_true", help="hide attention to position 0 (the attention sink)")
     g.add_argument("--animate", action="store_true", help="add the entropy-paced unwind animation")
     g.add_argument("--pace", choices=("entropy", "surprisal"), default="entropy", help="what slows the unwind down")
-    g.add_argument("--duration", type=float, default=None, help="total unwind duration in seconds")
+    g.add_argument("--duration", type=float, default=None, help="total unwind duration in seconds (default: 0.25 s per position, 4-180 s)")
+    g.add_argument("--floor-bits", type=float, default=0.5, help="added to every position's pace value (bits), so certain positions still take a moment")
+    g.add_argument("--autoplay", action="store_true", help="start the unwind when the page opens")
+    g.add_argument("--threshold", type=float, default=0.02, help="attention arcs lighter than this weight are not drawn")
+    g.add_argument("--links-per-query", type=int, default=3, help="at most this many arcs per query position and layer/head")
+    g.add_argument("--palette", default=None, help="colour palette: Viridis, Cividis, Magma, Inferno, Plasma (append _r to reverse)")
+    g.add_argument("--size", type=int, default=720, help="width and height of the coil's drawing area in pixels")
+    g.add_argument("--no-labels", action="store_true", help="draw no token labels on the segments")
+    g.add_argument("--clockwise", action="store_true", help="wind the coil clockwise")
 
 
 def _add_lens_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("lens")
-    g.add_argument("--stat", choices=("prob", "entropy", "kl", "rank", "target_prob"), default="prob", help="what colours each lens cell")
+    g.add_argument("--stat", choices=("prob", "entropy", "kl", "rank", "target_prob", "js", "tv"), default=None,
+                   help="what colours each lens cell (default prob; js with --compare)")
     g.add_argument("--stride", type=int, default=None, help="show every STRIDE-th layer (first and last always kept)")
     g.add_argument("--start", type=int, default=None, help="first position shown")
     g.add_argument("--end", type=int, default=None, help="last position shown (exclusive)")
     g.add_argument("--mid", action="store_true", help="also decode the residual after each layer's attention")
+    g.add_argument("--layers", nargs="+", default=None, metavar="LAYER", help="show only these layers (names like embed, 0, 12, or row indices); first and last always kept")
+    g.add_argument("--compare", type=Path, default=None, metavar="RECORD",
+                   help="a saved Record (.coil, with lens) of the same length to compare with; use --stat kl, js or tv")
+    g.add_argument("--lens-palette", default=None, help="colour palette of the lens (as --palette)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,17 +191,32 @@ def _coil_kwargs(args: argparse.Namespace, record: Any) -> dict[str, Any]:
         "attention": _attention_choice(args, record),
         "max_links": args.max_links,
         "hide_sink": args.hide_sink,
+        "attention_threshold": args.threshold,
+        "attention_top_k": args.links_per_query,
+        "palette": args.palette,
+        "width": args.size,
+        "height": args.size,
+        "labels": not args.no_labels,
+        "clockwise": args.clockwise,
     }
     if args.animate:
         kw["animate"] = True
         kw["pace"] = args.pace
+        kw["floor_bits"] = args.floor_bits
+        kw["autoplay"] = args.autoplay
         if args.duration is not None:
             kw["duration_s"] = args.duration
     return kw
 
 
 def _lens_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {"stat": args.stat}
+    kw: dict[str, Any] = {"stat": args.stat, "palette": args.lens_palette}
+    if args.layers is not None:
+        kw["layers"] = list(args.layers)  # layer names, as the lens labels its rows
+    if args.compare is not None:
+        import coilvis
+
+        kw["compare"] = coilvis.Record.load(args.compare)
     if args.stride is not None:
         kw["stride"] = args.stride
     if args.start is not None:
