@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError, RecordFormatError
+from coilvis.views.output import atomic_write
 
 __all__ = [
     "Example",
@@ -472,21 +473,6 @@ def _load_cached(path: Path, key: str) -> Any:
     return record if record.extra.get("gallery_key") == key else None
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_thumbnail(view: Any, path: Path) -> None:
     """Draw ``view`` as a PNG through headless Chromium (:func:`coilvis.save`), trim its
     transparent margins, flatten it onto white and shrink it to at most
@@ -506,7 +492,7 @@ def _write_thumbnail(view: Any, path: Path) -> None:
     image.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
-    _atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 class _ModelSlot:
@@ -675,7 +661,7 @@ def build_gallery(
         model_label=slot.label or _safe_label(model),
         examples={e.name: e for e in entries if isinstance(e, Example)},
     )
-    _atomic_write_bytes(index, index_html.encode("utf-8"))
+    atomic_write(index, index_html.encode("utf-8"))
     result = GalleryResult(out, index, results, model_load_s=slot.load_s, index_s=time.perf_counter() - t0)
     result.total_s = time.perf_counter() - t_start
     return result

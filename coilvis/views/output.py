@@ -184,7 +184,7 @@ def _current_umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
@@ -251,9 +251,9 @@ def save(
     view = _as_view(view)
     out = _check_path(path)
     if out.suffix.lower() == ".png":
-        _atomic_write(out, _png_bytes(view, timeout_s=timeout_s))
+        atomic_write(out, _png_bytes(view, timeout_s=timeout_s))
     else:
-        _atomic_write(out, to_html(view, resources=resources, title=title).encode("utf-8"))
+        atomic_write(out, to_html(view, resources=resources, title=title).encode("utf-8"))
     return out
 
 
