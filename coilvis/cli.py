@@ -229,6 +229,7 @@ def _lens_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _save(view: Any, args: argparse.Namespace) -> None:
     import coilvis
 
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     path = coilvis.save(view, args.output, resources="cdn" if args.cdn else "inline", title=args.title)
     print(path)
 
