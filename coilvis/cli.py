@@ -231,7 +231,7 @@ def _save(view: Any, args: argparse.Namespace) -> None:
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     path = coilvis.save(view, args.output, resources="cdn" if args.cdn else "inline", title=args.title)
-    print(path)
+    print(path.resolve())
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
