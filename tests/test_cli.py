@@ -98,3 +98,42 @@ def test_table_with_the_default_model_in_a_subprocess():
     rows = json.loads(out.stdout)
     assert rows[0]["token"] == " Paris" and rows[0]["prob"] > 0.5
     assert len(rows) == 3
+
+
+try:
+    from browser import browser_session  # noqa: F401  (a fixture)
+except ImportError:  # pragma: no cover
+    from tests.browser import browser_session  # noqa: F401
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.browser
+@pytest.mark.xdist_group("default_model")
+def test_full_page_from_the_command_line_renders(browser_session, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "pages" / "eiffel.html"  # the folder is created
+    assert cli.main([EIFFEL, "--attention", "mean", "--animate", "--stride", "3", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out.resolve())
+    page = browser_session.open(out)
+    assert page.errors == [] and page.external_requests == []
+    for name in ("coil_segments", "lens_cells", "page_topk_table", "coil_unwind_play"):
+        assert page.has_model(name), name
+    # the lens keeps the first and last layers under --stride
+    ticks = page.evaluate(
+        "() => { const o = Bokeh.documents[0].get_model_by_name('lens_layer_axis').major_label_overrides;"
+        " return o instanceof Map ? Array.from(o.values()) : Object.values(o) }"
+    )
+    assert "embed" in ticks and "29" in ticks
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.xdist_group("default_model")
+def test_coil_and_lens_subcommands_write_pages(tmp_path, capsys):
+    coil_path, lens_path = tmp_path / "coil.html", tmp_path / "lens.html"
+    assert cli.main(["coil", EIFFEL, "--color", "entropy", "--attention", "29:0", "--animate", "-o", str(coil_path)]) == 0
+    assert cli.main(["lens", EIFFEL, "--stat", "kl", "--layers", "embed", "15", "29", "-o", str(lens_path)]) == 0
+    for path in (coil_path, lens_path):
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith("<!DOCTYPE html>") and "cdn.bokeh.org" not in text
+    assert "coil_unwind_scrub" in coil_path.read_text(encoding="utf-8")
