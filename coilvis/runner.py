@@ -88,8 +88,9 @@ def run(
     Args:
         prompt: the text (non-empty).
         model: ``None`` (the embedded default model), a model id or local folder, a
-            transformers causal LM, a :class:`~coilvis.models.LoadedModel`, or a
-            TransformerLens ``HookedTransformer``/``TransformerBridge``.
+            transformers causal LM, a :class:`~coilvis.models.LoadedModel`, a
+            TransformerLens ``HookedTransformer``/``TransformerBridge``, or an nnsight
+            ``LanguageModel``.
         tokenizer: the model's tokenizer, when ``model`` is a transformers model
             object without a folder to load it from.
         k: top next tokens kept per position.

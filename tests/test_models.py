@@ -390,3 +390,19 @@ def test_default_model_statistics_and_whole_vocabulary_table(default_model: Load
     assert len(table) == 49152
     assert table["token"].iloc[0] == " Paris" and table["rank"].iloc[0] == 0
     np.testing.assert_allclose(float(table["prob"].sum()), 1.0, atol=1e-3)
+
+
+def test_an_nnsight_language_model_runs_as_the_model_it_wraps(tiny_llama, tiny_tokenizer):
+    nnsight = pytest.importorskip("nnsight")
+    import warnings
+
+    from conftest import PROMPT
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = nnsight.LanguageModel(tiny_llama, tokenizer=tiny_tokenizer)
+    via_nnsight = coilvis.run(PROMPT, wrapped, attention=True)
+    plain = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention=True)
+    np.testing.assert_array_equal(via_nnsight.token_ids, plain.token_ids)
+    np.testing.assert_allclose(via_nnsight.topk_logits, plain.topk_logits, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(via_nnsight.attention.weight, plain.attention.weight, rtol=1e-6, atol=1e-7)

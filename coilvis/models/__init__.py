@@ -78,8 +78,9 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
 
     Accepts ``None`` (default model), a model id or folder, a :class:`LoadedModel` or
     ``(model, tokenizer)`` pair, a transformers model (then ``tokenizer`` is needed,
-    or is loaded from the model's own folder), or a TransformerLens model (its own
-    tokenizer is used).
+    or is loaded from the model's own folder), a TransformerLens model (its own
+    tokenizer is used), or an nnsight ``LanguageModel`` (the transformers model it
+    wraps runs, with its tokenizer).
     """
     from coilvis.models import hf
 
@@ -90,6 +91,16 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
         return model if tokenizer is None else LoadedModel(model.model, tokenizer, model.name)
     if isinstance(model, tuple) and len(model) == 2:
         return resolve_model(model[0], model[1] if tokenizer is None else tokenizer)
+    if any(c.__module__.split(".")[0] == "nnsight" for c in type(model).__mro__):
+        # an nnsight LanguageModel wraps a transformers model: run that one directly
+        try:
+            inner = object.__getattribute__(model, "_module")  # its __getattr__ would look inside the model
+        except AttributeError:
+            inner = None
+        if inner is None or not hf.is_hf_model(inner):
+            raise CoilvisTypeError("model: this nnsight model does not wrap a transformers model coilvis can run")
+        tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        return resolve_model(inner, tok)
     if is_transformer_lens(model):
         tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
         if tok is None:
