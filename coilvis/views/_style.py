@@ -384,10 +384,11 @@ def tooltip_html(rows: Sequence[tuple[str, str]], *, max_width_px: int = 380) ->
             template starts with ``"pre:"`` is shown with its line breaks kept.
 
     Returns:
-        The template. Bokeh escapes every ``@field`` value; ``{safe}`` is refused.
+        The template. Bokeh escapes every ``@field`` value; the unescaping ``safe``
+        format is refused.
 
     Raises:
-        CoilvisValueError: a label holds markup, a value uses ``{safe}`` or a field
+        CoilvisValueError: a label holds markup, a value uses the ``safe`` format or a field
             name that is not an identifier.
 
     Examples:
@@ -407,7 +408,7 @@ def tooltip_html(rows: Sequence[tuple[str, str]], *, max_width_px: int = 380) ->
                 raise CoilvisValueError(f"rows: field names must be identifiers, got {field!r}")
             fmt = match.group(3)
             if fmt is not None and (fmt.strip().lower() == "safe" or _FORMAT.fullmatch(fmt) is None):
-                raise CoilvisValueError(f"rows: format {{{fmt}}} is not allowed (never {{safe}})")
+                raise CoilvisValueError(f"rows: format {{{fmt}}} is not allowed (token text is never left unescaped)")
         style = "white-space:pre;font-family:monospace;font-size:11px" if pre else "white-space:pre-wrap"
         if label:
             parts.append(

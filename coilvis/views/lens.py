@@ -19,7 +19,7 @@ Token text reaches the page only as data: one table of distinct strings
 (``lens_strings``) that the cells index with binary int32 columns (a 30 x 1024 lens
 is about 2 MB of data, not 6), and axis-label overrides drawn on the canvas. Tooltips
 are fixed templates of ``@field`` references; the small scripts that look strings up
-by index only move data, and Bokeh escapes what they return (no ``{safe}``).
+by index only move data, and Bokeh escapes what they return (never the ``safe`` format).
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ class _Strings:
 
 
 # JavaScript that only moves data: indices in, strings of the "lens_strings" source out.
-# What the hover shows passes through Bokeh's escaping (no {safe} anywhere).
+# What the hover shows passes through Bokeh's escaping (never the safe format).
 _LABELS_JS = """
 const values = strings.data[column]
 return Array.from(xs, (i) => (i >= 0 ? values[i] : ""))
