@@ -729,8 +729,14 @@ def unwound_layout(
         axis=1,
     )
     x = x0 + (np.arange(n, dtype=np.float64) + 0.5) * step
-    y = np.full(n, yc)
-    zeros = np.zeros(n)
+    return _line_layout(layout, x, np.full(n, yc), poly_xs, poly_ys)
+
+
+def _line_layout(
+    coil: Layout, x: np.ndarray, y: np.ndarray, poly_xs: np.ndarray, poly_ys: np.ndarray, *, scale: float = 1.0
+) -> Layout:
+    """A ``"line"`` layout of straight segments (angle 0) made from a coil, sizes times ``scale``."""
+    zeros = np.zeros(x.shape[0])
     return Layout(
         kind="line",
         x=x,
@@ -739,14 +745,14 @@ def unwound_layout(
         label_angle_rad=zeros,
         r=np.hypot(x, y),
         theta_rad=np.arctan2(y, x),
-        arc_len=step,
-        band_width=layout.band_width,
-        pitch=layout.pitch,
+        arc_len=coil.arc_len * scale,
+        band_width=coil.band_width * scale,
+        pitch=coil.pitch * scale,
         poly_xs=poly_xs,
         poly_ys=poly_ys,
         bounds=_bounds(poly_xs, poly_ys),
-        clockwise=layout.clockwise,
-        n_arc=n_arc,
+        clockwise=coil.clockwise,
+        n_arc=coil.n_arc,
     )
 
 
@@ -785,9 +791,7 @@ def wrapped_line_layout(
         >>> w.x[:5].tolist(), w.y[[0, 3, 4, 9]].tolist()
         ([0.5, 1.5, 2.5, 3.5, 0.5], [0.0, 0.0, -2.0, -4.0])
     """
-    layout = _check_coil(layout)
-    if layout.kind not in ("spiral", "circle"):
-        raise CoilvisValueError(f"layout: expected a 'spiral' or 'circle' layout, got kind={layout.kind!r}")
+    straight = unwound_layout(layout, x_start=0.0, y_centre=0.0)  # checks the layout
     x_min, y_min, x_max, _ = layout.bounds
     length = (x_max - x_min) if row_len is None else _check_positive("row_len", row_len)
     scale = _check_positive("scale", scale)
@@ -796,7 +800,6 @@ def wrapped_line_layout(
     pitch_rows = 1.5 * layout.pitch * scale if row_pitch is None else _check_positive("row_pitch", row_pitch)
     x0 = x_min if x_start is None else _check_real("x_start", x_start)
     y0 = y_min - layout.pitch if y_top is None else _check_real("y_top", y_top)
-    straight = unwound_layout(layout, x_start=0.0, y_centre=0.0)
     n, step = layout.n, layout.arc_len * scale
     per_row = max(1, int(math.floor(length / step + 1e-9)))
     row, col = np.divmod(np.arange(n), per_row)
@@ -804,24 +807,7 @@ def wrapped_line_layout(
     y = y0 - row * pitch_rows
     poly_xs = x[:, None] + scale * (straight.poly_xs - straight.x[:, None])
     poly_ys = y[:, None] + scale * (straight.poly_ys - straight.y[:, None])
-    zeros = np.zeros(n)
-    return Layout(
-        kind="line",
-        x=x,
-        y=y,
-        angle_rad=zeros,
-        label_angle_rad=zeros,
-        r=np.hypot(x, y),
-        theta_rad=np.arctan2(y, x),
-        arc_len=step,
-        band_width=layout.band_width * scale,
-        pitch=layout.pitch * scale,
-        poly_xs=poly_xs,
-        poly_ys=poly_ys,
-        bounds=_bounds(poly_xs, poly_ys),
-        clockwise=layout.clockwise,
-        n_arc=layout.n_arc,
-    )
+    return _line_layout(layout, x, y, poly_xs, poly_ys, scale=scale)
 
 
 def unwind_weights(n: int, progress: float, *, front_width: float = 1.0) -> np.ndarray:

@@ -215,11 +215,6 @@ def forward(
     return out.logits[0], hidden
 
 
-def vocab_size_of(tokenizer: Any) -> int:
-    """Number of entries of a tokenizer's vocabulary (added tokens included)."""
-    return int(len(tokenizer))
-
-
 def encode(tokenizer: Any, prompt: str, *, prepend_bos: bool | None = None) -> np.ndarray:
     """Token ids of a prompt, (seq_len,) int64, with the tokenizer's own special tokens.
 
