@@ -76,8 +76,9 @@ def forward(
                 return t
 
             hooks.append((need(f"blocks.{layer}.attn.hook_pattern"), pattern_hook))
+    wanted: list[tuple[str, str]] = []
     if residuals:
-        wanted = [("embed", "blocks.0.hook_resid_pre")]
+        wanted.append(("embed", "blocks.0.hook_resid_pre"))
         for layer in range(n_layers):
             if mid:
                 wanted.append((f"{layer}.mid", f"blocks.{layer}.hook_resid_mid"))
@@ -98,8 +99,5 @@ def forward(
     ctx = eager_attention(inner) if attention_hook is not None and inner is not None and is_hf_model(inner) else contextlib.nullcontext()
     with ctx, torch.inference_mode():
         logits = model.run_with_hooks(ids, return_type="logits", fwd_hooks=hooks)
-    out = None
-    if residuals:
-        order = ["embed"] + [lab for layer in range(n_layers) for lab in ((f"{layer}.mid",) if mid else ()) + ((str(layer),) if layer < n_layers - 1 else ())]
-        out = [(lab, resid[lab]) for lab in order]
+    out = [(label, resid[label]) for label, _ in wanted] if residuals else None
     return logits[0], out, n_layers
