@@ -128,20 +128,19 @@ def run(
         from coilvis.models import tlens
 
         ids = tlens.encode(loaded.model, prompt, prepend_bos=prepend_bos)
+        forward = tlens.forward
     else:
         from coilvis.models import hf
 
         ids = hf.encode(loaded.tokenizer, prompt, prepend_bos=prepend_bos)
+        forward = hf.forward_for_record
     if ids.shape[0] == 0:
         raise CoilvisValueError("prompt: the tokenizer produced no tokens for this prompt")
     seq_len = int(ids.shape[0])
     collector = _AttentionCollector(top_k=attention_top_k, min_weight=attention_min_weight, layers=attention_layers) if attention else None
     input_ids = torch.as_tensor(ids)
     lens_stats = None
-    if tl:
-        logits, residuals, n_layers = tlens.forward(loaded.model, input_ids, attention_hook=collector, residuals=lens, mid=lens_mid)
-    else:
-        logits, residuals, n_layers = hf.forward_for_record(loaded.model, input_ids, attention_hook=collector, residuals=lens, mid=lens_mid)
+    logits, residuals, n_layers = forward(loaded.model, input_ids, attention_hook=collector, residuals=lens, mid=lens_mid)
     if collector is not None and not collector.parts and collector.layers != set():
         raise CoilvisValueError(
             "attention: the model ran but returned no attention patterns (it uses a fused attention kernel); "
