@@ -170,18 +170,13 @@ def _record(args: argparse.Namespace, **run_kwargs: Any) -> Any:
 
 
 def _attention_choice(args: argparse.Namespace, record: Any) -> Any:
-    spec = args.attention
-    if spec is None:
-        return None
-    if spec in ("mean", "max"):
-        return spec if args.layer is None else (args.layer, spec)
-    if ":" in spec:
-        layer, head = spec.split(":", 1)
-        try:
-            return (int(layer), int(head))
-        except ValueError:
-            pass
-    raise SystemExit(f"coilvis: error: --attention: expected 'mean', 'max' or LAYER:HEAD, got {spec!r}")
+    from coilvis.errors import CoilvisError
+    from coilvis.views.coil import attention_option
+
+    try:
+        return attention_option(args.attention, layer=args.layer, name="--attention", layer_name="--layer")
+    except CoilvisError as exc:
+        raise SystemExit(f"coilvis: error: {exc}") from None
 
 
 def _coil_kwargs(args: argparse.Namespace, record: Any) -> dict[str, Any]:

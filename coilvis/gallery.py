@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError, RecordFormatError
+from coilvis.views.coil import attention_option
 from coilvis.views.output import atomic_write
 
 __all__ = [
@@ -133,29 +134,6 @@ def _text(entry: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> s
     return value
 
 
-def _attention_spec(value: Any, layer: Any) -> Any:
-    """The coil's ``attention=`` argument for an example's ``attention``/``layer`` options."""
-    if value is None:
-        return None
-    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
-        raise CoilvisTypeError(f"options.layer: expected an int, got {type(layer).__name__}")
-    if value in ("mean", "max"):
-        return value if layer is None else (layer, value)
-    if isinstance(value, str) and ":" in value:
-        a, b = value.split(":", 1)
-        try:
-            return (int(a), int(b))
-        except ValueError:
-            pass
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise CoilvisValueError(f"options.attention: expected 'mean', 'max', 'LAYER:HEAD' or [LAYER, HEAD], got {value!r}")
-
-
 @dataclass(frozen=True)
 class Example:
     """One gallery example.
@@ -212,7 +190,7 @@ class Example:
             options=dict(options),
             notes=notes,
         )
-        _attention_spec(ex.options.get("attention"), ex.options.get("layer"))  # fail early on a bad spec
+        attention_option(ex.options.get("attention"), layer=ex.options.get("layer"), name="options.attention", layer_name="options.layer")  # fail early on a bad spec
         return ex
 
     def run_kwargs(self) -> dict[str, Any]:
@@ -235,7 +213,7 @@ class Example:
         for key in ("layout", "color", "hide_sink", "max_links"):
             if key in o:
                 kw[key] = o[key]
-        spec = _attention_spec(o.get("attention"), o.get("layer"))
+        spec = attention_option(o.get("attention"), layer=o.get("layer"), name="options.attention", layer_name="options.layer")
         if spec is not None:
             kw["attention"] = spec
         if animate if animate is not None else o.get("animate", True):
