@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError, RecordFormatError
+from coilvis.errors import CoilvisValueError, RecordFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -302,14 +302,6 @@ class Record:
     def token_text(self, token_id: int) -> str:
         """Raw text of a token id (``"<id N>"`` when the record has no string for it)."""
         return self.vocab.get(int(token_id), f"<id {int(token_id)}>")
-
-    def _pos(self, pos: int) -> int:
-        if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)):
-            raise CoilvisTypeError(f"pos: expected an int, got {type(pos).__name__}")
-        n = self.seq_len
-        if not (-n <= pos < n):
-            raise CoilvisValueError(f"pos: {pos} is out of range for seq_len {n} (valid: {-n}..{n - 1})")
-        return int(pos) % n
 
     def table(self, pos: int | None = -1, k: int | None = None) -> pd.DataFrame:
         """The top-k next tokens at a position as a DataFrame.
