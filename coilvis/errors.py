@@ -7,6 +7,9 @@ catch either.
 
 from __future__ import annotations
 
+from numbers import Integral
+from typing import Any
+
 __all__ = [
     "CoilvisError",
     "CoilvisValueError",
@@ -14,6 +17,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelNotFoundError",
     "RecordFormatError",
+    "check_int",
 ]
 
 
@@ -39,3 +43,17 @@ class ModelNotFoundError(CoilvisError, ValueError):
 
 class RecordFormatError(CoilvisError, ValueError):
     """A saved Record file is corrupt or from a newer format version."""
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """``value`` as an int (numpy integers too, never a bool), at least ``minimum``.
+
+    Raises:
+        CoilvisTypeError: not an integer (the message names ``name``).
+        CoilvisValueError: below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise CoilvisTypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise CoilvisValueError(f"{name}: expected >= {minimum}, got {value}")
+    return int(value)

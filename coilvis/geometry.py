@@ -53,12 +53,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 
 __all__ = [
     "Layout",
@@ -93,14 +93,6 @@ _LINE_ARC_RISE = 0.5  # arcs on a line: control point this many chord lengths of
 
 # ---------------------------------------------------------------------------------------
 # argument checks
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise CoilvisTypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise CoilvisValueError(f"{name}: expected >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_real(name: str, value: Any) -> float:
@@ -467,7 +459,7 @@ def spiral_layout(
         >>> round(float(lay.r[-1]), 2)  # about sqrt(n / pi + r_start^2)
         5.77
     """
-    n = _check_int("n", n, minimum=1)
+    n = check_int("n", n, minimum=1)
     pitch_f, arc_len_f, band_f = _resolve_sizes(pitch, arc_len, band_width)
     if arc_len_f is None:
         arc_len_f = pitch_f
@@ -493,7 +485,7 @@ def spiral_layout(
         # an edge step of arc_len / n_arc turns by at most that over r_start
         n_arc_i = _default_n_arc(arc_len_f / r_start_f)
     else:
-        n_arc_i = _check_int("n_arc", n_arc, minimum=1)
+        n_arc_i = check_int("n_arc", n_arc, minimum=1)
 
     n_edge = n * n_arc_i + 1
     s_edge = np.arange(n_edge, dtype=np.float64) * (arc_len_f / n_arc_i)
@@ -571,7 +563,7 @@ def circle_layout(
         >>> bool(lay.poly_xs[-1, lay.n_arc] == lay.poly_xs[0, 0])  # closes
         True
     """
-    n = _check_int("n", n, minimum=1)
+    n = check_int("n", n, minimum=1)
     pitch_f, arc_len_f, band_f = _resolve_sizes(pitch, arc_len, band_width)
     span = _TWO_PI / n
     if r_ring is not None:
@@ -592,7 +584,7 @@ def circle_layout(
         )
     start = _check_real("start_angle_rad", start_angle_rad)
     sign = -1.0 if clockwise else 1.0
-    n_arc_i = _default_n_arc(span) if n_arc is None else _check_int("n_arc", n_arc, minimum=1)
+    n_arc_i = _default_n_arc(span) if n_arc is None else check_int("n_arc", n_arc, minimum=1)
 
     n_edge = n * n_arc_i  # the edge after the last is the first again
     theta_edge = start + sign * (np.arange(n_edge, dtype=np.float64) * (span / n_arc_i))
@@ -656,7 +648,7 @@ def coil_layout(
         >>> coil_layout(20).kind, coil_layout(33).kind, coil_layout(20, kind="spiral").kind
         ('circle', 'spiral', 'spiral')
     """
-    n = _check_int("n", n, minimum=1)
+    n = check_int("n", n, minimum=1)
     if kind not in ("auto", "spiral", "circle"):
         raise CoilvisValueError(f"kind: expected 'auto', 'spiral' or 'circle', got {kind!r}")
     options: dict[str, Any] = dict(
@@ -828,7 +820,7 @@ def unwind_weights(n: int, progress: float, *, front_width: float = 1.0) -> np.n
         >>> unwind_weights(5, 2.5).tolist()
         [1.0, 1.0, 0.5, 0.0, 0.0]
     """
-    n = _check_int("n", n, minimum=1)
+    n = check_int("n", n, minimum=1)
     width = _check_real("front_width", front_width)
     if width < 1.0:
         raise CoilvisValueError(f"front_width: expected >= 1, got {width}")
@@ -1188,7 +1180,7 @@ def sample_arcs(arcs: Arcs, *, n_samples: int = 32) -> np.ndarray:
     """
     if not isinstance(arcs, Arcs):
         raise CoilvisTypeError(f"arcs: expected Arcs, got {type(arcs).__name__}")
-    k = _check_int("n_samples", n_samples, minimum=2)
+    k = check_int("n_samples", n_samples, minimum=2)
     u = np.linspace(0.0, 1.0, k)[None, :]
     a, b, c = (1.0 - u) ** 2, 2.0 * (1.0 - u) * u, u * u
     x = a * arcs.x0[:, None] + b * arcs.cx[:, None] + c * arcs.x1[:, None]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from coilvis import stats
-from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.record import AttentionLinks, Record
 
 __all__ = ["run", "from_logits"]
@@ -29,14 +29,6 @@ def _check_prompt(prompt: Any) -> str:
     if not prompt:
         raise CoilvisValueError("prompt: is empty; give at least one character of text")
     return prompt
-
-
-def _check_int(value: Any, name: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise CoilvisTypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < lo:
-        raise CoilvisValueError(f"{name}: expected >= {lo}, got {value}")
-    return int(value)
 
 
 class _AttentionCollector:
@@ -118,9 +110,9 @@ def run(
     from coilvis.tokens import detect_scheme, vocab_texts
 
     prompt = _check_prompt(prompt)
-    k = _check_int(k, "k", 1)
-    attention_top_k = _check_int(attention_top_k, "attention_top_k", 1)
-    lens_k = _check_int(lens_k, "lens_k", 1)
+    k = check_int("k", k, minimum=1)
+    attention_top_k = check_int("attention_top_k", attention_top_k, minimum=1)
+    lens_k = check_int("lens_k", lens_k, minimum=1)
     loaded = resolve_model(model, tokenizer)
     tl = is_transformer_lens(loaded.model)
     t0 = time.perf_counter()
@@ -220,7 +212,7 @@ def from_logits(
     seq_len, d_vocab = int(t.shape[0]), int(t.shape[1])
     if seq_len < 1:
         raise CoilvisValueError("logits: no positions (shape (0, d_vocab))")
-    k = min(_check_int(k, "k", 1), d_vocab)  # as in run(): the default k=10 fits any vocabulary
+    k = min(check_int("k", k, minimum=1), d_vocab)  # as in run(): the default k=10 fits any vocabulary
     lookup = resolve_vocab(vocab, d_vocab, name="vocab")
     token_texts: list[str] | None = None
     if tokens is None:
@@ -260,7 +252,7 @@ def from_logits(
             raise CoilvisValueError(
                 f"attention: expected (n_layers, n_heads, {seq_len}, {seq_len}) or (n_heads, {seq_len}, {seq_len}), got shape {tuple(pat.shape)}"
             )
-        collector = _AttentionCollector(top_k=_check_int(attention_top_k, "attention_top_k", 1), min_weight=attention_min_weight, layers=None)
+        collector = _AttentionCollector(top_k=check_int("attention_top_k", attention_top_k, minimum=1), min_weight=attention_min_weight, layers=None)
         for layer in range(pat.shape[0]):
             collector(layer, pat[layer])
         links = collector.links(int(pat.shape[0]))

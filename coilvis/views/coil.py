@@ -91,7 +91,7 @@ from bokeh.plotting import figure
 from bokeh.transform import transform
 
 from coilvis import geometry
-from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.record import HEAD_MAX, HEAD_MEAN, Record
 from coilvis.tokens import display
 from coilvis.views import _style
@@ -295,14 +295,6 @@ class CoilView(View):
 
 
 # ------------------------------------------------------------------------------ checks
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise CoilvisTypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise CoilvisValueError(f"{name}: expected >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_choice_option(name: str, value: Any, options: Sequence[str]) -> str:
@@ -779,22 +771,22 @@ def coil(
     threshold = float(attention_threshold)
     if not (0.0 <= threshold <= 1.0):
         raise CoilvisValueError(f"attention_threshold: expected a weight in [0, 1], got {threshold}")
-    top_k = None if attention_top_k is None else _check_int("attention_top_k", attention_top_k, minimum=1)
-    max_links = _check_int("max_links", max_links, minimum=0)
-    width = _check_int("width", width, minimum=100)
-    height = _check_int("height", height, minimum=100)
-    label_font_px = _check_int("label_font_px", label_font_px, minimum=1)
+    top_k = None if attention_top_k is None else check_int("attention_top_k", attention_top_k, minimum=1)
+    max_links = check_int("max_links", max_links, minimum=0)
+    width = check_int("width", width, minimum=100)
+    height = check_int("height", height, minimum=100)
+    label_font_px = check_int("label_font_px", label_font_px, minimum=1)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     for name, flag in (("hide_sink", hide_sink), ("labels", labels), ("clockwise", clockwise), ("animate", animate), ("autoplay", autoplay)):
         if not isinstance(flag, bool):
             raise CoilvisTypeError(f"{name}: expected True or False, got {type(flag).__name__}")
-    k = record.k if tooltip_k is None else _check_int("tooltip_k", tooltip_k, minimum=1)
+    k = record.k if tooltip_k is None else check_int("tooltip_k", tooltip_k, minimum=1)
     k = min(k, record.k, 10 if tooltip_k is None else record.k)
     choices = _parse_attention(attention, record)
 
     n = record.seq_len
-    n_arc = None if n_arc is None else _check_int("n_arc", n_arc, minimum=1)
+    n_arc = None if n_arc is None else check_int("n_arc", n_arc, minimum=1)
     lay, band_lay = _layouts(n, kind, n_arc=n_arc, clockwise=clockwise)
     line = _rows_layout(lay) if animate else geometry.unwound_layout(lay)
     schedule = None
