@@ -50,13 +50,11 @@ class UnwindParts:
         controls: a row of the play/restart/loop buttons and the speed and scrub sliders.
         readout: the PreText showing the current token and the top-k there.
         ready: CustomJS callbacks to run on ``document_ready`` (autoplay).
-        schedule: the timing of the unwind.
     """
 
     controls: Any
     readout: PreText
     ready: list[CustomJS]
-    schedule: Schedule
 
 
 def schedule_columns(record: Record, *, pace: str, duration_s: float | None, floor_bits: float) -> tuple[Schedule, dict[str, np.ndarray]]:
@@ -167,4 +165,4 @@ def build_unwind(
     scrub.js_on_change("value", callback("scrub", "coil_unwind_scrub_js"))
     ready = [callback("play", "coil_unwind_autoplay_js")] if autoplay else []
     controls = row(play, restart, loop, speed, scrub, name="coil_unwind_controls")
-    return UnwindParts(controls=controls, readout=readout, ready=ready, schedule=schedule)
+    return UnwindParts(controls=controls, readout=readout, ready=ready)
