@@ -49,6 +49,8 @@ import torch
 
 from coilvis import stats
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.models import is_transformer_lens
+from coilvis.models.hf import is_hf_model
 from coilvis.record import LensStats
 
 __all__ = [
@@ -104,14 +106,6 @@ _CHECK_POSITIONS = 8
 # --------------------------------------------------------------------------- model inspection
 
 
-def _is_tl(model: Any) -> bool:
-    return any(c.__module__.split(".")[0] == "transformer_lens" for c in type(model).__mro__)
-
-
-def _is_hf(model: Any) -> bool:
-    return any(c.__module__.startswith("transformers.") and c.__name__ == "PreTrainedModel" for c in type(model).__mro__)
-
-
 def _text_config(model: Any) -> Any:
     config = model.config
     get = getattr(config, "get_text_config", None)
@@ -125,9 +119,9 @@ def n_layers_of(model: Any) -> int:
         CoilvisTypeError: ``model`` is neither.
         CoilvisValueError: its config does not say.
     """
-    if _is_tl(model):
+    if is_transformer_lens(model):
         return int(model.cfg.n_layers)
-    if _is_hf(model):
+    if is_hf_model(model):
         config = _text_config(model)
         for name in ("num_hidden_layers", "n_layer", "num_layers"):
             value = getattr(config, name, None)
@@ -238,7 +232,7 @@ def decoder_for(model: Any) -> Decoder:
             logits in a way coilvis does not apply (the message names it).
         CoilvisTypeError: ``model`` is neither a transformers nor a TransformerLens model.
     """
-    if _is_tl(model):
+    if is_transformer_lens(model):
         cfg = getattr(model, "cfg", None)
         unembed = getattr(model, "unembed", None)
         if not isinstance(unembed, torch.nn.Module):
@@ -263,7 +257,7 @@ def decoder_for(model: Any) -> Decoder:
             dtype=w.dtype if w is not None and w.is_floating_point() else torch.float32,
             device=w.device if w is not None else None,
         )
-    if not _is_hf(model):
+    if not is_hf_model(model):
         raise CoilvisTypeError(
             f"model: expected a transformers or TransformerLens model, got {type(model).__name__}"
         )
@@ -339,7 +333,7 @@ def mid_residual_hooks(model: Any, mids: dict[int, torch.Tensor]) -> list[Any]:
         CoilvisValueError: the architecture is not one coilvis knows (the message lists
             those it knows), or its layers lack the expected module.
     """
-    if not _is_hf(model):
+    if not is_hf_model(model):
         raise CoilvisTypeError(f"model: lens_mid needs a transformers model, got {type(model).__name__}")
     config = _text_config(model)
     model_type = str(getattr(config, "model_type", ""))
@@ -902,7 +896,7 @@ def lens_from_tl_cache(
     Raises:
         CoilvisValueError: a hook is missing from the cache, or the batch is not 1.
     """
-    if not _is_tl(model):
+    if not is_transformer_lens(model):
         raise CoilvisTypeError(f"model: expected a TransformerLens model, got {type(model).__name__}")
     n_layers = n_layers_of(model)
     t_logits = logits.detach() if isinstance(logits, torch.Tensor) else torch.as_tensor(np.asarray(logits))
