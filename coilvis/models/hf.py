@@ -131,7 +131,12 @@ def attention_modules(model: Any) -> list[Any]:
         cls = type(module).__name__
         if cls.endswith("Attention") and not any(name.startswith(p + ".") for p, _ in found):
             found.append((name, module))
-    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
+    from coilvis.logit_lens import n_layers_of
+
+    try:
+        n_layers: int | None = n_layers_of(model)
+    except CoilvisValueError:  # the config does not say: trust the modules found
+        n_layers = None
     if n_layers is not None and len(found) != n_layers:
         raise CoilvisValueError(
             f"attention: found {len(found)} attention modules in {type(model).__name__} but the config has "
@@ -258,13 +263,13 @@ def forward_for_record(
         and last the last block's output before the final norm, named
         ``str(n_layers - 1)``, with which the lens checks its decoder against the logits.
     """
-    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or getattr(model.config, "n_layer", 0))
+    from coilvis.logit_lens import final_residual_hook, mid_residual_hooks, n_layers_of
+
+    n_layers = n_layers_of(model)
     mids: dict[int, torch.Tensor] = {}
     final: dict[str, torch.Tensor] = {}
     handles = []
     if residuals:
-        from coilvis.logit_lens import final_residual_hook, mid_residual_hooks
-
         handle = final_residual_hook(model, final)
         handles = [handle] if handle is not None else []
         if mid:
