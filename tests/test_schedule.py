@@ -71,3 +71,23 @@ def test_default_duration_bounds():
     assert default_duration_s(1) == 4.0
     assert default_duration_s(100) == 25.0
     assert default_duration_s(100_000) == 180.0
+
+
+def test_position_at_never_passes_the_end_just_before_it():
+    # found by hypothesis: the cumulative sum of the dwell times rounds past the total,
+    # so a time just below the end gave a position beyond the last one
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 16, int(rng.integers(1, 200)))
+    s = unwind_schedule(x, duration_s=10.0)
+    just_before = np.nextafter(10.0, 0.0)
+    assert s.position_at(just_before) <= s.position_at(10.0) == float(x.shape[0])
+
+
+@given(x=pace_values, total=st.floats(0.5, 500))
+def test_position_at_is_monotone_at_every_boundary(x, total):
+    s = unwind_schedule(x, duration_s=total)
+    edges = np.concatenate([s.start_s, [s.duration_s]])
+    times = np.sort(np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)]))
+    positions = [s.position_at(float(t)) for t in times]
+    assert all(a <= b for a, b in zip(positions, positions[1:]))
+    assert positions[-1] == float(x.shape[0])

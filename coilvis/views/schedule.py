@@ -65,7 +65,11 @@ class Schedule:
         if t_s >= self.duration_s:
             return float(n)
         i = int(np.searchsorted(self.start_s, t_s, side="right") - 1)
-        return i + float((t_s - self.start_s[i]) / self.dwell_s[i])
+        # start_s[i] + dwell_s[i] can round past start_s[i + 1] (or past duration_s for
+        # the last position): clamp the fraction so the playhead never overshoots the
+        # next position and stays monotone in t_s.
+        fraction = min(1.0, float((t_s - self.start_s[i]) / self.dwell_s[i]))
+        return i + fraction
 
 
 def default_duration_s(seq_len: int) -> float:
