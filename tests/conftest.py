@@ -6,16 +6,32 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 # Hypothesis: no per-example deadline (a cold torch kernel can take a while on a busy
-# machine). HYPOTHESIS_PROFILE=ci runs more examples.
-settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# machine). Local runs keep exploring (random examples, failures replayed from the
+# .hypothesis/ database); CI (CI=true) is derandomised and keeps no database, so every
+# machine runs the same examples and no state is left behind between runs.
+# HYPOTHESIS_PROFILE names a profile explicitly ("dev", "ci" or "thorough").
+_QUIET = [HealthCheck.too_slow]
+settings.register_profile("dev", deadline=None, derandomize=False, suppress_health_check=_QUIET)
+settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True, suppress_health_check=_QUIET)
+settings.register_profile("thorough", deadline=None, max_examples=1000, suppress_health_check=_QUIET)
+
+
+def hypothesis_profile(environ: Mapping[str, str]) -> str:
+    """The hypothesis profile for an environment: ``HYPOTHESIS_PROFILE``, else "ci" when
+    ``CI`` is true (as CI services set it), else "dev"."""
+    if environ.get("HYPOTHESIS_PROFILE"):
+        return environ["HYPOTHESIS_PROFILE"]
+    return "ci" if environ.get("CI", "").strip().lower() in ("1", "true", "yes") else "dev"
+
+
+settings.load_profile(hypothesis_profile(os.environ))
 
 #: Merges of the tiny tokenizer: enough that some tokens span several characters.
 TINY_MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ġ", "a"), ("Ġa", "n"), ("Ġan", "d")]
