@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-import coilvis
 from coilvis import cli
 
+try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
+    from cli_inputs import Inputs, write_inputs
+except ImportError:  # tests is a package
+    from tests.cli_inputs import Inputs, write_inputs
+
 EIFFEL = "The Eiffel Tower is located in the city of"
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
 
 
 def test_help_lists_every_command_and_examples(capsys):
@@ -50,23 +62,51 @@ def test_no_subcommand_means_page():
     assert cli.build_parser().parse_args(rewritten).command == "page"
 
 
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Inputs:
+    return write_inputs(tmp_path_factory.mktemp("cli-inputs"))
+
+
 @pytest.fixture()
-def saved_record(tmp_path):
-    logits = np.log(np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], dtype=np.float32))
-    rec = coilvis.from_logits(logits, tokens=[0, 1], vocab=["alpha", " beta", "<img src=x>"])
-    return rec.save(tmp_path / "r.coil")
+def saved_record(inputs):
+    return inputs.plain
+
+
+def _models_named(html: str, name: str) -> list[dict]:
+    """The attributes of every Bokeh model named ``name`` in a saved page."""
+    (docs,) = re.findall(r'<script type="application/json" id="[^"]*">\s*(.*?)\s*</script>', html, re.S)
+    found: list[dict] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and node.get("attributes", {}).get("name") == name:
+                found.append(node["attributes"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(docs))
+    return found
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err.splitlines()[-1]
 
 
 def test_table_from_saved_record_formats(saved_record, capsys):
-    assert cli.main(["table", "ignored", "--record", str(saved_record), "--k", "2", "--json"]) == 0
+    assert cli.main(["table", "--record", str(saved_record), "--k", "2", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["token"] for r in rows] == ["<img src=x>", "alpha"]
     assert rows[0]["prob"] == pytest.approx(0.6, abs=1e-5)
-    assert cli.main(["table", "x", "--record", str(saved_record), "--k", "1", "--pos", "0", "--csv"]) == 0
+    assert cli.main(["table", "--record", str(saved_record), "--k", "1", "--pos", "0", "--csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "token_id,token,logit,log_prob,prob,rank,is_target"
     assert lines[1].split(",")[1] == "alpha"
-    assert cli.main(["table", "x", "--record", str(saved_record), "--k", "2", "--pos", "all"]) == 0
+    assert cli.main(["table", "--record", str(saved_record), "--k", "2", "--pos", "all"]) == 0
     out = capsys.readouterr().out
     assert "pos" in out.splitlines()[0] and "␣beta" in out
 
@@ -74,18 +114,194 @@ def test_table_from_saved_record_formats(saved_record, capsys):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["table", "x", "--k", "0"], "k:"),
-        (["table", "x", "--pos", "9"], "pos:"),
-        (["table", "x", "--record", "/nonexistent/r.coil"], "no record file"),
+        (["table", "--pos", "9"], "pos:"),
+        (["table", "--record", "/nonexistent/r.coil"], "no record file"),
+        (["table", "--record", "DAMAGED"], "damaged.coil"),
+        (["lens", "-o", "OUT/x.html"], "lens"),
+        (["page", "--stat", "kl", "-o", "OUT/x.html"], "--stat"),
+        (["coil", "--attention", "7:0", "-o", "OUT/x.html", "--record", "FULL"], "7"),
     ],
-    ids=["k-zero", "pos-out-of-range", "missing-record"],
+    ids=["pos-out-of-range", "missing-record", "damaged-record", "lens-of-a-record-without-lens",
+         "lens-option-on-a-record-without-lens", "attention-layer-the-record-lacks"],
 )
-def test_errors_are_one_line_and_name_the_argument(argv, needle, saved_record, capsys):
+def test_failures_exit_1_with_one_line_naming_the_cause(argv, needle, inputs, tmp_path, capsys):
+    argv = [a.replace("DAMAGED", str(inputs.damaged)).replace("FULL", str(inputs.full)).replace("OUT", str(tmp_path)) for a in argv]
     if "--record" not in argv:
-        argv = [*argv, "--record", str(saved_record)]
-    assert cli.main(argv) == 2
+        argv = [*argv, "--record", str(inputs.plain)]
+    assert cli.main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("coilvis: error:") and needle in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _usage_error(argv: list[str], capsys) -> str:
+    """Run ``argv``, expect argparse's usage error (exit status 2), return its message line."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    return _error_line(capsys)
+
+
+@pytest.mark.parametrize("command", ["coil", "lens", "page", "table"])
+def test_every_drawing_command_draws_a_saved_record_without_a_prompt(command, inputs, tmp_path, capsys):
+    argv = [command, "--record", str(inputs.full)]
+    if command != "table":
+        argv += ["-o", str(tmp_path / f"{command}.html")]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    if command == "table":
+        assert "token" in out.splitlines()[0]
+    else:
+        assert out.strip() == str((tmp_path / f"{command}.html").resolve())
+        assert (tmp_path / f"{command}.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_a_bare_record_option_means_page(inputs, tmp_path, capsys):
+    out = tmp_path / "p.html"
+    assert cli.main(["--record", str(inputs.full), "-o", str(out)]) == 0
+    assert _models_named(out.read_text(encoding="utf-8"), "lens_cells")
+
+
+@pytest.mark.parametrize("command", ["coil", "lens", "page", "table"])
+def test_a_prompt_and_a_record_together_are_a_usage_error(command, inputs, capsys):
+    line = _usage_error([command, "a prompt", "--record", str(inputs.full)], capsys)
+    assert "--record" in line and "prompt" in line
+
+
+@pytest.mark.parametrize("command", ["coil", "lens", "page", "table", "record"])
+def test_no_prompt_and_no_record_is_a_usage_error(command, capsys):
+    argv = [] if command == "table" else ["-o", "x.coil" if command == "record" else "x.html"]
+    line = _usage_error([command, *argv], capsys)
+    assert "prompt" in line
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--model", "m"], "--model"),
+        (["--device", "cpu"], "--device"),
+        (["--prepend-bos", "yes"], "--prepend-bos"),
+        (["--mid"], "--mid"),
+        (["--model", "m", "--mid"], "--model, --mid"),
+    ],
+)
+def test_run_options_with_a_record_are_refused_by_name(extra, named, inputs, tmp_path, capsys):
+    line = _usage_error(["page", "--record", str(inputs.full), *extra, "-o", str(tmp_path / "p.html")], capsys)
+    assert named in line and "--record" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["coil", "--layer", "1"], "--layer"),
+        (["coil", "--attention", "1:0", "--layer", "1"], "--layer"),
+        (["coil", "--pace", "surprisal"], "--pace"),
+        (["coil", "--duration", "5"], "--duration"),
+        (["coil", "--floor-bits", "1"], "--floor-bits"),
+        (["coil", "--autoplay"], "--autoplay"),
+        (["coil", "--threshold", "0.5"], "--threshold"),
+        (["coil", "--links-per-query", "2"], "--links-per-query"),
+        (["coil", "--max-links", "10"], "--max-links"),
+        (["coil", "--hide-sink"], "--hide-sink"),
+        (["lens", "--stat", "js"], "--compare"),
+        (["lens", "--stat", "tv"], "--compare"),
+        (["coil", "--cdn", "-o", "OUT/c.png"], "--cdn"),
+        (["coil", "--title", "t", "-o", "OUT/c.png"], "--title"),
+    ],
+)
+def test_options_that_would_be_ignored_are_refused_by_name(argv, named, inputs, tmp_path, capsys):
+    argv = [a.replace("OUT", str(tmp_path)) for a in argv]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "x.html")]
+    line = _usage_error([*argv, "--record", str(inputs.full)], capsys)
+    assert named in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["table", "--k", "0"], "--k"),
+        (["page", "--k", "0"], "--k"),
+        (["coil", "--k", "-3"], "--k"),
+        (["table", "--pos", "x"], "--pos"),
+        (["coil", "--attention", "sideways"], "--attention"),
+        (["coil", "--attention", "mean", "--layer", "x"], "--layer"),
+        (["coil", "--size", "0"], "--size"),
+        (["coil", "--attention", "mean", "--threshold", "1.5"], "--threshold"),
+        (["coil", "--attention", "mean", "--threshold", "nan"], "--threshold"),
+        (["coil", "--attention", "mean", "--max-links", "-1"], "--max-links"),
+        (["coil", "--attention", "mean", "--links-per-query", "0"], "--links-per-query"),
+        (["coil", "--animate", "--duration", "inf"], "--duration"),
+        (["coil", "--animate", "--duration", "0"], "--duration"),
+        (["coil", "--animate", "--floor-bits", "-1"], "--floor-bits"),
+        (["lens", "--stride", "0"], "--stride"),
+        (["coil", "-o", "OUT/coil.txt"], "--output"),
+        (["coil", "-o", "OUT/a\x00b.html"], "--output"),
+    ],
+)
+def test_bad_option_values_are_usage_errors_naming_the_option(argv, named, inputs, tmp_path, capsys):
+    argv = [a.replace("OUT", str(tmp_path)) for a in argv]
+    if "-o" not in argv and argv[0] != "table":
+        argv += ["-o", str(tmp_path / "x.html")]
+    line = _usage_error([*argv, "--record", str(inputs.full)], capsys)
+    assert named in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_page_k_from_a_record_sets_the_table_rows(inputs, tmp_path, capsys):
+    out = tmp_path / "p.html"
+    assert cli.main(["page", "--record", str(inputs.full), "--k", "3", "-o", str(out)]) == 0
+    (table_filter,) = _models_named(out.read_text(encoding="utf-8"), "page_topk_filter")
+    assert len(table_filter["indices"]) == 3
+
+
+def test_record_output_must_be_a_record_file(capsys, tmp_path):
+    line = _usage_error(["record", "a prompt", "-o", str(tmp_path / "r.html"), "--model", "/nonexistent"], capsys)
+    assert "--output" in line and ".coil" in line
+
+
+@pytest.mark.parametrize("where", ["folder", "parent-is-a-file"])
+def test_unwritable_output_fails_before_the_model_runs(where, tmp_path, capsys):
+    if where == "folder":
+        out = tmp_path / "taken.html"
+        out.mkdir()
+    else:
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "x.html"
+    # the model folder does not exist: an error about it would mean the model came first
+    assert cli.main(["coil", "a prompt", "--model", str(tmp_path / "no-model"), "-o", str(out)]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("coilvis: error: -o/--output:") and str(out) in line
+
+
+def test_a_missing_output_folder_is_created(inputs, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "coil.html"
+    assert cli.main(["coil", "--record", str(inputs.full), "-o", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_a_bogus_device_is_a_usage_error_before_the_model_loads(tmp_path, capsys):
+    line = _usage_error(["table", "a prompt", "--device", "bogus", "--model", str(tmp_path / "no-model")], capsys)
+    assert "--device" in line and "bogus" in line
+
+
+@pytest.mark.parametrize("device", [
+    "cuda:99",
+    pytest.param("cuda", marks=pytest.mark.skipif(_has_cuda(), reason="this machine has CUDA")),
+])
+def test_an_unavailable_device_fails_in_one_line_before_the_model_loads(device, tmp_path, capsys):
+    assert cli.main(["table", "a prompt", "--device", device, "--model", str(tmp_path / "no-model")]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("coilvis: error: --device:") and repr(device) in line
+
+
+def test_gallery_with_a_prompts_file_that_is_not_utf8(inputs, tmp_path, capsys):
+    argv = ["gallery", "-o", str(tmp_path / "g"), "--prompts", str(inputs.latin1_prompts), "--no-thumbnails"]
+    assert cli.main([*argv, "--model", str(tmp_path / "no-model")]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("coilvis: error: prompts_path:") and "UTF-8" in line
 
 
 @pytest.mark.slow
