@@ -243,6 +243,8 @@ def _read_prompts(path: Path) -> list[Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CoilvisValueError(f"prompts_path: {str(path)!r} is not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CoilvisValueError(f"prompts_path: {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if isinstance(data, Mapping):
         if data.get("format", PROMPTS_FORMAT) != PROMPTS_FORMAT:
             raise CoilvisValueError(f"prompts_path: {str(path)!r} is not a coilvis gallery file (format {data.get('format')!r})")
