@@ -55,8 +55,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError, RecordFormatError
+from coilvis.files import atomic_write
 from coilvis.views.coil import attention_option
-from coilvis.views.output import atomic_write
 
 __all__ = [
     "Example",

@@ -12,11 +12,9 @@ works offline) or opens it in a web browser.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import shutil
-import stat
 import tempfile
 import time
 import webbrowser
@@ -30,6 +28,7 @@ from bokeh.models import UIElement
 from bokeh.resources import CDN, INLINE, Resources
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError
+from coilvis.files import atomic_write
 
 __all__ = [
     "View",
@@ -176,32 +175,6 @@ def to_html(view: View | UIElement, *, resources: Literal["inline", "cdn"] = "in
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     return file_html(view.doc, _resources(resources), title if title is not None else view.title)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mode = 0o666 & ~_current_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _check_path(path: Any) -> Path:
