@@ -5,7 +5,14 @@ SmolLM2) writes each byte as a printable stand-in character (``Ġ`` is a space, 
 newline); SentencePiece writes a space as ``▁`` and falls back to byte pieces such as
 ``<0x0A>``; WordPiece and character vocabularies are plain text. This module turns
 pieces into the raw text (:func:`piece_to_bytes`, :func:`token_text`,
-:func:`vocab_texts`) and raw text into a label a person can read (:func:`display`).
+:func:`vocab_texts`) and raw text into a label a person can read (:func:`display`),
+which is exact: its markers (``↵ ⇥ ␍ ␣ ∅``) and escapes (``\\x00``, ``\\u202e``)
+never look like text the token holds, because a literal marker or a backslash that
+could start an escape is escaped itself (see :func:`display` for the rules). A raw text
+still cannot tell a byte that is not UTF-8 (``\\xe2``) from those four characters, and
+two ids may share a text, so views show the token id beside every label of one token.
+:func:`display_lines` shows multi-line text (a prompt, a title) the same way with its
+line breaks kept.
 
 Only the standard library is used; a tokenizer is duck-typed (anything with
 ``convert_ids_to_tokens`` or ``get_vocab``, as Hugging Face tokenizers have).
@@ -28,6 +35,7 @@ __all__ = [
     "piece_to_bytes",
     "token_text",
     "display",
+    "display_lines",
     "detect_scheme",
     "vocab_texts",
     "vocab_from_list",
@@ -44,6 +52,12 @@ _SPACE_MARK = "\u2423"  # ␣
 _EMPTY_MARK = "\u2205"  # ∅
 _ELLIPSIS = "\u2026"  # …
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+# characters a label uses as markers or escapes: a literal one in a text is escaped
+_MARKERS = frozenset((*_ALWAYS_VISIBLE.values(), _SPACE_MARK, _EMPTY_MARK))
+_SPECIAL = frozenset((*_MARKERS, "\\"))
+# what a literal backslash must not be read as the start of: another backslash, or an
+# escape of display's own (\xHH for HH < 80; \xHH from 80 up is token_text's byte)
+_ESCAPE_AHEAD = re.compile(r"\\|x[0-7][0-9A-Fa-f]|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}")
 
 
 def _type_name(value: object) -> str:
@@ -182,9 +196,9 @@ def token_text(piece: str, *, scheme: str, special: bool = False) -> str:
 def _char_label(char: str) -> str:
     if char in _ALWAYS_VISIBLE:
         return _ALWAYS_VISIBLE[char]
-    if char != " " and unicodedata.category(char) in _ESCAPED_CATEGORIES:
+    if char in _MARKERS or (char != " " and unicodedata.category(char) in _ESCAPED_CATEGORIES):
         code = ord(char)
-        if code <= 0xFF:
+        if code < 0x80:
             return f"\\x{code:02x}"
         if code <= 0xFFFF:
             return f"\\u{code:04x}"
@@ -192,15 +206,48 @@ def _char_label(char: str) -> str:
     return char
 
 
+def _units(text: str) -> list[str]:
+    """What each character of ``text`` shows as (spaces still as spaces)."""
+    if text.isprintable() and _SPECIAL.isdisjoint(text):
+        return list(text)
+    units = [_char_label(char) for char in text]
+    if "\\" in text:  # double each backslash that would read as the start of an escape
+        for index, char in enumerate(text):
+            if char == "\\" and _ESCAPE_AHEAD.match("".join(units[index + 1 : index + 10])):
+                units[index] = "\\\\"
+    return units
+
+
 def display(text: str, *, max_len: int | None = None, whitespace: str = "edges") -> str:
-    """A label a person can read for a raw token text, with its whitespace made visible.
+    """A label a person can read for a raw token text, exact and with its whitespace visible.
 
     Newline, tab and carriage return always show as ``↵``, ``⇥``, ``␍``. Other control
     characters (C0, DEL, C1), format characters (zero-width space, BOM, bidi overrides
     and isolates, which could reorder a label), surrogates, line/paragraph separators
-    and non-ASCII spaces (NBSP, ...) show as Python-style escapes ``\\x07``,
-    ``\\u202e``, ``\\U000e0001``. The empty string shows as ``∅``. The result is not
-    HTML-escaped: ``<``, ``&`` and quotes pass through, and the renderer escapes them.
+    and non-ASCII spaces (NBSP, ...) show as Python-style escapes: ``\\xHH`` below
+    U+0080 (``\\x00``, ``\\x07``), else ``\\uHHHH`` (``\\u0085``, ``\\u202e``) or
+    ``\\UHHHHHHHH``. The empty string shows as ``∅``. The result is not HTML-escaped:
+    ``<``, ``&`` and quotes pass through, and the renderer escapes them.
+
+    A label without a cut is exact: two different texts never get the same label, so
+    a marker never looks like a character the text holds (the tests decode labels back).
+
+    * A literal ``↵``, ``⇥``, ``␍``, ``␣`` or ``∅`` in the text shows as its escape
+      (``\\u21b5``, ``\\u21e5``, ``\\u240d``, ``\\u2423``, ``\\u2205``).
+    * A literal backslash shows doubled, ``\\\\``, where it would otherwise read as the
+      start of an escape: before another backslash or escape, ``xHH`` with HH below
+      80, ``uHHHH`` or ``UHHHHHHHH``; elsewhere as itself. So the two characters ``\\n``
+      show as ``\\n`` (a newline is ``↵``) and the four characters ``\\x00`` as
+      ``\\\\x00`` (a NUL is ``\\x00``).
+    * ``\\xHH`` with HH of 80 or more is how :func:`token_text` writes a byte that is
+      not UTF-8 on its own (part of a character split between tokens); it shows as
+      written. The raw text cannot tell such a byte from the same four characters
+      typed literally, and two token ids may share one text: that is why every coilvis
+      view shows a token's id next to its label wherever it names one token (hovers,
+      the top-k table, the unwind readout).
+
+    A cut label (``max_len``) ends with ``…`` and is not exact (a literal ``…`` is
+    kept as is); the id tells cut labels apart.
 
     Args:
         text: Raw token text, e.g. from :func:`token_text`.
@@ -222,6 +269,8 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
         ('␣New York', '↵↵', '␣␣', '∅')
         >>> display(" New York", whitespace="all"), display("abcdef", max_len=4)
         ('␣New␣York', 'abc…')
+        >>> print(display("\\\\n"), display("\\\\x00"), display("\\x00"), display("↵"), display("\\\\xe2"))
+        \\n \\\\x00 \\x00 \\u21b5 \\xe2
     """
     if not isinstance(text, str):
         raise CoilvisTypeError(f"text: expected str, got {_type_name(text)}")
@@ -234,7 +283,7 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
         raise CoilvisValueError(f"whitespace: expected one of {_WHITESPACE_MODES}, got {whitespace!r}")
     if not text:
         return _EMPTY_MARK
-    units = list(text) if text.isprintable() else [_char_label(char) for char in text]
+    units = _units(text)
     n_chars = len(text)
     if whitespace == "all" or text.count(" ") == n_chars:
         start, stop = n_chars, n_chars  # no inner range: every space is marked
@@ -256,6 +305,34 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
         kept.append(unit)
         n_kept += len(unit)
     return "".join(kept) + _ELLIPSIS
+
+
+def display_lines(text: str) -> str:
+    """Multi-line text (a prompt, a title, a message) made safe to show, line breaks kept.
+
+    Each line shows as :func:`display` shows it with ``whitespace="none"`` (spaces stay
+    spaces): control and format characters (NUL, bidi overrides, zero-width spaces),
+    surrogates, tabs (``⇥``), carriage returns (``␍``) and literal markers or
+    escape-like backslashes are made visible, so nothing is hidden, nothing reorders the
+    text and every character can be written as UTF-8. Lines are joined with ``"\\n"``;
+    an empty line (or text) stays empty. Not HTML-escaped.
+
+    Args:
+        text: the text.
+
+    Returns:
+        The text to show.
+
+    Raises:
+        CoilvisTypeError: ``text`` is not a str.
+
+    Examples:
+        >>> display_lines("a\\tb\\n\\nc\\u202ed\\x00")
+        'a⇥b\\n\\nc\\\\u202ed\\\\x00'
+    """
+    if not isinstance(text, str):
+        raise CoilvisTypeError(f"text: expected str, got {_type_name(text)}")
+    return "\n".join("".join(_units(line)) for line in text.split("\n"))
 
 
 def _scheme_hint(tokenizer: Any) -> str | None:

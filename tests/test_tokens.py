@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import unicodedata
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from coilvis.tokens import (
     bytes_to_unicode,
     detect_scheme,
     display,
+    display_lines,
     piece_to_bytes,
     token_text,
     vocab_from_list,
@@ -200,7 +202,7 @@ DISPLAY_CASES = [
     ("bell", "\x07", "edges", "\\x07"),
     ("nul", "a\x00b", "edges", "a\\x00b"),
     ("delete", "\x7f", "edges", "\\x7f"),
-    ("c1_next_line", "\x85", "edges", "\\x85"),
+    ("c1_next_line", "\x85", "edges", "\\u0085"),
     ("vertical_tab_form_feed", "\x0b\x0c", "edges", "\\x0b\\x0c"),
     ("escape", "\x1b[31m", "edges", "\\x1b[31m"),
     ("bidi_override", "abc\u202edef", "edges", "abc\\u202edef"),
@@ -211,7 +213,7 @@ DISPLAY_CASES = [
     ("rtl_mark", "\u200f", "edges", "\\u200f"),
     ("zwj_between_emoji", "👨\u200d👩", "edges", "👨\\u200d👩"),
     ("tag_character", "\U000e0001", "edges", "\\U000e0001"),
-    ("no_break_space", "a\u00a0b", "edges", "a\\xa0b"),
+    ("no_break_space", "a\u00a0b", "edges", "a\\u00a0b"),
     ("line_separator", "\u2028", "edges", "\\u2028"),
     ("lone_surrogate", "\udc80", "edges", "\\udc80"),
     ("accents_and_cjk", "é日本🙂", "edges", "é日本🙂"),
@@ -301,9 +303,121 @@ def test_display_truncation_is_a_prefix(text: str, max_len: int) -> None:
         assert short.endswith("…") and full.startswith(short[:-1])
 
 
-@given(st.text(alphabet=st.characters(categories=["L", "N", "P", "S"]), min_size=1))
+@given(st.text(alphabet=st.characters(categories=["L", "N", "P", "S"], exclude_characters="\\↵⇥␍␣∅"), min_size=1))
 def test_display_of_printable_text_without_spaces_is_identity(text: str) -> None:
     assert display(text) == text
+
+
+# --------------------------------------------------------------------------- exact labels
+
+# (name, raw text, label): texts that look alike once whitespace and controls are made
+# visible. Every label differs from every other (a marker never looks like a character
+# the text holds), and each decodes back to its text.
+EXACT_CASES = [
+    ("empty", "", "∅"),
+    ("literal_empty_mark", "∅", "\\u2205"),
+    ("space", " ", "␣"),
+    ("literal_space_mark", "␣", "\\u2423"),
+    ("literal_space_mark_then_word", "␣a", "\\u2423a"),
+    ("space_then_word", " a", "␣a"),
+    ("newline", "\n", "↵"),
+    ("literal_newline_mark", "↵", "\\u21b5"),
+    ("backslash_n", "\\n", "\\n"),
+    ("tab", "\t", "⇥"),
+    ("literal_tab_mark", "⇥", "\\u21e5"),
+    ("backslash_t", "\\t", "\\t"),
+    ("carriage_return", "\r", "␍"),
+    ("literal_cr_mark", "␍", "\\u240d"),
+    ("nul", "\x00", "\\x00"),
+    ("backslash_x00", "\\x00", "\\\\x00"),
+    ("bell", "\x07", "\\x07"),
+    ("backslash_x07", "\\x07", "\\\\x07"),
+    ("backslash_then_bell", "\\\x07", "\\\\\\x07"),
+    ("next_line_c1", "\x85", "\\u0085"),
+    ("partial_byte_or_backslash_x85", "\\x85", "\\x85"),
+    ("partial_byte_e2", "\\xe2", "\\xe2"),
+    ("rlo", "\u202e", "\\u202e"),
+    ("backslash_u202e", "\\u202e", "\\\\u202e"),
+    ("tag", "\U000e0001", "\\U000e0001"),
+    ("backslash_U000e0001", "\\U000e0001", "\\\\U000e0001"),
+    ("lone_surrogate", "\udc80", "\\udc80"),
+    ("backslash_udc80", "\\udc80", "\\\\udc80"),
+    ("nbsp", "\xa0", "\\u00a0"),
+    ("backslash_xa0", "\\xa0", "\\xa0"),
+    ("backslash", "\\", "\\"),
+    ("two_backslashes", "\\\\", "\\\\\\"),
+    ("backslash_backslash_n", "\\\\n", "\\\\\\n"),
+    ("latex", "\\frac", "\\frac"),
+    ("tex_parens", "\\(y\\)", "\\(y\\)"),
+    ("dollars", "$$x^2$$", "$$x^2$$"),
+    ("ellipsis", "…", "…"),
+]
+
+
+@pytest.mark.parametrize(("text", "label"), [case[1:] for case in EXACT_CASES], ids=[case[0] for case in EXACT_CASES])
+def test_display_is_exact(text: str, label: str) -> None:
+    assert display(text) == label
+    assert undisplay(label) == text
+
+
+def test_alike_texts_never_share_a_label() -> None:
+    texts = [case[1] for case in EXACT_CASES]
+    assert len(set(texts)) == len(texts)
+    labels = {display(text): text for text in texts}
+    assert len(labels) == len(texts), sorted(labels)
+
+
+def undisplay(label: str) -> str:
+    """The text of an uncut label: the inverse of display (any whitespace mode)."""
+    if label == "∅":
+        return ""
+    marks = {"↵": "\n", "⇥": "\t", "␍": "\r", "␣": " "}
+    out: list[str] = []
+    i = 0
+    while i < len(label):
+        char = label[i]
+        if char != "\\":
+            out.append(marks.get(char, char))
+            i += 1
+        elif label.startswith("\\", i + 1):
+            out.append("\\")
+            i += 2
+        elif (m := re.match(r"x([0-7][0-9a-f])|u([0-9a-f]{4})|U([0-9a-f]{8})", label[i + 1 :])) is not None:
+            out.append(chr(int(next(g for g in m.groups() if g is not None), 16)))
+            i += 1 + m.end()
+        else:  # a backslash that starts no escape
+            out.append("\\")
+            i += 1
+    return "".join(out)
+
+
+ALIKE = st.sampled_from(["\\", "x", "u", "U", "0", "7", "8", "a", "e", "f", "F", "n", " ", "\n", "\t", "\r", "\x00",
+                         "\x07", "\x85", "\xa0", "\u202e", "\udc80", "\U000e0001", "↵", "⇥", "␍", "␣", "∅", "…"])
+
+
+@settings(max_examples=500)
+@given(st.lists(ALIKE, max_size=12).map("".join) | st.text(), st.sampled_from(["edges", "all", "none"]))
+def test_every_label_decodes_back_to_its_text(text: str, whitespace: str) -> None:
+    assert undisplay(display(text, whitespace=whitespace)) == text
+
+
+@settings(max_examples=300)
+@given(st.lists(ALIKE, max_size=12).map("".join) | st.text())
+def test_display_lines_keeps_lines_and_decodes_back(text: str) -> None:
+    shown = display_lines(text)
+    lines = text.split("\n")
+    assert shown.count("\n") == len(lines) - 1
+    assert [undisplay(line) if line else "" for line in shown.split("\n")] == lines
+    assert not any(unicodedata.category(char) in FORBIDDEN_CATEGORIES for char in shown.replace("\n", ""))
+    shown.encode("utf-8")  # no surrogates left
+
+
+def test_display_lines_examples() -> None:
+    assert display_lines("") == ""
+    assert display_lines("a\n\nb ") == "a\n\nb "
+    assert display_lines("x\u202ey\x00\r\n") == "x\\u202ey\\x00␍\n"
+    with pytest.raises(CoilvisTypeError, match="text: expected str"):
+        display_lines(None)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- tokenizers
