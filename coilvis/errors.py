@@ -7,7 +7,8 @@ catch either.
 
 from __future__ import annotations
 
-from numbers import Integral
+import math
+from numbers import Integral, Real
 from typing import Any
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "ModelNotFoundError",
     "RecordFormatError",
     "check_int",
+    "check_float",
 ]
 
 
@@ -57,3 +59,27 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise CoilvisValueError(f"{name}: expected >= {minimum}, got {value}")
     return int(value)
+
+
+def check_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    """``value`` as a finite float (ints and numpy numbers too, never a bool or a str),
+    within ``[minimum, maximum]``.
+
+    Raises:
+        CoilvisTypeError: not a real number (the message names ``name``).
+        CoilvisValueError: NaN, infinite, or out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise CoilvisTypeError(f"{name}: expected a number, got {type(value).__name__}")
+    number = float(value)
+    too_low = minimum is not None and number < minimum
+    too_high = maximum is not None and number > maximum
+    if not math.isfinite(number) or too_low or too_high:
+        if minimum is not None and maximum is not None:
+            where = f" in [{minimum}, {maximum}]"
+        elif minimum is not None:
+            where = f" >= {minimum}"
+        else:
+            where = f" <= {maximum}" if maximum is not None else ""
+        raise CoilvisValueError(f"{name}: expected a finite number{where}, got {number}")
+    return number

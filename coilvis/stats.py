@@ -92,7 +92,10 @@ def as_logits(logits: Any, *, name: str = "logits", ndim: Sequence[int] = (1, 2)
     if isinstance(logits, torch.Tensor):
         t = logits.detach()
     elif isinstance(logits, (np.ndarray, list, tuple)):
-        arr = np.asarray(logits)
+        try:
+            arr = np.asarray(logits)
+        except ValueError:
+            raise CoilvisValueError(f"{name}: ragged nested lists (rows of different lengths); expected a dense array") from None
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise CoilvisTypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr))

@@ -406,3 +406,43 @@ def test_an_nnsight_language_model_runs_as_the_model_it_wraps(tiny_llama, tiny_t
     np.testing.assert_array_equal(via_nnsight.token_ids, plain.token_ids)
     np.testing.assert_allclose(via_nnsight.topk_logits, plain.topk_logits, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(via_nnsight.attention.weight, plain.attention.weight, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- context length
+
+
+def test_context_length_from_the_config(tiny_llama: Any, tiny_gpt2: Any, tiny_tokenizer: Any) -> None:
+    assert coilvis.models.context_length(tiny_llama, tiny_tokenizer) == (256, "config.max_position_embeddings")
+    # GPT-2 names it n_positions (max_position_embeddings is an alias): the real name is reported
+    assert coilvis.models.context_length(tiny_gpt2, tiny_tokenizer) == (256, "config.n_positions")
+    tiny_gpt2.config.n_ctx = 128  # several fields: the smallest one holds
+    assert coilvis.models.context_length(tiny_gpt2) == (128, "config.n_ctx")
+
+
+def test_context_length_falls_back_to_the_tokenizer(tiny_tokenizer: Any) -> None:
+    from transformers import AutoModelForCausalLM, MambaConfig
+
+    # a state-space model: no position limit in its config
+    config = MambaConfig(hidden_size=32, num_hidden_layers=2, state_size=4, vocab_size=len(tiny_tokenizer))
+    model = AutoModelForCausalLM.from_config(config).eval()
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    assert tokenizer.model_max_length > 10**20  # transformers' "no limit known"
+    assert coilvis.models.context_length(model, tokenizer) is None
+    tokenizer.model_max_length = 100
+    assert coilvis.models.context_length(model, tokenizer) == (100, "tokenizer.model_max_length")
+    calls: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    with pytest.raises(CoilvisValueError, match=r"^prompt: 1\d\d tokens, .* at most 100 positions \(tokenizer.model_max_length\)"):
+        coilvis.run("the " * 120, (model, tokenizer))
+    assert calls == []
+    assert coilvis.run("the " * 20, (model, tokenizer)).seq_len == len(tokenizer("the " * 20)["input_ids"])
+
+
+def test_context_length_of_a_transformer_lens_model() -> None:
+    pytest.importorskip("transformer_lens.model_bridge")
+    from transformer_lens.config import TransformerBridgeConfig
+    from transformer_lens.model_bridge import TransformerBridge
+
+    config = TransformerBridgeConfig(n_layers=2, d_model=64, n_ctx=64, d_head=16, n_heads=4, d_vocab=100, act_fn="gelu")
+    bridge = TransformerBridge.boot_native(config)
+    assert coilvis.models.context_length(bridge) == (64, "cfg.n_ctx")

@@ -15,6 +15,7 @@ from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
 from coilvis.models import LoadedModel
 from coilvis.record import HEAD_MAX, HEAD_MEAN, Record
 from conftest import GPT2_VOCAB_PADDING, PROMPT
+from tests.ties import assert_ranks_tie_equal, assert_topk_tie_equal
 
 
 def prompt_ids(tokenizer: Any, prompt: str = PROMPT) -> torch.Tensor:
@@ -40,16 +41,16 @@ def assert_record_matches_logits(record: Record, ids: torch.Tensor, logits: torc
     assert record.token_ids.tolist() == ids.tolist()
     assert record.seq_len == n and record.k == k and record.d_vocab == x.shape[-1]
     top = torch.topk(x, k, dim=-1)
-    np.testing.assert_array_equal(record.topk_ids, top.indices.numpy())
+    # the record comes from another forward pass (other kernels): orders up to near-ties
+    assert_topk_tie_equal(record.topk_ids, x, atol=1e-5)
     np.testing.assert_allclose(record.topk_logits, top.values.numpy(), atol=1e-5)
-    np.testing.assert_allclose(record.topk_probs, torch.softmax(x, -1).gather(1, top.indices).numpy(), atol=1e-5)
+    np.testing.assert_allclose(record.topk_probs, torch.softmax(x, -1).gather(1, torch.as_tensor(record.topk_ids)).numpy(), atol=1e-5)
     np.testing.assert_allclose(record.entropy, torch.distributions.Categorical(logits=x).entropy().numpy(), atol=1e-5)
     np.testing.assert_allclose(record.log_z, torch.logsumexp(x, -1).numpy(), atol=1e-5)
     logp = torch.log_softmax(x, -1)
     nxt = ids[1:]
     np.testing.assert_allclose(record.next_logprob[:-1], logp[torch.arange(n - 1), nxt].numpy(), atol=1e-5)
-    want_rank = (x[:-1] > x[torch.arange(n - 1), nxt][:, None]).sum(-1)
-    np.testing.assert_array_equal(record.next_rank[:-1], want_rank.numpy())
+    assert_ranks_tie_equal(record.next_rank[:-1], x[:-1], nxt, atol=1e-5)
     assert np.isnan(record.next_logprob[-1]) and record.next_rank[-1] == -1
 
 
@@ -296,7 +297,7 @@ def test_from_logits_with_numpy_ids_and_16_bit_logits() -> None:
 
 def test_from_logits_with_token_strings_found_in_the_vocabulary() -> None:
     logits = random_logits(3, 5)
-    vocab = ["a", " b", "c", "\n", "a"]  # "a" twice: the first id wins
+    vocab = ["a", " b", "c", "\n", "c"]  # "c" twice, but no token needs it
     record = coilvis.from_logits(logits, tokens=[" b", "a", "\n"], vocab=vocab, k=2)
     assert record.token_ids.tolist() == [1, 0, 3]
     assert record.tokens == (" b", "a", "\n")
@@ -384,3 +385,235 @@ def test_from_logits_bad_input(call: Any, error: type, words: list[str]) -> None
         assert word in str(info.value), (word, str(info.value))
     assert isinstance(info.value, CoilvisError)
 
+
+
+# --------------------------------------------------------------------------- run: bad input, checked before the forward pass
+
+
+def count_forward_calls(model: Any) -> list[int]:
+    """A list that grows by one each time the model's forward pass starts."""
+    calls: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "layers, error, words",
+    [
+        pytest.param("1", CoilvisTypeError, ["attention_layers", "str"], id="str"),
+        pytest.param("12", CoilvisTypeError, ["attention_layers", "str"], id="str-two-digits"),
+        pytest.param([99], CoilvisValueError, ["attention_layers", "99", "2 layers"], id="too-big"),
+        pytest.param([2], CoilvisValueError, ["attention_layers", "2", "2 layers"], id="just-too-big"),
+        pytest.param([-3], CoilvisValueError, ["attention_layers", "-3", "2 layers"], id="too-negative"),
+        pytest.param(99, CoilvisValueError, ["attention_layers", "99"], id="int-too-big"),
+        pytest.param([1.0], CoilvisTypeError, ["attention_layers", "float"], id="float"),
+        pytest.param([True], CoilvisTypeError, ["attention_layers", "bool"], id="bool-entry"),
+        pytest.param(True, CoilvisTypeError, ["attention_layers", "bool"], id="bool"),
+        pytest.param(1.5, CoilvisTypeError, ["attention_layers", "float"], id="float-scalar"),
+        pytest.param({1: 2}, CoilvisTypeError, ["attention_layers", "dict"], id="dict"),
+    ],
+)
+def test_bad_attention_layers_are_refused_before_the_forward_pass(
+    layers: Any, error: type, words: list[str], tiny_llama: Any, tiny_tokenizer: Any
+) -> None:
+    calls = count_forward_calls(tiny_llama)
+    with pytest.raises(error) as info:
+        coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention=True, attention_layers=layers)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    assert str(info.value).startswith("attention_layers:")
+    assert calls == []
+
+
+@pytest.mark.parametrize("layers", [1, -1, [-1], np.int64(1), (1, 1), range(1, 2)], ids=["int", "negative-int", "negative-list", "numpy-int", "repeated", "range"])
+def test_attention_layers_accepts_one_int_and_python_style_negative_indices(layers: Any, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    want = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention=True, attention_layers=[1], attention_min_weight=0.0).attention
+    got = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention=True, attention_layers=layers, attention_min_weight=0.0).attention
+    assert want is not None and got is not None
+    assert set(got.layer.tolist()) == {1}
+    np.testing.assert_array_equal(got.key, want.key)
+    np.testing.assert_array_equal(got.weight, want.weight)
+
+
+def test_attention_layers_without_attention_is_refused(tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    with pytest.raises(CoilvisValueError, match="^attention_layers: .*attention=True"):
+        coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention_layers=[1])
+
+
+@pytest.mark.parametrize(
+    "weight, error, words",
+    [
+        pytest.param("x", CoilvisTypeError, ["attention_min_weight", "str"], id="str"),
+        pytest.param(2.0, CoilvisValueError, ["attention_min_weight", "2.0", "[0, 1]"], id="above-one"),
+        pytest.param(-0.1, CoilvisValueError, ["attention_min_weight", "-0.1"], id="negative"),
+        pytest.param(float("nan"), CoilvisValueError, ["attention_min_weight", "nan"], id="nan"),
+        pytest.param(float("inf"), CoilvisValueError, ["attention_min_weight", "inf"], id="inf"),
+        pytest.param(None, CoilvisTypeError, ["attention_min_weight", "NoneType"], id="none"),
+        pytest.param(True, CoilvisTypeError, ["attention_min_weight", "bool"], id="bool"),
+    ],
+)
+def test_bad_attention_min_weight(weight: Any, error: type, words: list[str], tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    calls = count_forward_calls(tiny_llama)
+    with pytest.raises(error) as info:
+        coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention=True, attention_min_weight=weight)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    assert calls == []
+    with pytest.raises(error) as info:
+        coilvis.from_logits(torch.zeros(2, 3), attention=torch.full((1, 2, 2), 0.5).tril(), attention_min_weight=weight)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("weight", [0, 1, 0.5, np.float32(0.25)], ids=["int-0", "int-1", "half", "numpy"])
+def test_attention_min_weight_accepts_numbers_in_the_unit_interval(weight: Any, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    record = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), attention=True, attention_min_weight=weight)
+    assert record.attention is not None and record.attention.min_weight == float(weight)
+    assert (record.attention.weight >= float(weight)).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        pytest.param({"attention": "yes"}, ["attention", "str"], id="attention-str"),
+        pytest.param({"lens": 1}, ["lens", "int"], id="lens-int"),
+        pytest.param({"lens_mid": "no"}, ["lens_mid", "str"], id="lens_mid-str"),
+        pytest.param({"prepend_bos": "no"}, ["prepend_bos", "str"], id="prepend_bos-str"),
+        pytest.param({"progress": 0}, ["progress", "int"], id="progress-int"),
+        pytest.param({"truncate": True}, ["truncate", "bool"], id="truncate-bool"),
+        pytest.param({"truncate": "middle"}, ["truncate", "'middle'", "left", "right"], id="truncate-unknown"),
+    ],
+)
+def test_bad_flags_are_refused_before_the_forward_pass(kwargs: dict, words: list[str], tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    calls = count_forward_calls(tiny_llama)
+    with pytest.raises(CoilvisError) as info:
+        coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), **kwargs)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    assert str(info.value).startswith(words[0] + ":")
+    assert calls == []
+
+
+LONG_PROMPT = "the " * 300  # 301 tokens of the tiny tokenizer; the tiny models have 256 positions
+
+
+@pytest.mark.parametrize("fixture, config_key", [("tiny_llama", "max_position_embeddings"), ("tiny_gpt2", "n_positions")])
+def test_a_prompt_longer_than_the_context_is_refused_before_the_forward_pass(
+    fixture: str, config_key: str, request: pytest.FixtureRequest, tiny_tokenizer: Any
+) -> None:
+    model = request.getfixturevalue(fixture)
+    calls = count_forward_calls(model)
+    n = len(tiny_tokenizer(LONG_PROMPT)["input_ids"])
+    assert n > 256
+    with pytest.raises(CoilvisValueError) as info:
+        coilvis.run(LONG_PROMPT, (model, tiny_tokenizer))
+    message = str(info.value)
+    assert message.startswith("prompt:") and f"{n} tokens" in message and "256" in message
+    assert config_key in message and "truncate=" in message
+    assert calls == []
+
+
+def test_a_prompt_that_fills_the_context_exactly_runs(tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    ids = prompt_ids(tiny_tokenizer, LONG_PROMPT)[:256]
+    record = coilvis.run(tiny_tokenizer.decode(ids), (tiny_llama, tiny_tokenizer))
+    assert record.seq_len == 256
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_truncate_keeps_the_context_from_one_side(side: str, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    prompt = "Hello " + LONG_PROMPT + "end"
+    ids = prompt_ids(tiny_tokenizer, prompt)
+    kept = ids[-256:] if side == "left" else ids[:256]
+    record = coilvis.run(prompt, (tiny_llama, tiny_tokenizer), truncate=side)
+    assert_record_matches_logits(record, kept, direct_logits(tiny_llama, kept), k=10)
+    assert record.extra["truncated"] == {"side": side, "dropped_tokens": int(ids.shape[0]) - 256}
+    assert record.prompt == prompt
+    short = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), truncate=side)
+    assert "truncated" not in short.extra and short.seq_len == prompt_ids(tiny_tokenizer).shape[0]
+
+
+# --------------------------------------------------------------------------- from_logits: bad input and what TransformerLens users hold
+
+
+def causal_patterns(n_layers: int, n_heads: int, seq_len: int, *, seed: int = 2) -> torch.Tensor:
+    scores = torch.randn(n_layers, n_heads, seq_len, seq_len, generator=torch.Generator().manual_seed(seed))
+    mask = torch.ones(seq_len, seq_len, dtype=torch.bool).triu(1)
+    return torch.softmax(scores.masked_fill(mask, -torch.inf), -1)
+
+
+def with_value(pattern: torch.Tensor, index: tuple[int, ...], value: float) -> torch.Tensor:
+    out = pattern.clone()
+    out[index] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        pytest.param({"logits": [[1.0, 2.0], [1.0]]}, CoilvisValueError, ["logits", "ragged"], id="ragged-logits"),
+        pytest.param({"logits": [[1.0, "a"], [1.0, 2.0]]}, CoilvisTypeError, ["logits"], id="logits-with-str"),
+        pytest.param({"attention": "mean"}, CoilvisTypeError, ["attention", "str"], id="attention-str"),
+        pytest.param({"attention": 0.5}, CoilvisTypeError, ["attention", "float"], id="attention-scalar"),
+        pytest.param({"attention": [[[0.5, 0.0], [1.0]]]}, CoilvisValueError, ["attention", "ragged"], id="attention-ragged"),
+        pytest.param({"attention": np.array([[["a", "b"], ["c", "d"]]])}, CoilvisTypeError, ["attention"], id="attention-str-array"),
+        pytest.param({"attention": with_value(causal_patterns(2, 3, 4), (1, 2, 3, 1), float("nan"))}, CoilvisValueError, ["attention", "NaN", "layer 1", "head 2", "query 3"], id="attention-nan"),
+        pytest.param({"attention": with_value(causal_patterns(2, 3, 4), (0, 1, 2, 0), 1.5)}, CoilvisValueError, ["attention", "[0, 1]", "1.5"], id="attention-above-one"),
+        pytest.param({"attention": with_value(causal_patterns(2, 3, 4), (0, 1, 2, 0), -0.25)}, CoilvisValueError, ["attention", "[0, 1]", "-0.25"], id="attention-negative"),
+        pytest.param({"attention": with_value(causal_patterns(2, 3, 4), (1, 0, 1, 3), 0.2)}, CoilvisValueError, ["attention", "key 3", "query 1", "later"], id="attention-to-a-later-key"),
+        pytest.param({"attention": torch.ones(1, 4, 4)}, CoilvisValueError, ["attention", "later"], id="attention-bidirectional"),
+        pytest.param({"attention": torch.zeros(1, 0, 4, 4)}, CoilvisValueError, ["attention", "head"], id="attention-no-heads"),
+        pytest.param({"tokens": "abcd"}, CoilvisTypeError, ["tokens", "str"], id="tokens-bare-str"),
+        pytest.param({"tokens": b"abcd"}, CoilvisTypeError, ["tokens", "bytes"], id="tokens-bytes"),
+        pytest.param({"tokens": 4}, CoilvisTypeError, ["tokens", "int"], id="tokens-int"),
+        pytest.param({"tokens": {0: 1, 1: 2, 2: 3, 3: 4}}, CoilvisTypeError, ["tokens", "dict"], id="tokens-dict"),
+        pytest.param({"tokens": np.array([0.0, 1.0, 2.0, 3.0])}, CoilvisTypeError, ["tokens", "float"], id="tokens-float-array"),
+        pytest.param({"tokens": torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4]])}, CoilvisValueError, ["tokens", "(2, 4)"], id="tokens-batch-of-two"),
+        pytest.param({"tokens": ["a", "b", "c", "a"], "vocab": ["a", "b", "c", "a", "e"]}, CoilvisValueError, ["tokens", "'a'", "ids 0 and 3", "vocab"], id="duplicate-vocab-string"),
+        pytest.param({"model_name": 123}, CoilvisTypeError, ["model_name", "int"], id="model_name-int"),
+        pytest.param({"model_name": None}, CoilvisTypeError, ["model_name", "NoneType"], id="model_name-none"),
+        pytest.param({"prompt": 5}, CoilvisTypeError, ["prompt", "int"], id="prompt-int"),
+        pytest.param({"attention_top_k": 0}, CoilvisValueError, ["attention_top_k", "0"], id="attention_top_k-zero-without-attention"),
+        pytest.param({"logits": torch.zeros(2, 4, 5)}, CoilvisValueError, ["logits", "(2, 4, 5)", "batch"], id="logits-batch-of-two"),
+        pytest.param({"logits": torch.zeros(1, 1, 4, 5)}, CoilvisValueError, ["logits", "(1, 1, 4, 5)"], id="logits-4d"),
+    ],
+)
+def test_from_logits_refuses_malformed_arguments(kwargs: dict, error: type, words: list[str]) -> None:
+    call = {"logits": random_logits(4, 5), **kwargs}
+    with pytest.raises(error) as info:
+        coilvis.from_logits(call.pop("logits"), **call)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    assert str(info.value).startswith(words[0] + ":")
+    assert isinstance(info.value, CoilvisError)
+
+
+def test_from_logits_keeps_causal_patterns_with_masked_zeros_and_float_noise() -> None:
+    patterns = causal_patterns(2, 3, 5)
+    record = coilvis.from_logits(random_logits(5, 8), attention=patterns.to(torch.bfloat16), attention_min_weight=0.0)
+    links = record.attention
+    assert links is not None and (links.key <= links.query).all() and links.n_layers == 2
+    assert ((links.weight >= 0) & (links.weight <= 1)).all()
+
+
+def test_from_logits_accepts_what_a_transformer_lens_user_holds(tiny_tokenizer: Any) -> None:
+    tokens = tiny_tokenizer(PROMPT, return_tensors="pt")["input_ids"]  # (1, seq_len), like model.to_tokens(...)
+    assert isinstance(tokens, torch.Tensor) and tokens.dim() == 2 and tokens.shape[0] == 1
+    seq_len = tokens.shape[1]
+    logits = random_logits(seq_len, len(tiny_tokenizer) + 3)[None]  # (1, seq_len, d_vocab), like model(...)
+    record = coilvis.from_logits(logits, tokens=tokens, vocab=tiny_tokenizer)
+    assert "".join(record.tokens) == PROMPT
+    assert_record_matches_logits(record, tokens[0], logits[0], k=10)
+    from_numpy = coilvis.from_logits(logits.numpy(), tokens=tokens.numpy(), vocab=tiny_tokenizer)
+    np.testing.assert_array_equal(from_numpy.token_ids, record.token_ids)
+    np.testing.assert_array_equal(from_numpy.topk_ids, record.topk_ids)
+    flat = coilvis.from_logits(logits[0], tokens=tokens[0], vocab=tiny_tokenizer)
+    assert flat.token_ids.tolist() == tokens[0].tolist()
+    # a cache's (batch of 1, n_heads, seq_len, seq_len) pattern of one layer reads as one layer
+    pattern = causal_patterns(1, 2, seq_len)
+    with_attention = coilvis.from_logits(logits, tokens=tokens, vocab=tiny_tokenizer, attention=pattern, attention_min_weight=0.0)
+    assert_links_match_patterns(with_attention, [pattern[0]], top_k=4, min_weight=0.0)
+
+
+def test_from_logits_accepts_a_str_array_of_tokens() -> None:
+    record = coilvis.from_logits(random_logits(3, 5), tokens=np.array(["b", "a", "e"]), vocab=list("abcde"), k=2)
+    assert record.token_ids.tolist() == [1, 0, 4] and record.tokens == ("b", "a", "e")

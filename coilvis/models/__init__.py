@@ -10,7 +10,12 @@ from typing import Any, NamedTuple
 
 from coilvis.errors import CoilvisTypeError, ModelNotFoundError
 
-__all__ = ["LoadedModel", "load_model", "resolve_model", "is_transformer_lens"]
+__all__ = ["LoadedModel", "load_model", "resolve_model", "is_transformer_lens", "context_length"]
+
+#: Config fields that give how many positions a model takes, in the order they are read.
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
+#: A tokenizer's ``model_max_length`` above this is transformers' "no limit known".
+_NO_TOKENIZER_LIMIT = 10**8
 
 _LOADED: dict[tuple[str, str, str], LoadedModel] = {}
 
@@ -71,6 +76,43 @@ def load_model(
 def is_transformer_lens(model: Any) -> bool:
     """Whether ``model`` is a TransformerLens model (HookedTransformer or TransformerBridge)."""
     return any(c.__module__.split(".")[0] == "transformer_lens" for c in type(model).__mro__)
+
+
+def context_length(model: Any, tokenizer: Any = None) -> tuple[int, str] | None:
+    """How many positions a model takes, and where that number was read.
+
+    Read from a TransformerLens model's ``cfg.n_ctx``, else the smallest of the
+    transformers (text) config's :data:`CONTEXT_FIELDS`, else the tokenizer's
+    ``model_max_length`` when it states a real limit.
+
+    Returns:
+        ``(n_positions, source)`` such as ``(8192, "config.max_position_embeddings")``,
+        or ``None`` when nothing states a limit.
+    """
+    found: list[tuple[int, str]] = []
+    if is_transformer_lens(model):
+        n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
+        if _positive_int(n_ctx):
+            return int(n_ctx), "cfg.n_ctx"
+    config = getattr(model, "config", None)
+    if config is not None:
+        get_text = getattr(config, "get_text_config", None)
+        config = get_text() if callable(get_text) else config
+        aliases = getattr(config, "attribute_map", None) or {}
+        for field in CONTEXT_FIELDS:
+            value = getattr(config, field, None)
+            if _positive_int(value):
+                found.append((int(value), f"config.{aliases.get(field, field)}"))
+    if found:
+        return min(found)
+    value = getattr(tokenizer, "model_max_length", None)
+    if _positive_int(value) and value < _NO_TOKENIZER_LIMIT:
+        return int(value), "tokenizer.model_max_length"
+    return None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
