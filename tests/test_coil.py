@@ -542,6 +542,7 @@ def test_views_import_no_model_libraries(name: str) -> None:
         "coilvis.record",
         "coilvis.tokens",
         "coilvis.errors",
+        "coilvis.files",
         "coilvis.views",
         "coilvis.views.output",
     }

@@ -8,10 +8,12 @@ table (read back from the page's own models).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import bokeh
 import numpy as np
 import pytest
-from bokeh.models import CustomJS, DataTable, HoverTool
+from bokeh.models import Axis, ColorBar, CustomJS, DataTable, HoverTool, PlainText, Title
 
 import coilvis
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
@@ -111,6 +113,62 @@ def test_no_token_text_in_scripts_or_templates(record: coilvis.Record) -> None:
     for text in (HOSTILE_IMG, HOSTILE_SCRIPT, "Paris", "w1"):
         assert text not in code and text not in tips
     assert "{safe}" not in tips
+
+
+#: Each TeX delimiter form BokehJS would typeset, and look-alikes of the same lengths.
+TEX = ("$$x^2$$", "\\(y\\)", "\\[z\\]")
+NOT_TEX = ("xx_x^2x", "((y))", "[[z]]")
+
+
+def tex_record(forms: tuple[str, ...] = TEX) -> coilvis.Record:
+    """A record whose tokens, model name and layer names hold ``forms``."""
+    vocab = (*VOCAB, *forms)
+    rec = lens_record(["w1", *forms, "w2", forms[0]], n_layers=3, k=4, seed=3, vocab=vocab)
+    lens = dataclasses.replace(rec.lens, layer_names=("embed", *forms))
+    return dataclasses.replace(rec, lens=lens, model_name=f"model {forms[1]}")
+
+
+def text_values(view: View) -> list[object]:
+    """Every value of a Bokeh text property in the view: titles, axis and tick labels, bar titles."""
+    values: list[object] = []
+    for model in view.doc.select({"type": Title}):
+        values.append(model.text)
+    for model in view.doc.select({"type": Axis}):
+        values += [model.axis_label, *model.major_label_overrides.values()]
+    for model in view.doc.select({"type": ColorBar}):
+        values.append(model.title)
+    return [v for v in values if v is not None]
+
+
+def mathjax_sample() -> str:
+    """A piece of Bokeh's MathJax bundle, as inlined in a page that uses it."""
+    bundle = (Path(bokeh.__file__).parent / "server" / "static" / "js" / "bokeh-mathjax.min.js").read_text(encoding="utf-8")
+    middle = len(bundle) // 2
+    return bundle[middle : middle + 80]
+
+
+@pytest.mark.parametrize("titles", [False, True], ids=["default_titles", "given_titles"])
+def test_tex_delimiters_stay_plain_text(titles: bool) -> None:
+    options = {"coil_options": {"title": f"coil {TEX[0]}"}, "lens_options": {"title": f"lens {TEX[2]}"}} if titles else {}
+    other = {"coil_options": {"title": f"coil {NOT_TEX[0]}"}, "lens_options": {"title": f"lens {NOT_TEX[2]}"}} if titles else {}
+    view = page(tex_record(), title=f"page {TEX[1]}", **options)
+    html = view.to_html()
+    plain_html = page(tex_record(NOT_TEX), title=f"page {NOT_TEX[1]}", **other).to_html()
+    assert mathjax_sample() not in html  # no MathJax bundle inlined
+    assert abs(len(html) - len(plain_html)) < 20_000  # a page with MathJax is 1.8 MB larger
+    # no str that BokehJS could typeset reaches a text property; the TeX-like ones are PlainText
+    values = text_values(view)
+    assert not [v for v in values if isinstance(v, str) and ("$" in v or "\\" in v)]
+    shown = [v.text for v in values if isinstance(v, PlainText)]
+    rec = tex_record()
+    for form in TEX:
+        assert display(form, max_len=12) in shown  # tick labels of the input and next tokens
+        assert form in shown  # layer names, as written
+    assert f"model {TEX[1]}" in " ".join(shown) or titles
+    if titles:
+        assert f"coil {TEX[0]}" in shown and f"lens {TEX[2]}" in shown
+    inputs = view.model("lens_input_axis").major_label_overrides
+    assert inputs[1].text == display(rec.tokens[1], max_len=12) == display(TEX[0], max_len=12)
 
 
 def test_page_without_lens(record: coilvis.Record) -> None:
@@ -239,6 +297,42 @@ def test_page_without_lens_renders(browser_session, record: coilvis.Record, tmp_
     loaded.click_data("coil_figure", *_segment_centre(view, 2))
     assert loaded.model_attr("page_topk_filter", "indices") == list(range(2 * K, 3 * K))
     assert loaded.errors == []
+
+
+_AXIS_LABELS_JS = """
+(names) => {
+  const doc = Bokeh.documents[0], out = {}
+  for (const name of names) {
+    const axis = doc.get_model_by_name(name)
+    const o = axis.major_label_overrides
+    const values = o instanceof Map ? Array.from(o.values()) : Object.values(o)
+    out[name] = values.map((v) => (typeof v === "string" ? v : v.text))
+    // what BokehJS built to draw each label: PlainText, never TeX
+    out[name + "/drawn"] = Array.from(Bokeh.index.find_one(axis)._major_label_views.values(), (v) => v.model.type)
+  }
+  const title = doc.get_model_by_name("coil_figure").title.text
+  out.coil_title = typeof title === "string" ? title : title.text
+  out.mathjax = typeof window.MathJax
+  return out
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_tex_like_labels_render_as_written(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = tex_record()
+    view = page(rec, coil_options={"title": f"coil {TEX[0]}"})
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "tex.html"), viewport=(1500, 1400))
+    assert loaded.errors == [] and loaded.external_requests == []
+    got = loaded.evaluate(_AXIS_LABELS_JS, ["lens_input_axis", "lens_next_axis", "lens_layer_axis"])
+    assert got["lens_input_axis"] == [display(t, max_len=12) for t in rec.tokens]
+    assert got["lens_layer_axis"] == ["embed", *TEX]
+    for name in ("lens_input_axis", "lens_next_axis", "lens_layer_axis"):
+        assert set(got[f"{name}/drawn"]) == {"PlainText"}, name
+    assert got["coil_title"] == f"coil {TEX[0]}"
+    assert got["mathjax"] == "undefined"
 
 
 @pytest.mark.slow

@@ -9,7 +9,9 @@ surprisal and a poor rank are bright; what the model was sure of is dark.
 
 Nothing here ever puts token text into HTML or JavaScript source: tooltips are templates
 of ``@field`` references (which Bokeh escapes) around fixed markup, and the JavaScript
-transforms only move numbers.
+transforms only move numbers. Every text a view gives a Bokeh text property (titles, axis
+labels, tick labels, colour bar titles) goes through :func:`plain_text`, so that no token,
+layer name, model name or title is ever typeset as mathematics.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bokeh.models import (
     CustomJSTransform,
     LinearColorMapper,
     LogColorMapper,
+    PlainText,
     PrintfTickFormatter,
 )
 
@@ -45,6 +48,7 @@ __all__ = [
     "color_bar",
     "map_colors",
     "text_colors",
+    "plain_text",
     "tooltip_html",
     "rows_transform",
     "lookup_transform",
@@ -65,6 +69,8 @@ PALETTES: dict[str, tuple[str, ...]] = {
 }
 
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
+#: Characters without which no TeX can be written (every delimiter BokehJS knows needs one).
+_TEX_CHARS = ("$", "\\")
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,39 @@ def resolve_palette(palette: Any, *, default: str, reverse: bool = False) -> tup
     return colors
 
 
+def plain_text(text: str) -> str | PlainText:
+    """A text for a Bokeh text property, drawn exactly as written.
+
+    BokehJS typesets a plain ``str`` that holds TeX delimiters (``$$x$$``, ``\\(x\\)``,
+    ``\\[x\\]``) in titles, axis labels and tick labels with MathJax, and a saved page
+    then inlines the MathJax bundle (about 1.8 MB). A token, a layer name, a model name
+    or a title is never mathematics: a text holding ``$`` or a backslash becomes a
+    ``PlainText`` model, which BokehJS draws as written. Other texts stay ``str``, which
+    BokehJS cannot typeset (every TeX delimiter needs one of those characters) and which
+    cost a page nothing extra (a ``PlainText`` per tick label would add a model each).
+
+    Args:
+        text: the text to show.
+
+    Returns:
+        ``text`` itself, or ``PlainText(text=text)`` when it holds ``$`` or ``\\``.
+
+    Raises:
+        CoilvisTypeError: ``text`` is not a str.
+
+    Examples:
+        >>> plain_text("layer 3")
+        'layer 3'
+        >>> plain_text("$$x^2$$").text
+        '$$x^2$$'
+    """
+    if not isinstance(text, str):
+        raise CoilvisTypeError(f"text: expected a str, got {type(text).__name__}")
+    if any(char in text for char in _TEX_CHARS):
+        return PlainText(text=text)
+    return text
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     return values[np.isfinite(values)]
@@ -297,7 +336,7 @@ def color_bar(mapper: LinearColorMapper | LogColorMapper, scale: ColorScale, *, 
         kwargs["formatter"] = formatter
     return ColorBar(
         color_mapper=mapper,
-        title=scale.title,
+        title=plain_text(scale.title),
         title_text_font_style="normal",
         title_text_font_size="12px",
         major_label_text_font_size="11px",

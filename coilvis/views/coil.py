@@ -863,7 +863,7 @@ def coil(
         x_axis_type=None,
         y_axis_type=None,
     )
-    p.title.text = title if title is not None else f"{record.model_name or 'coil'} · {n:,} tokens"
+    p.title.text = _style.plain_text(title if title is not None else f"{record.model_name or 'coil'} · {n:,} tokens")
     p.title.text_font_size = "14px"
 
     # ---- outer band (words, sentences), then segments
@@ -1049,7 +1049,13 @@ def coil(
     for note in notes:
         for text in textwrap.wrap(note, chars_per_line):
             p.add_layout(
-                Title(text=text, text_font_size="11px", text_font_style="normal", text_color="#555555", standoff=2),
+                Title(
+                    text=_style.plain_text(text),
+                    text_font_size="11px",
+                    text_font_style="normal",
+                    text_color="#555555",
+                    standoff=2,
+                ),
                 "below",
             )
 

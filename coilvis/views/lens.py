@@ -58,6 +58,7 @@ from coilvis.views._style import (
     color_bar,
     color_mapper,
     map_colors,
+    plain_text,
     resolve_palette,
     text_colors,
     tooltip_html,
@@ -468,7 +469,6 @@ def lens_figure(
         title = f"{what} \u00b7 {record.model_name}" if record.model_name else what
     fig = figure(
         name="lens_figure",
-        title=title,
         x_range=x_range,
         y_range=y_range,
         frame_width=vis_cols * cell_w,
@@ -485,6 +485,7 @@ def lens_figure(
     fig.grid.visible = False
     fig.outline_line_color = None
     fig.background_fill_color = "#ffffff"
+    fig.title.text = plain_text(title)
     fig.title.text_font = FONT
 
     mapper = color_mapper(scale, name="lens_color_mapper")
@@ -559,11 +560,11 @@ def lens_figure(
     ticks = positions.tolist()
     bottom = LinearAxis(
         ticker=FixedTicker(ticks=ticks, minor_ticks=[]),
-        major_label_overrides={p: display(record.tokens[p], max_len=max_label_len + 4) for p in ticks},
+        major_label_overrides={p: plain_text(display(record.tokens[p], max_len=max_label_len + 4)) for p in ticks},
         major_label_orientation=math.pi / 2,
         major_label_policy=NoOverlap(),
         major_label_text_font_size=f"{_FONT_PX + 1}px",
-        axis_label="input token",
+        axis_label=plain_text("input token"),
         name="lens_input_axis",
     )
     next_ok = np.zeros(record.seq_len, dtype=bool)
@@ -577,18 +578,18 @@ def lens_figure(
 
     top = LinearAxis(
         ticker=FixedTicker(ticks=ticks, minor_ticks=[]),
-        major_label_overrides={p: next_label(p) for p in ticks},
+        major_label_overrides={p: plain_text(next_label(p)) for p in ticks},
         major_label_orientation=math.pi / 2,
         major_label_policy=NoOverlap(),
         major_label_text_font_size=f"{_FONT_PX + 1}px",
-        axis_label=f"actual next token ({_CHECK} = the model's top prediction)",
+        axis_label=plain_text(f"actual next token ({_CHECK} = the model's top prediction)"),
         name="lens_next_axis",
     )
     left = LinearAxis(
         ticker=FixedTicker(ticks=list(range(n_shown)), minor_ticks=[]),
-        major_label_overrides={i: ls.layer_names[r] for i, r in enumerate(rows.tolist())},
+        major_label_overrides={i: plain_text(ls.layer_names[r]) for i, r in enumerate(rows.tolist())},
         major_label_policy=NoOverlap(),
-        axis_label="layer",
+        axis_label=plain_text("layer"),
         name="lens_layer_axis",
     )
     fig.add_layout(bottom, "below")

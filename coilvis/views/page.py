@@ -200,11 +200,20 @@ def page(
         height=min(30 + 25 * k, 420),
         name="page_topk_table",
     )
-    header = Div(text=f"Top {k} next tokens at position {last}", name="page_topk_header", styles={"font-weight": "bold"})
+    # text, never markup or mathematics (see coilvis.views._style.plain_text)
+    header = Div(
+        text=f"Top {k} next tokens at position {last}",
+        render_as_text=True,
+        disable_math=True,
+        name="page_topk_header",
+        styles={"font-weight": "bold"},
+    )
     note = Div(
         text="Tap a segment of the coil or a cell of the lens to show its position here. "
         "\u2713 marks the token that actually came next.",
         width=420,
+        render_as_text=True,
+        disable_math=True,
         styles={"color": "#555555", "font-size": "12px"},
         name="page_topk_note",
     )

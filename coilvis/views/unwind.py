@@ -119,6 +119,7 @@ def build_unwind(
             f"(floor {schedule.floor_bits:g} bits + {schedule.pace} in bits)."
         ),
         width=width_px,
+        disable_math=True,  # token text, never mathematics
         name="coil_unwind_readout",
     )
     playhead = ColumnDataSource({"x": [float(coiled.x[0])], "y": [float(coiled.y[0])]}, name="coil_unwind_playhead_source")
