@@ -28,6 +28,7 @@ __all__ = [
     "load_model",
     "run",
     "from_logits",
+    "from_cache",
     # the table
     "logits_table",
     # views
@@ -48,6 +49,7 @@ _LAZY = {
     "load_model": "coilvis.models",
     "run": "coilvis.runner",
     "from_logits": "coilvis.runner",
+    "from_cache": "coilvis.models.tlens",
     "logits_table": "coilvis.table",
     "coil": "coilvis.views.coil",
     "lens": "coilvis.views.lens",

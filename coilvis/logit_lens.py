@@ -877,6 +877,10 @@ def lens_from_tl_cache(
     Rows: ``blocks.0.hook_resid_pre`` (``"embed"``), ``blocks.{i}.hook_resid_post``
     (``"i"``), and with ``mid`` ``blocks.{i}.hook_resid_mid`` (``"i.mid"``); the last
     block's ``hook_resid_post`` checks the decoder against ``logits``, the final row.
+    Each row goes through the model's own ``ln_final`` (statistics recomputed per row)
+    and ``unembed``, as ``model.unembed(cache.accumulated_resid(apply_ln=True))`` does
+    in TransformerLens 3.9 and later.
+    :func:`coilvis.from_cache` is the public way to a Record from a cache.
 
     Args:
         model: the ``HookedTransformer`` / ``TransformerBridge`` that filled the cache.
@@ -898,31 +902,20 @@ def lens_from_tl_cache(
     """
     if not is_transformer_lens(model):
         raise CoilvisTypeError(f"model: expected a TransformerLens model, got {type(model).__name__}")
+    from coilvis.models.tlens import cache_tensor as get
+
     n_layers = n_layers_of(model)
-    t_logits = logits.detach() if isinstance(logits, torch.Tensor) else torch.as_tensor(np.asarray(logits))
+    t_logits = stats.as_logits(logits, ndim=(2, 3))
     if t_logits.dim() == 3:
         if t_logits.shape[0] != 1:
             raise CoilvisValueError(f"logits: expected a batch of 1, got shape {tuple(t_logits.shape)}")
         t_logits = t_logits[0]
 
-    def get(name: str) -> torch.Tensor:
-        try:
-            t = cache[name]
-        except KeyError:
-            raise CoilvisValueError(
-                f"cache: has no {name!r}; run the model with run_with_cache() without a names_filter that drops it"
-            ) from None
-        if t.dim() == 3:
-            if t.shape[0] != 1:
-                raise CoilvisValueError(f"cache: {name!r} has a batch of {t.shape[0]}; the lens takes one prompt")
-            t = t[0]
-        return t
-
-    residuals: list[tuple[str, torch.Tensor]] = [("embed", get("blocks.0.hook_resid_pre"))]
+    residuals: list[tuple[str, torch.Tensor]] = [("embed", get(cache, "blocks.0.hook_resid_pre"))]
     for i in range(n_layers):
         if mid:
-            residuals.append((f"{i}.mid", get(f"blocks.{i}.hook_resid_mid")))
-        residuals.append((str(i), get(f"blocks.{i}.hook_resid_post")))
+            residuals.append((f"{i}.mid", get(cache, f"blocks.{i}.hook_resid_mid")))
+        residuals.append((str(i), get(cache, f"blocks.{i}.hook_resid_post")))
     return compute_lens(
         model,
         residuals,

@@ -446,3 +446,60 @@ def test_context_length_of_a_transformer_lens_model() -> None:
     config = TransformerBridgeConfig(n_layers=2, d_model=64, n_ctx=64, d_head=16, n_heads=4, d_vocab=100, act_fn="gelu")
     bridge = TransformerBridge.boot_native(config)
     assert coilvis.models.context_length(bridge) == (64, "cfg.n_ctx")
+
+
+def _tiny_bridge(folder: Path, hf_model: Any, tokenizer: Any) -> Any:
+    """A TransformerBridge around a tiny transformers model (its tokenizer saved to
+    ``folder``: TransformerLens reloads a tokenizer by name)."""
+    bridge_mod = pytest.importorskip("transformer_lens.model_bridge")
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(folder)
+    return bridge_mod.TransformerBridge.boot_transformers(
+        "tiny-llama", hf_model=copy.deepcopy(hf_model), tokenizer=AutoTokenizer.from_pretrained(folder), device="cpu"
+    )
+
+
+def test_from_cache_of_a_transformer_bridge(tmp_path: Path, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    """coilvis.from_cache on what run_with_cache gives: the lens equals TransformerLens's own
+    (unembed of accumulated_resid(apply_ln=True)), links equal the cached patterns, and
+    the Record equals coilvis.run's."""
+    from tests.test_lens import assert_lens_matches, reference_lens
+
+    bridge = _tiny_bridge(tmp_path, tiny_llama, tiny_tokenizer)
+    tokens = bridge.to_tokens(PROMPT, prepend_bos=False)
+    with torch.no_grad():
+        logits, cache = bridge.run_with_cache(tokens)
+        stack = cache.accumulated_resid(apply_ln=True, incl_mid=True)
+        rows = list(bridge.unembed(stack)[:, 0])
+    rec = coilvis.from_cache(cache, tokens=tokens, logits=logits, lens_k=5, lens_mid=True, attention=True, attention_min_weight=0.0)
+    assert rec.extra["adapter"] == "transformer_lens_cache" and rec.model_name == "tiny-llama"
+    np.testing.assert_array_equal(rec.token_ids, tokens[0].numpy())
+    assert rec.lens is not None and rec.lens.layer_names == ("embed", "0.mid", "0", "1.mid", "1")
+    next_ids = np.append(tokens[0, 1:].numpy(), -1)
+    assert_lens_matches(rec.lens, reference_lens(rows, next_ids, 5))
+    links = rec.attention
+    assert links is not None and links.n_links > 0
+    for layer in range(2):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0]
+        sel = (links.head >= 0) & (links.layer == layer)
+        np.testing.assert_allclose(links.weight[sel], pattern[links.head[sel], links.query[sel], links.key[sel]].numpy(), atol=1e-6)
+    via_run = coilvis.run(PROMPT, bridge, lens=True, lens_k=5, lens_mid=True, attention=True, attention_min_weight=0.0)
+    np.testing.assert_allclose(rec.topk_logits, via_run.topk_logits, atol=1e-5)
+    np.testing.assert_allclose(rec.lens.topk_probs, via_run.lens.topk_probs, atol=1e-5)
+    assert via_run.attention is not None and via_run.attention.n_links == links.n_links
+    with pytest.raises(CoilvisValueError, match=r"tokens: expected \("):
+        coilvis.from_cache(cache, tokens=tokens[:, 1:])
+    with pytest.raises(CoilvisTypeError, match="model:"):
+        coilvis.from_cache(dict(cache.items()), tokens=tokens)
+
+
+def test_transformer_lens_run_checks_its_lens_decoder(tmp_path: Path, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    """A TransformerLens model whose head coilvis would misread (a soft cap in its config
+    that the wrapped model does not apply): run(lens=True) refuses, as for transformers."""
+    bridge = _tiny_bridge(tmp_path, tiny_llama, tiny_tokenizer)
+    plain = coilvis.run(PROMPT, bridge)
+    bridge.cfg.output_logits_soft_cap = 1.0
+    np.testing.assert_allclose(coilvis.run(PROMPT, bridge).topk_logits, plain.topk_logits, atol=1e-6)  # not applied
+    with pytest.raises(CoilvisValueError, match="does not reproduce the model's own logits"):
+        coilvis.run(PROMPT, bridge, lens=True)
