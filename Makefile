@@ -37,6 +37,24 @@ test: install browser
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" -q
 
+# transformer-lens 3.x (HookedTransformer, what most of its users run) cannot share a
+# virtual environment with 4.x: its tests run in their own (torch first, as above).
+TL3_VENV ?= .venv-tl3
+TL3_BIN := $(TL3_VENV)/bin
+
+$(TL3_BIN)/python:
+	$(PYTHON) -m venv $(TL3_VENV)
+	$(TL3_BIN)/pip install -q --upgrade pip
+
+$(TL3_VENV)/.installed: pyproject.toml | $(TL3_BIN)/python
+	$(TL3_BIN)/pip install -q torch==2.13.0
+	$(TL3_BIN)/pip install -q -e ".[models,tl3,test]"
+	touch $@
+
+.PHONY: test-tl3
+test-tl3: $(TL3_VENV)/.installed
+	COILVIS_TL3=1 $(TL3_BIN)/python -m pytest -m tl3 -q -n 0 tests/test_tlens3.py
+
 bench: install browser
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
 
