@@ -56,6 +56,7 @@ from typing import Any, Literal
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError, RecordFormatError
 from coilvis.files import atomic_write
+from coilvis.tokens import display_lines
 from coilvis.views.coil import attention_option
 
 __all__ = [
@@ -700,33 +701,40 @@ def _href(path: Path, out_dir: Path) -> str:
     return urllib.parse.quote(rel)
 
 
+def _shown(text: str) -> str:
+    """Untrusted text as HTML: control, format and bidi characters, NUL and surrogates
+    made visible as the views show them (:func:`coilvis.tokens.display_lines`), then
+    HTML-escaped."""
+    return html.escape(display_lines(text))
+
+
 def _card(res: ExampleResult, example: Example | None, out_dir: Path) -> str:
     esc = html.escape
     failed = res.status == "failed"
     page_href = _href(res.page, out_dir) if res.page is not None and not failed else None
     if res.thumbnail is not None and not failed:
-        pic = f'<img src="{esc(_href(res.thumbnail, out_dir))}" alt="{esc("coil of " + res.title)}">'
+        pic = f'<img src="{esc(_href(res.thumbnail, out_dir))}" alt="{_shown("coil of " + res.title)}">'
     else:
         pic = f'<span class="none">{"build failed" if failed else "no thumbnail"}</span>'
     thumb = f'<a class="thumb" href="{esc(page_href)}">{pic}</a>' if page_href else f'<div class="thumb">{pic}</div>'
-    title = esc(res.title)
+    title = _shown(res.title)
     title_html = f'<a href="{esc(page_href)}">{title}</a>' if page_href else title
     if failed:
         title_html += '<span class="badge">failed</span>'
-    parts = [f'<article class="card{" failed" if failed else ""}" id="{esc(res.name)}">', thumb, '<div class="body">', f"<h2>{title_html}</h2>"]
+    parts = [f'<article class="card{" failed" if failed else ""}" id="{_shown(res.name)}">', thumb, '<div class="body">', f"<h2>{title_html}</h2>"]
     if example is not None:
-        parts.append(f'<p class="look">{esc(example.look_for)}</p>')
+        parts.append(f'<p class="look">{_shown(example.look_for)}</p>')
         preview = example.prompt if len(example.prompt) <= _PROMPT_PREVIEW_CHARS else example.prompt[:_PROMPT_PREVIEW_CHARS] + "\u2026"
-        parts.append(f'<pre class="prompt">{esc(preview)}</pre>')
+        parts.append(f'<pre class="prompt">{_shown(preview)}</pre>')
     meta = [res.name]
     if res.seq_len is not None:
         meta.append(f"{res.seq_len} tokens")
     if res.status == "skipped" and res.page is None:
         meta.append("not built yet")
     meta_txt = " \u00b7 ".join(meta)
-    parts.append(f'<div class="meta">{esc(meta_txt)}</div>')
+    parts.append(f'<div class="meta">{_shown(meta_txt)}</div>')
     if failed and res.error:
-        parts.append(f'<div class="error">{esc(res.error)}</div>')
+        parts.append(f'<div class="error">{_shown(res.error)}</div>')
     parts.append("</div></article>")
     return "\n".join(parts)
 
@@ -741,8 +749,11 @@ def render_index(
 ) -> str:
     """The index page: one card per example (thumbnail, title, caption, prompt, link).
 
-    Every string from the prompts file or a record is escaped with :func:`html.escape`;
-    thumbnails and pages are linked by relative paths, so the folder can be moved.
+    Every string from the prompts file or a record is shown as the views show text
+    (:func:`coilvis.tokens.display_lines`: NUL, bidi controls, zero-width characters and
+    lone surrogates become visible escapes, line breaks stay) and escaped with
+    :func:`html.escape`; thumbnails and pages are linked by relative paths, so the
+    folder can be moved.
 
     Args:
         results: one result per example, in display order.
@@ -766,7 +777,7 @@ def render_index(
     n_failed = sum(r.status == "failed" for r in results)
     cards = "\n".join(_card(r, examples.get(r.name), out_dir) for r in results)
     status = f"{len(results)} examples" + (f", {n_failed} failed" if n_failed else "")
-    model_txt = f" with {model_label}" if model_label else ""
+    model_txt = f" with {display_lines(model_label)}" if model_label else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -15,6 +15,7 @@ import html
 import json
 import re
 import shutil
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,28 @@ def test_index_escapes_every_string_and_links_relatively(tmp_path: Path) -> None
     assert str(tmp_path) not in text  # links are relative
     assert text.count('class="badge">failed') == 1
     assert 'href="pages/broken.html"' not in text
+
+
+#: Characters that must never reach the index raw: NUL and other controls, bidi
+#: overrides, embeddings, isolates and marks, zero-width and BOM, lone surrogates.
+HIDDEN = "\x00\x07\x1b\x7f\x85\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u200b\ufeff\u2028\ud800\udc80"
+
+
+def test_index_shows_hidden_characters_as_visible_escapes(tmp_path: Path) -> None:
+    hostile = "safe \u202etxt.exe\u202c <script>alert(1)</script> nul\x00 \ud800 \u2066iso\u2069"
+    ex = Example("bidi", f"Title {hostile}", f"Prompt line 1\nline 2 {hostile}\n\nlast \u200f", f"Look {hostile}.", {})
+    built = gallery.ExampleResult("bidi", ex.title, "built", page=tmp_path / "p.html", thumbnail=tmp_path / "t.png", seq_len=3)
+    failed = gallery.ExampleResult("bad\u202ename", f"Broken {hostile}", "failed", error=f"CoilvisValueError: {hostile}\x00")
+    text = render_index([built, failed], out_dir=tmp_path, model_label=f"model {hostile}", examples={"bidi": ex})
+    assert not [f"U+{ord(c):04X}" for c in HIDDEN if c in text]
+    assert not [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in {"Cc", "Cf", "Cs", "Zl", "Zp"} and c != "\n"]
+    text.encode("utf-8")  # strict: a lone surrogate would raise here (and in the atomic write)
+    assert "<script" not in text
+    # each hidden character shows as the views show it, an escape, and the rest is kept
+    for shown in ("safe \\u202etxt.exe\\u202c", "nul\\x00", "\\ud800", "\\u2066iso\\u2069", "bad\\u202ename",
+                  "&lt;script&gt;alert(1)&lt;/script&gt;", "Prompt line 1\nline 2", "\n\nlast \\u200f"):
+        assert shown in text, shown
+    assert text.count("safe \\u202etxt.exe") == 7  # title, thumbnail alt, look, prompt, broken title, error, model
 
 
 # ------------------------------------------------------------------ builds with a tiny model
