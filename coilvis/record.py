@@ -10,39 +10,40 @@ File format (version 1)
 
 * ``meta.json``: a UTF-8 JSON object ``{"format": "coilvis.record", "version": 1,
   "coilvis_version": ..., "scalars": {...}, "strings": {...}}``. ``strings`` holds the
-  input tokens, the vocabulary strings (``{"ids": [...], "text": [...]}``) and the
-  layer names of the lens; ``scalars`` holds ``d_vocab``, ``model_name``, ``prompt``,
-  attention sizes and free-form ``extra`` metadata.
+  input tokens, the vocabulary strings (``vocab_text``, one per entry of the
+  ``vocab_ids`` array) and the layer names of the lens; ``scalars`` holds ``d_vocab``,
+  ``model_name``, ``prompt``, attention sizes and free-form ``extra`` metadata.
 * one ``.npy`` member per numeric array, named by its field (``token_ids``,
-  ``topk_ids``, ``attention.weight``, ``lens.entropy``, ...).
+  ``topk_ids``, ``attention.weight``, ``lens.entropy``, ...); the table of members,
+  their dtypes and shapes is :data:`coilvis.record_format.MEMBERS_V1`.
 
-Nothing in the file is pickled; ``Record.load`` reads it with ``allow_pickle=False``. A
-file written by a newer coilvis (higher ``version``) or a damaged file raises
+The same record gives the same bytes whenever and wherever it is saved. Nothing in
+the file is pickled. ``Record.load`` trusts nothing in it: every array's declared
+dtype and shape is checked against ``meta.json`` before the array is read, token ids
+against ``[0, d_vocab)``, and so on (see :mod:`coilvis.record_format`); a file written
+by a newer coilvis (higher ``version``) or a damaged file raises
 :class:`coilvis.errors.RecordFormatError` naming the path.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
-import tempfile
-import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coilvis.errors import CoilvisValueError, RecordFormatError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, RecordFormatError, check_int
+from coilvis.files import as_path, atomic_writer, check_output_path
+from coilvis.record_format import FORMAT_VERSION, Contents, encode_meta, read_record_file, write_record_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["AttentionLinks", "LensStats", "Record", "FORMAT_VERSION", "HEAD_MEAN", "HEAD_MAX"]
 
-FORMAT_VERSION = 1
 #: ``AttentionLinks.head`` value of links pruned from the mean over a layer's heads.
 HEAD_MEAN = -1
 #: ``AttentionLinks.head`` value of links pruned from the max over a layer's heads.
@@ -56,6 +57,12 @@ def _as(array: Any, dtype: Any, name: str, ndim: int) -> np.ndarray:
     if out.ndim != ndim:
         raise CoilvisValueError(f"{name}: expected {ndim} dimensions, got shape {out.shape}")
     return out
+
+
+def _check_bits(bits: Any) -> bool:
+    if not isinstance(bits, (bool, np.bool_)):
+        raise CoilvisTypeError(f"bits: expected True or False, got {type(bits).__name__}")
+    return bool(bits)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,7 +217,8 @@ class Record:
     last position is unknown, so its ``next_*`` values are NaN / -1.
 
     Attributes:
-        token_ids: (seq_len,) int64 input token ids.
+        token_ids: (seq_len,) int64 input token ids (-1 for a token given as a string
+            that the vocabulary lacks).
         tokens: (seq_len,) raw text of each input token (untrusted; escape before display).
         topk_ids: (seq_len, k) int64 top-k next-token ids, most likely first.
         topk_logits: (seq_len, k) float32 their logits.
@@ -257,7 +265,11 @@ class Record:
         for name, dtype in (("log_z", np.float32), ("entropy", np.float32), ("next_logprob", np.float32), ("next_rank", np.int64)):
             object.__setattr__(self, name, _as(getattr(self, name), dtype, name, 1))
         object.__setattr__(self, "vocab", {int(k): str(v) for k, v in dict(self.vocab).items()})
-        object.__setattr__(self, "d_vocab", int(self.d_vocab))
+        object.__setattr__(self, "d_vocab", check_int("d_vocab", self.d_vocab, minimum=1))
+        if not isinstance(self.model_name, str):
+            raise CoilvisTypeError(f"model_name: expected a str, got {type(self.model_name).__name__}")
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise CoilvisTypeError(f"prompt: expected a str or None, got {type(self.prompt).__name__}")
         n = self.token_ids.shape[0]
         if n < 1:
             raise CoilvisValueError("token_ids: a Record needs at least one position")
@@ -292,16 +304,17 @@ class Record:
     def surprisal(self, *, bits: bool = True) -> np.ndarray:
         """(seq_len,) surprisal ``-log p(actual next token)``, in bits (default) or nats."""
         s = -self.next_logprob.astype(np.float64)
-        return (s / _LN2 if bits else s).astype(np.float32)
+        return (s / _LN2 if _check_bits(bits) else s).astype(np.float32)
 
     def entropy_in(self, *, bits: bool = True) -> np.ndarray:
         """(seq_len,) entropy of each next-token distribution, in bits (default) or nats."""
         h = self.entropy.astype(np.float64)
-        return (h / _LN2 if bits else h).astype(np.float32)
+        return (h / _LN2 if _check_bits(bits) else h).astype(np.float32)
 
     def token_text(self, token_id: int) -> str:
         """Raw text of a token id (``"<id N>"`` when the record has no string for it)."""
-        return self.vocab.get(int(token_id), f"<id {int(token_id)}>")
+        token_id = check_int("token_id", token_id)
+        return self.vocab.get(token_id, f"<id {token_id}>")
 
     def table(self, pos: int | None = -1, k: int | None = None) -> pd.DataFrame:
         """The top-k next tokens at a position as a DataFrame.
@@ -324,127 +337,120 @@ class Record:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the record to ``path`` (format version 1, see module docstring).
 
-        The file is written to a temporary name and renamed, so a crash never leaves a
-        half-written file over a good one.
+        The file is written atomically (:func:`coilvis.files.atomic_writer`: a
+        temporary file in the same folder, ``fsync``, rename), so a crash never leaves
+        a half-written file over a good one; missing folders are created. The same
+        record always gives the same bytes.
 
         Returns:
             The path written.
+
+        Raises:
+            CoilvisTypeError: ``path`` is not a str or path; ``extra`` is not
+                JSON-serialisable.
+            CoilvisValueError: ``path`` is a folder, or lies below a file.
+            OSError: the file cannot be written (the error names ``path``).
         """
-        path = Path(path)
-        arrays: dict[str, np.ndarray] = {name: getattr(self, name) for name in _ARRAY_FIELDS}
-        ids = np.array(sorted(self.vocab), dtype=np.int64)
-        arrays["vocab_ids"] = ids
+        target = check_output_path(path, name="path")
+        meta_json = encode_meta(self._meta())
+        arrays = self._arrays()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(target) as handle:
+            write_record_file(handle, meta_json, arrays)
+        return target
+
+    def _meta(self) -> dict[str, Any]:
+        """``meta.json`` of the saved file."""
+        from coilvis import __version__
+
         scalars: dict[str, Any] = {
             "d_vocab": self.d_vocab,
             "model_name": self.model_name,
             "prompt": self.prompt,
             "extra": self.extra,
         }
-        strings: dict[str, Any] = {"tokens": list(self.tokens), "vocab_text": [self.vocab[int(i)] for i in ids]}
+        strings: dict[str, Any] = {"tokens": list(self.tokens), "vocab_text": [self.vocab[i] for i in sorted(self.vocab)]}
         if self.attention is not None:
             a = self.attention
-            for name in ("layer", "head", "query", "key", "weight"):
-                arrays[f"attention.{name}"] = getattr(a, name)
-            scalars["attention"] = {
-                "n_layers": a.n_layers,
-                "n_heads": a.n_heads,
-                "top_k": a.top_k,
-                "min_weight": a.min_weight,
-            }
+            scalars["attention"] = {"n_layers": a.n_layers, "n_heads": a.n_heads, "top_k": a.top_k, "min_weight": a.min_weight}
         if self.lens is not None:
-            for f in fields(LensStats):
-                if f.name != "layer_names":
-                    arrays[f"lens.{f.name}"] = getattr(self.lens, f.name)
             strings["lens_layer_names"] = list(self.lens.layer_names)
-        from coilvis import __version__
-
-        meta = {
+        return {
             "format": "coilvis.record",
             "version": FORMAT_VERSION,
             "coilvis_version": __version__,
             "scalars": scalars,
             "strings": strings,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-                # \u escapes keep any str, lone surrogates included, round-tripping
-                zf.writestr("meta.json", json.dumps(meta))
-                for name, arr in arrays.items():
-                    buf = io.BytesIO()
-                    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-                    zf.writestr(f"{name}.npy", buf.getvalue())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a record is not secret
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The saved arrays, by member name."""
+        arrays: dict[str, np.ndarray] = {name: getattr(self, name) for name in _ARRAY_FIELDS}
+        arrays["vocab_ids"] = np.array(sorted(self.vocab), dtype=np.int64)
+        if self.attention is not None:
+            for name in ("layer", "head", "query", "key", "weight"):
+                arrays[f"attention.{name}"] = getattr(self.attention, name)
+        if self.lens is not None:
+            for f in fields(LensStats):
+                if f.name != "layer_names":
+                    arrays[f"lens.{f.name}"] = getattr(self.lens, f.name)
+        return arrays
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Record:
-        """Read a record written by :meth:`save`.
+        """Read a record written by :meth:`save`, checking everything in it.
+
+        A damaged or hostile file fails before any large array is read (see
+        :mod:`coilvis.record_format`).
 
         Raises:
+            CoilvisTypeError: ``path`` is not a str or path.
+            CoilvisValueError: ``path`` is a folder.
             FileNotFoundError: no file at ``path``.
-            RecordFormatError: the file is not a coilvis record, is damaged, or comes
-                from a newer format version.
+            RecordFormatError: the file is not a coilvis record, is damaged, is
+                inconsistent, or comes from a newer format version.
         """
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no record file at {path}")
+        source = as_path(path, name="path")
+        if source.is_dir():
+            raise CoilvisValueError(f"path: {str(source)!r} is a folder, expected a record file")
+        if not source.exists():
+            raise FileNotFoundError(f"path: no record file at {source}")
+        contents = read_record_file(source)
         try:
-            with zipfile.ZipFile(path) as zf:
-                meta = json.loads(zf.read("meta.json").decode("utf-8"))
-                if not isinstance(meta, dict) or meta.get("format") != "coilvis.record":
-                    raise RecordFormatError(f"path: {path} is not a coilvis record file")
-                version = meta.get("version")
-                if not isinstance(version, int) or version > FORMAT_VERSION:
-                    raise RecordFormatError(
-                        f"path: {path} has record format version {version!r}, newer than this "
-                        f"coilvis reads ({FORMAT_VERSION}); upgrade coilvis (pip install -U coilvis)"
-                    )
-                arrays = {
-                    name[:-4]: np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
-                    for name in zf.namelist()
-                    if name.endswith(".npy")
-                }
-            scalars, strings = meta["scalars"], meta["strings"]
-            attention = None
-            if "attention" in scalars:
-                a = scalars["attention"]
-                attention = AttentionLinks(
-                    **{n: arrays[f"attention.{n}"] for n in ("layer", "head", "query", "key", "weight")},
-                    n_layers=int(a["n_layers"]),
-                    n_heads=int(a["n_heads"]),
-                    top_k=int(a["top_k"]),
-                    min_weight=float(a["min_weight"]),
-                )
-            lens = None
-            if "lens_layer_names" in strings:
-                lens = LensStats(
-                    layer_names=tuple(strings["lens_layer_names"]),
-                    **{f.name: arrays[f"lens.{f.name}"] for f in fields(LensStats) if f.name != "layer_names"},
-                )
-            vocab = dict(zip((int(i) for i in arrays["vocab_ids"]), strings["vocab_text"]))
-            return cls(
-                **{name: arrays[name] for name in _ARRAY_FIELDS},
-                tokens=tuple(strings["tokens"]),
-                vocab=vocab,
-                d_vocab=int(scalars["d_vocab"]),
-                model_name=str(scalars.get("model_name") or ""),
-                prompt=scalars.get("prompt"),
-                attention=attention,
-                lens=lens,
-                extra=dict(scalars.get("extra") or {}),
+            return cls._from_contents(contents)
+        except (CoilvisValueError, CoilvisTypeError) as exc:
+            raise RecordFormatError(f"path: {source} is not a valid coilvis record: {exc}") from exc
+
+    @classmethod
+    def _from_contents(cls, contents: Contents) -> Record:
+        scalars, strings, arrays = contents.meta["scalars"], contents.meta["strings"], contents.arrays
+        attention = None
+        if "attention" in scalars:
+            a = scalars["attention"]
+            attention = AttentionLinks(
+                **{n: arrays[f"attention.{n}"] for n in ("layer", "head", "query", "key", "weight")},
+                n_layers=a["n_layers"],
+                n_heads=a["n_heads"],
+                top_k=a["top_k"],
+                min_weight=float(a["min_weight"]),
             )
-        except RecordFormatError:
-            raise
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError, UnicodeDecodeError) as exc:
-            raise RecordFormatError(f"path: {path} is not a readable coilvis record ({type(exc).__name__}: {exc})") from exc
+        lens = None
+        if "lens_layer_names" in strings:
+            lens = LensStats(
+                layer_names=tuple(strings["lens_layer_names"]),
+                **{f.name: arrays[f"lens.{f.name}"] for f in fields(LensStats) if f.name != "layer_names"},
+            )
+        return cls(
+            **{name: arrays[name] for name in _ARRAY_FIELDS},
+            tokens=tuple(strings["tokens"]),
+            vocab=dict(zip(arrays["vocab_ids"].tolist(), strings["vocab_text"])),
+            d_vocab=scalars["d_vocab"],
+            model_name=scalars.get("model_name") or "",
+            prompt=scalars.get("prompt"),
+            attention=attention,
+            lens=lens,
+            extra=dict(scalars.get("extra") or {}),
+        )
 
     def __repr__(self) -> str:
         extras = []

@@ -3,10 +3,16 @@ file format (round trips, atomic writes, clear errors on newer or damaged files)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -17,8 +23,9 @@ from hypothesis import strategies as st
 
 import coilvis
 from coilvis import stats
-from coilvis.errors import CoilvisError, CoilvisValueError, RecordFormatError
+from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, RecordFormatError
 from coilvis.record import FORMAT_VERSION, HEAD_MAX, HEAD_MEAN, AttentionLinks, LensStats, Record
+from coilvis.record_format import META_MAX_BYTES
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",
@@ -362,7 +369,10 @@ def records(draw: st.DrawFn) -> Record:
     logits = rng.normal(size=(seq_len, d_vocab)).astype(np.float32)
     vocab = draw(st.lists(token_strings, min_size=d_vocab, max_size=d_vocab))
     ids = draw(st.lists(st.integers(0, d_vocab - 1), min_size=seq_len, max_size=seq_len))
-    attention = rng.random((draw(st.integers(1, 2)), 2, seq_len, seq_len)) if draw(st.booleans()) else None
+    attention = None
+    if draw(st.booleans()):  # causal: each query attends to itself and earlier keys
+        attention = np.tril(rng.random((draw(st.integers(1, 2)), 2, seq_len, seq_len)))
+        attention /= attention.sum(-1, keepdims=True)
     return coilvis.from_logits(
         logits,
         tokens=ids,
@@ -381,3 +391,338 @@ def test_random_records_round_trip(tmp_path: Path, record: Record) -> None:
     assert_records_equal(record, Record.load(path))
     assert [p.name for p in tmp_path.iterdir()] == ["r.coilvis"]
 
+
+
+# --------------------------------------------------------------------------- hostile and inconsistent files
+
+SEQ_LEN, D_VOCAB = 6, 50  # make_record()'s sizes
+_DELETE = object()
+
+
+def _edit_meta(path: Path, dst: Path, where: str, value: object) -> None:
+    """Copy a record file with one key of meta.json set (``_DELETE``: removed)."""
+    meta = _meta_of(path)
+    *parents, key = where.split(".")
+    node = meta
+    for part in parents:
+        node = node[part]
+    if value is _DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    rewrite_member(path, dst, "meta.json", json.dumps(meta).encode())
+
+
+def _edit_array(path: Path, dst: Path, name: str, change: object) -> None:
+    """Copy a record file with one array changed by ``change(array) -> array``."""
+    with zipfile.ZipFile(path) as zf:
+        arr = np.load(io.BytesIO(zf.read(f"{name}.npy")))
+    rewrite_member(path, dst, f"{name}.npy", _npy(change(arr)))  # type: ignore[operator]
+
+
+def _set(index: object, value: object) -> object:
+    def change(arr: np.ndarray) -> np.ndarray:
+        arr = arr.copy()
+        arr[index] = value
+        return arr
+
+    return change
+
+
+def _npy_header_only(shape: tuple[int, ...], descr: str = "<f4", version: tuple[int, int] = (1, 0), data: bytes = b"") -> bytes:
+    """An .npy header (any format version) declaring ``shape``, then ``data``."""
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode("latin1") + b"\n"
+    size = len(header).to_bytes(2 if version == (1, 0) else 4, "little")
+    return b"\x93NUMPY" + bytes(version) + size + header + data
+
+
+def _add_members(path: Path, dst: Path, members: list[tuple[str, bytes]]) -> None:
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(dst, "w") as zout, pytest.warns(UserWarning) if any(
+        name in zin.namelist() for name, _ in members
+    ) else contextlib.nullcontext():
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info.filename))
+        for name, data in members:
+            zout.writestr(name, data)
+
+
+def _damage_crc(path: Path, dst: Path) -> None:
+    """A stored (uncompressed) entropy member with one data byte flipped."""
+    entropy = _npy(np.arange(SEQ_LEN, dtype=np.float32))
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename != "entropy.npy":
+                zout.writestr(info, zin.read(info.filename))
+        zout.writestr(zipfile.ZipInfo("entropy.npy"), entropy, compress_type=zipfile.ZIP_STORED)
+    raw = bytearray(dst.read_bytes())
+    at = raw.index(entropy) + len(entropy) - 1
+    raw[at] ^= 0xFF
+    dst.write_bytes(bytes(raw))
+
+
+def _deep_json_meta(path: Path, dst: Path) -> None:
+    text = json.dumps({**_meta_of(path), "extra_field": None}).replace("null", "[" * 200_000 + "]" * 200_000)
+    rewrite_member(path, dst, "meta.json", text.encode())
+
+
+def _huge_directory(path: Path, dst: Path) -> None:
+    # about 250 bytes of directory per member, over 1 MiB in all
+    _add_members(path, dst, [(f"padding/{'x' * 200}{i:05d}.npy", b"") for i in range(5_000)])
+
+
+def _M(where: str, value: object) -> object:
+    return lambda p, d: _edit_meta(p, d, where, value)
+
+
+def _A(name: str, change: object) -> object:
+    return lambda p, d: _edit_array(p, d, name, change)
+
+
+# (id, how to spoil a good file made by make_record(), words the message must hold)
+MALFORMED: list[tuple[str, object, tuple[str, ...]]] = [
+    # the format version: an int this coilvis reads, nothing else
+    ("version-0", _M("version", 0), ("version 0", "does not exist")),
+    ("version-negative", _M("version", -5), ("version -5", "does not exist")),
+    ("version-true", _M("version", True), ("version true", "not an integer")),
+    ("version-string", _M("version", "1"), ('version "1"', "not an integer")),
+    ("version-float", _M("version", 2.0), ("version 2.0", "not an integer")),
+    ("version-null", _M("version", None), ("version null", "not an integer")),
+    ("version-missing", _M("version", _DELETE), ("version null", "not an integer")),
+    ("version-list", _M("version", [1]), ("version list", "not an integer")),
+    ("version-newer", _M("version", FORMAT_VERSION + 1), (f"version {FORMAT_VERSION + 1}", "newer", "upgrade")),
+    ("version-huge", _M("version", 10**30), ("newer", "upgrade")),
+    # the vocabulary: one string per id, ids distinct and in [0, d_vocab)
+    ("vocab-text-shorter", lambda p, d: _edit_meta(p, d, "strings.vocab_text", _meta_of(p)["strings"]["vocab_text"][:-1]), ("'vocab_ids.npy'", "n_vocab=")),
+    ("vocab-text-longer", lambda p, d: _edit_meta(p, d, "strings.vocab_text", _meta_of(p)["strings"]["vocab_text"] + ["x"]), ("'vocab_ids.npy'", "n_vocab=")),
+    ("vocab-text-not-strings", lambda p, d: _edit_meta(p, d, "strings.vocab_text", [1] * len(_meta_of(p)["strings"]["vocab_text"])), ("strings.vocab_text",)),
+    ("vocab-id-twice", _A("vocab_ids", lambda a: np.append(a[:-1], a[0])), ("'vocab_ids.npy'", "twice")),
+    ("vocab-id-too-big", _A("vocab_ids", _set(-1, D_VOCAB)), ("'vocab_ids.npy'", f"d_vocab={D_VOCAB}")),
+    # token ids in [0, d_vocab) (input ids may be -1: a string the vocabulary lacks)
+    ("token-id-too-big", _A("token_ids", _set(0, D_VOCAB)), ("'token_ids.npy'", f"holds {D_VOCAB}", f"d_vocab={D_VOCAB}")),
+    ("token-id-below-minus-one", _A("token_ids", _set(2, -2)), ("'token_ids.npy'", "holds -2")),
+    ("topk-id-negative", _A("topk_ids", _set((1, 1), -1)), ("'topk_ids.npy'", "holds -1")),
+    ("topk-id-too-big", _A("topk_ids", _set((1, 1), 2**40)), ("'topk_ids.npy'",)),
+    ("lens-id-too-big", _A("lens.topk_ids", _set((0, 0, 0), D_VOCAB)), ("'lens.topk_ids.npy'", f"holds {D_VOCAB}")),
+    # attention links point at layers, heads and positions that exist
+    ("attention-layer-too-big", _A("attention.layer", _set(0, 2)), ("'attention.layer.npy'", "n_layers=2")),
+    ("attention-head-below-max", _A("attention.head", _set(0, -3)), ("'attention.head.npy'", "holds -3")),
+    ("attention-query-beyond-the-prompt", _A("attention.query", _set(0, SEQ_LEN)), ("'attention.query.npy'", f"seq_len={SEQ_LEN}")),
+    ("attention-key-negative", _A("attention.key", _set(0, -1)), ("'attention.key.npy'",)),
+    # d_vocab: a positive int, at least k
+    ("d_vocab-zero", _M("scalars.d_vocab", 0), ("scalars.d_vocab",)),
+    ("d_vocab-negative", _M("scalars.d_vocab", -1), ("scalars.d_vocab",)),
+    ("d_vocab-string", _M("scalars.d_vocab", "50"), ("scalars.d_vocab", "got str")),
+    ("d_vocab-float", _M("scalars.d_vocab", 50.0), ("scalars.d_vocab", "got float")),
+    ("d_vocab-true", _M("scalars.d_vocab", True), ("scalars.d_vocab", "got bool")),
+    ("d_vocab-missing", _M("scalars.d_vocab", _DELETE), ("scalars.d_vocab",)),
+    ("d_vocab-below-k", _M("scalars.d_vocab", 4), ("'topk_ids.npy'", "k = 5", "more than 4")),
+    # the rest of meta.json
+    ("meta-not-an-object", lambda p, d: rewrite_member(p, d, "meta.json", b"[1]"), ("not a coilvis record file",)),
+    ("scalars-missing", _M("scalars", _DELETE), ("'scalars'",)),
+    ("tokens-not-strings", lambda p, d: _edit_meta(p, d, "strings.tokens", list(range(SEQ_LEN))), ("strings.tokens",)),
+    ("tokens-empty", _M("strings.tokens", []), ("strings.tokens", "empty")),
+    ("tokens-one-short", lambda p, d: _edit_meta(p, d, "strings.tokens", _meta_of(p)["strings"]["tokens"][:-1]), ("'token_ids.npy'", f"seq_len={SEQ_LEN - 1}")),
+    ("lens-names-one-short", _M("strings.lens_layer_names", ["embed", "0", "1"]), ("'lens.topk_ids.npy'", "n_rows=3")),
+    ("model-name-int", _M("scalars.model_name", 123), ("scalars.model_name",)),
+    ("prompt-list", _M("scalars.prompt", ["a"]), ("scalars.prompt",)),
+    ("extra-list", _M("scalars.extra", [1]), ("scalars.extra",)),
+    ("attention-not-an-object", _M("scalars.attention", "x"), ("scalars.attention",)),
+    ("attention-heads-negative", _M("scalars.attention.n_heads", -1), ("scalars.attention.n_heads",)),
+    ("attention-min-weight-string", _M("scalars.attention.min_weight", "x"), ("min_weight",)),
+    ("meta-deeply-nested", _deep_json_meta, ("RecursionError",)),
+    # members: each once, none missing, none unknown
+    ("member-twice", lambda p, d: _add_members(p, d, [("entropy.npy", _npy(np.zeros(SEQ_LEN, np.float32)))]), ("'entropy.npy'", "twice")),
+    ("meta-twice", lambda p, d: _add_members(p, d, [("meta.json", json.dumps(_meta_of(p)).encode())]), ("'meta.json'", "twice")),
+    ("unexpected-member", lambda p, d: _add_members(p, d, [("notes.txt", b"hi")]), ("unexpected member 'notes.txt'",)),
+    ("attention-members-without-meta", _M("scalars.attention", _DELETE), ("unexpected member 'attention.",)),
+    ("lens-member-missing", lambda p, d: rewrite_member(p, d, "lens.entropy.npy", None), ("'lens.entropy.npy'", "missing")),
+    ("huge-zip-directory", _huge_directory, ("zip directory",)),
+    # .npy members: the dtype, order, shape and size the table says
+    ("dtype-float64", _A("entropy", lambda a: a.astype(np.float64)), ("'entropy.npy'", "dtype <f8", "expected <f4")),
+    ("dtype-int32-ids", _A("topk_ids", lambda a: a.astype(np.int32)), ("'topk_ids.npy'", "dtype <i4", "expected <i8")),
+    ("fortran-order", _A("topk_logits", np.asfortranarray), ("'topk_logits.npy'", "Fortran")),
+    ("shape-short", _A("entropy", lambda a: a[:-1]), ("'entropy.npy'", f"seq_len={SEQ_LEN}")),
+    ("shape-extra-axis", _A("entropy", lambda a: a[:, None]), ("'entropy.npy'", "shape (6, 1)")),
+    ("k-differs-between-members", _A("topk_probs", lambda a: a[:, :-1]), ("'topk_probs.npy'", "k=5")),
+    ("size-larger-than-shape", lambda p, d: rewrite_member(p, d, "entropy.npy", _npy(np.zeros(SEQ_LEN, np.float32)) + b"\0" * 64), ("'entropy.npy'", "data bytes")),
+    ("size-smaller-than-shape", lambda p, d: rewrite_member(p, d, "entropy.npy", _npy(np.zeros(SEQ_LEN, np.float32))[:-4]), ("'entropy.npy'", "data bytes")),
+    ("npy-version-3", lambda p, d: rewrite_member(p, d, "entropy.npy", _npy_header_only((SEQ_LEN,), version=(3, 0), data=bytes(4 * SEQ_LEN))), ("'entropy.npy'", ".npy version (3, 0)")),
+    ("npy-not-npy", lambda p, d: rewrite_member(p, d, "entropy.npy", b"garbage that is long enough to read"), ("'entropy.npy'", "header")),
+    ("npy-object-dtype", lambda p, d: rewrite_member(p, d, "entropy.npy", _npy(np.array([{"a": 1}] * SEQ_LEN, dtype=object))), ("'entropy.npy'", "dtype")),
+    ("crc-damaged", _damage_crc, ("'entropy.npy'", "CRC")),
+]
+
+
+@pytest.mark.parametrize("build, words", [pytest.param(b, w, id=i) for i, b, w in MALFORMED])
+def test_malformed_files_are_refused_by_name(tmp_path: Path, build: object, words: tuple[str, ...]) -> None:
+    record = make_record()
+    assert (record.seq_len, record.d_vocab, record.k) == (SEQ_LEN, D_VOCAB, 5)
+    good = record.save(tmp_path / "good.coil")
+    bad = tmp_path / "bad.coil"
+    build(good, bad)  # type: ignore[operator]
+    with pytest.raises(RecordFormatError) as info:
+        Record.load(bad)
+    message = str(info.value)
+    assert message.startswith(f"path: {bad} ") and "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def _bomb(good: Path, dst: Path, member: str, shape: tuple[int, ...], n_bytes: int) -> None:
+    """A copy of ``good`` whose ``member`` declares ``shape`` and holds ``n_bytes`` zero bytes, deflated."""
+    zeros = bytes(2**24)
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zout:
+        for info in zin.infolist():
+            if info.filename != member:
+                zout.writestr(info, zin.read(info.filename))
+        with zout.open(member, "w") as fh:
+            fh.write(_npy_header_only(shape))
+            while n_bytes > 0:
+                fh.write(zeros[: min(n_bytes, len(zeros))])
+                n_bytes -= len(zeros)
+
+
+@pytest.mark.parametrize(
+    "shape, n_bytes, words",
+    [
+        # 200 MB of float32 zeros that deflate to under 1 MB; sizes agree, the shape does not
+        pytest.param((50_000_000,), 200_000_000, ("'entropy.npy'", f"seq_len={SEQ_LEN}"), id="honest-size-huge-shape"),
+        pytest.param((2**60,), 64, ("'entropy.npy'", "data bytes"), id="2^60-elements"),
+        pytest.param((2**31, 2**31), 64, ("'entropy.npy'", "shape"), id="2^62-elements-2d"),
+    ],
+)
+def test_array_bombs_fail_before_any_large_allocation(tmp_path: Path, shape: tuple[int, ...], n_bytes: int, words: tuple[str, ...]) -> None:
+    good = make_record().save(tmp_path / "good.coil")
+    bad = tmp_path / "bomb.coil"
+    _bomb(good, bad, "entropy.npy", shape, n_bytes)
+    assert bad.stat().st_size < 2_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordFormatError) as info:
+            Record.load(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+    assert str(info.value).startswith(f"path: {bad} ")
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_meta_json_bomb_is_refused_unread(tmp_path: Path) -> None:
+    good = make_record().save(tmp_path / "good.coil")
+    meta = _meta_of(good)
+    meta["scalars"]["extra"] = {"x": None}
+    # tens of millions of empty lists: gigabytes of Python objects if it were parsed
+    text = json.dumps(meta).replace('{"x": null}', '{"x": [' + "[]," * (META_MAX_BYTES // 3) + "[]]}")
+    assert len(text) > META_MAX_BYTES
+    bad = tmp_path / "bomb.coil"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zout:
+        for info in zin.infolist():
+            if info.filename != "meta.json":
+                zout.writestr(info, zin.read(info.filename))
+        zout.writestr("meta.json", text.encode())
+    del text
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordFormatError) as info:
+            Record.load(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+    assert "'meta.json'" in str(info.value) and f"at most {META_MAX_BYTES}" in str(info.value)
+
+
+def test_unknown_tokens_and_big_endian_members_still_load(tmp_path: Path) -> None:
+    # token id -1: a token given as a string the vocabulary lacks
+    r = coilvis.from_logits(np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32), tokens=["zz", "yy", "a"], k=3)
+    assert (r.token_ids == -1).all()
+    assert_records_equal(r, Record.load(r.save(tmp_path / "unknown.coil")))
+    good = make_record().save(tmp_path / "good.coil")
+    swapped = tmp_path / "swapped.coil"
+    _edit_array(good, swapped, "entropy", lambda a: a.astype(">f4"))
+    back = Record.load(swapped)
+    assert back.entropy.dtype == np.float32
+    np.testing.assert_array_equal(back.entropy, make_record().entropy)
+
+
+# --------------------------------------------------------------------------- paths, atomic and deterministic saves
+
+
+@pytest.mark.parametrize("value", [123, None, b"r.coil", 1.5], ids=["int", "none", "bytes", "float"])
+def test_save_and_load_refuse_paths_of_the_wrong_type(value: object) -> None:
+    with pytest.raises(CoilvisTypeError, match="^path: "):
+        make_record(lens=False).save(value)  # type: ignore[arg-type]
+    with pytest.raises(CoilvisTypeError, match="^path: "):
+        Record.load(value)  # type: ignore[arg-type]
+
+
+def test_save_and_load_refuse_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(CoilvisValueError, match="^path: .*is a folder"):
+        make_record(lens=False).save(tmp_path)
+    with pytest.raises(CoilvisValueError, match="^path: .*is a folder"):
+        Record.load(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(CoilvisValueError, match="^path: .*not a folder"):
+        make_record(lens=False).save(tmp_path / "file" / "r.coil")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_failed_save_names_the_target() -> None:
+    with pytest.raises(OSError) as info:
+        make_record(lens=False).save("/proc/x.coil")
+    assert "/proc/x.coil" in str(info.value) and ".tmp" not in str(info.value)
+
+
+_SAVE_IN_A_CHILD = """
+import os, sys, time
+from coilvis.record import Record
+record = Record.load(sys.argv[2])
+if sys.argv[3] == "stall":
+    def stall(fd):
+        print("writing", flush=True)
+        time.sleep(120)
+    os.fsync = stall  # the save stops after writing its data, before the rename
+record.save(sys.argv[1])
+"""
+
+
+def _child(path: Path, mode: str, source: Path, **env: str) -> subprocess.Popen:
+    """Another Python process that loads ``source`` and saves it to ``path``."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _SAVE_IN_A_CHILD, str(path), str(source), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def test_a_save_killed_midway_leaves_a_temporary_file_the_next_save_removes(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    path = make_record(seed=1).save(folder / "r.coil")
+    child = _child(path, "stall", make_record(seed=5).save(tmp_path / "source.coil"))
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) == 2 and left[0].startswith(".r.coil.") and left[0].endswith(".tmp")
+    assert_records_equal(make_record(seed=1), Record.load(path))  # the old file is whole
+    make_record(seed=2).save(path)
+    assert sorted(p.name for p in folder.iterdir()) == ["r.coil"]
+    assert_records_equal(make_record(seed=2), Record.load(path))
+
+
+def test_the_same_record_saved_in_two_processes_gives_the_same_bytes(tmp_path: Path) -> None:
+    # other time zones and hash seeds: zip timestamps, set and dict orders must not leak in
+    here = make_record(seed=7).save(tmp_path / "c.coil")
+    runs = [("a.coil", {"TZ": "UTC0", "PYTHONHASHSEED": "1"}), ("b.coil", {"TZ": "JST-9", "PYTHONHASHSEED": "2"})]
+    children = [_child(tmp_path / name, "save", here, **env) for name, env in runs]
+    assert [child.wait() for child in children] == [0, 0]
+    assert (tmp_path / "a.coil").read_bytes() == (tmp_path / "b.coil").read_bytes() == here.read_bytes()
+    with zipfile.ZipFile(here) as zf:
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert zf.namelist()[0] == "meta.json"
