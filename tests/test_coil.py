@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import math
 import re
@@ -196,7 +197,7 @@ def test_tooltip_uses_escaped_fields_only(record: coilvis.Record) -> None:
     assert isinstance(template, str)
     assert "{safe}" not in template
     fields = re.findall(r"@([A-Za-z_]\w*)", template)
-    assert set(fields) == {"pos", "label", "entropy_bits"}
+    assert set(fields) == {"pos", "entropy_bits"}  # tokens through the formatter, with their ids
     assert set(fields) <= set(view.segments.data)
     assert set(hover.formatters) == {"@pos"}
     assert isinstance(hover.formatters["@pos"], CustomJSHover)
@@ -220,6 +221,55 @@ def test_topk_columns_match_the_record(record: coilvis.Record) -> None:
     assert next_rows[-1] == -1
     np.testing.assert_array_equal(np.asarray(vocab["token_id"])[next_rows[:-1]], record.token_ids[1:])
     assert list(data["label"]) == [display(t, max_len=40) for t in record.tokens]
+
+
+# (name, token text): texts that look alike once whitespace and controls are made
+# visible, and one text under two ids. The hover shows each token as its exact label
+# and its id, so no two of them look the same.
+ALIKE = [
+    ("newline", "\n"),
+    ("literal_newline_mark", "↵"),
+    ("backslash_n", "\\n"),
+    ("nul", "\x00"),
+    ("backslash_x00", "\\x00"),
+    ("empty", ""),
+    ("literal_empty_mark", "∅"),
+    ("space", " "),
+    ("literal_space_mark", "␣"),
+    ("tab", "\t"),
+    ("literal_tab_mark", "⇥"),
+    ("bidi_override", "\u202e"),
+    ("backslash_u202e", "\\u202e"),
+    ("backslash", "\\"),
+    ("two_backslashes", "\\\\"),
+    ("partial_byte_or_backslash_xe2", "\\xe2"),
+    ("same_text_first_id", "Paris"),
+    ("same_text_second_id", "Paris"),
+]
+
+
+def alike_record() -> coilvis.Record:
+    """One position per ALIKE token (ids 0, 1, ...), and every token in each top-k."""
+    n = len(ALIKE)
+    logits = np.tile(np.linspace(3.0, 0.0, n), (n, 1))
+    rec = coilvis.from_logits(logits, tokens=list(range(n)), vocab=[f"v{i}" for i in range(n)], k=n)
+    texts = [text for _, text in ALIKE]
+    return dataclasses.replace(rec, tokens=tuple(texts), vocab=dict(enumerate(texts)))
+
+
+def test_alike_tokens_have_distinct_labels_and_their_ids() -> None:
+    rec = alike_record()
+    view = coilvis.coil(rec)
+    data = view.segments.data
+    np.testing.assert_array_equal(data["token_id"], np.arange(len(ALIKE)))
+    labels = list(data["label"])
+    assert labels == [display(text, max_len=40) for _, text in ALIKE]
+    # distinct texts, distinct labels; the one shared text is told apart by its id
+    assert len(set(zip(labels, data["token_id"].tolist(), strict=True))) == len(ALIKE)
+    assert len(set(labels)) == len(ALIKE) - 1
+    vocab = view.model("coil_vocab_source").data
+    assert list(vocab["token_id"]) == list(range(len(ALIKE)))
+    assert len(set(vocab["label"])) == len(ALIKE) - 1
 
 
 # ------------------------------------------------------------------------------ attention
@@ -590,15 +640,16 @@ def test_eiffel_page_renders_and_shows_its_tooltips(browser_session, eiffel, tmp
     assert f"position {last}" in text and "␣of" in text
     assert "unknown (end of the prompt)" in text
     top = text.split("top 10 next tokens")[1].strip().splitlines()
-    assert top[0].split() == [f"{eiffel.topk_probs[last, 0] * 100:.1f}%", "␣Paris"]
+    assert top[0].split() == [f"{eiffel.topk_probs[last, 0] * 100:.1f}%", "␣Paris", "id", str(eiffel.topk_ids[last, 0])]
     assert len(top) == 10
 
     # position 3 (" Tower"): the actual next token " is" with its probability and rank
     page.hover_data("coil_figure", *edge_point(view, 3))
     text = page.tooltip_text()
-    assert "position 3" in text and "token ␣Tower" in text
+    assert "position 3" in text and f"token ␣Tower  (id {eiffel.token_ids[3]})" in text
     rank = int(eiffel.next_rank[3]) + 1
-    assert "next ␣is" in text and f"rank {rank}" in text and f"{eiffel.surprisal()[3]:.2f} bits" in text
+    assert f"next ␣is  (id {eiffel.token_ids[4]})" in text
+    assert f"rank {rank}" in text and f"{eiffel.surprisal()[3]:.2f} bits" in text
     assert f"entropy {eiffel.entropy_in()[3]:.2f} bits" in text
     assert "← next" in text.split("top 10 next tokens")[1]
 
@@ -703,6 +754,42 @@ def test_hostile_token_text_is_shown_literally_and_runs_nothing(browser_session,
     top = text.split("next tokens")[1]
     assert "</script>" in top and "\"'&" in top and "␣日本語 ü 🙂" in top
     assert page.evaluate("() => window.__pwned") is None
+    assert page.errors == []
+
+
+_FORMAT_JS = """
+([n, what]) => {
+  const fmt = Bokeh.documents[0].get_model_by_name("coil_text_format")
+  return Array.from({length: n}, (_, i) => fmt.format(i, what, {}))
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_alike_tokens_never_look_the_same_in_the_hover(browser_session, tmp_path: Path) -> None:  # noqa: F811
+    rec = alike_record()
+    n = len(ALIKE)
+    view = coilvis.coil(rec, layout="circle", animate=True, tooltip_k=n)
+    page = browser_session.open(coilvis.save(view, tmp_path / "alike.html"))
+    assert page.errors == []
+    tokens = page.evaluate(_FORMAT_JS, [n, "token"])
+    assert tokens == [f"{display(text, max_len=40)}  (id {i})" for i, (_, text) in enumerate(ALIKE)]
+    assert len(set(tokens)) == n
+    nexts = page.evaluate(_FORMAT_JS, [n, "next"])
+    assert [line.split("   ")[0] for line in nexts[:-1]] == tokens[1:]
+    # the top-k block: every token once, each line with its label and id, all different
+    lines = page.evaluate(_FORMAT_JS, [n, "topk"])[0].split("\n")
+    assert len(lines) == n and len(set(line.split("%", 1)[1].rstrip(" ←next") for line in lines)) == n
+    assert sorted(int(line.split(" id ")[1].split()[0]) for line in lines) == list(range(n))
+    # what a person sees: the tooltip and the unwind's readout
+    page.hover_data("coil_figure", *edge_point(view, 1))
+    assert f"token {tokens[1]}" in page.tooltip_text()
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_unwind_scrub').value = 2 }")  # scrub to 2
+    page.wait_idle(0.2)
+    readout = page.model_attr("coil_unwind_readout", "text")
+    assert readout.startswith(f"position 2 of {n - 1}:  {tokens[2]}\nnext:  {tokens[3]}")
     assert page.errors == []
 
 

@@ -194,6 +194,36 @@ def test_cell_texts_come_from_the_string_table(record: coilvis.Record) -> None:
     assert len(set(full)) == len(full)
 
 
+def test_every_token_string_carries_its_id(record: coilvis.Record) -> None:
+    view = lens(record, hover_k=3)
+    table = view.model("lens_strings").data
+    data = cells_of(view)
+    ls = record.lens
+    ids = np.asarray(table["token_id"])
+    for c in range(len(data["pos"])):
+        r, p = int(data["row"][c]), int(data["pos"][c])
+        assert ids[data["top_ix"][c]] == ls.topk_ids[r, p, 0]
+        assert ids[data["token_ix"][c]] == record.token_ids[p]
+        assert [ids[data[f"tk{j}"][c]] for j in range(3)] == ls.topk_ids[r, p, :3].tolist()
+        assert ids[data["layer_ix"][c]] == -1  # a layer name is no token
+    # the token hovers show the id; the layer's does not
+    hover = view.model("lens_hover")
+    assert hover.formatters["@token_ix"].args["with_id"] is True
+    assert hover.formatters["@layer_ix"].args["with_id"] is False
+
+
+def test_one_text_under_two_ids_is_two_strings() -> None:
+    vocab = [*VOCAB, "w1"]  # "w1" again, under the last id
+    twin = len(vocab) - 1
+    rec = lens_record(["w1", "w2", "w3"], n_layers=2, k=3, seed=4, vocab=vocab)
+    rec = dataclasses.replace(rec, token_ids=np.array([twin, 2, 3]))  # position 0 is the second "w1"
+    view = lens(rec)
+    table = view.model("lens_strings").data
+    rows = [i for i, text in enumerate(table["full"]) if text == "w1"]
+    assert sorted(table["token_id"][i] for i in rows) in ([twin], [1, twin])
+    assert table["token_id"][cells_of(view)["token_ix"][0]] == twin
+
+
 def test_tokens_without_ids_are_drawn_by_their_text(record: coilvis.Record) -> None:
     """A record made from token strings may not know their ids (-1)."""
     no_ids = dataclasses.replace(record, token_ids=np.full(record.seq_len, -1))
@@ -518,10 +548,12 @@ def test_lens_page_renders_and_escapes(browser_session, record: coilvis.Record, 
     assert page.external_requests == []
     assert page.evaluate("() => window.__pwned === undefined")
     assert len(page.column("lens_cells", "pos")) == record.lens.n_rows * record.seq_len
-    # the hostile input token (position 3) shows literally in the hover
+    # the hostile input token (position 3) shows literally in the hover, with its id
     page.hover_data("lens_figure", 3, 1)
     text = page.tooltip_text()
-    assert HOSTILE_IMG in text
+    assert f"input {HOSTILE_IMG}  (id {record.token_ids[3]})" in text
+    assert f"next {display(record.tokens[4])}  (id {record.token_ids[4]})" in text
+    assert "layer 0\n" in text + "\n" and "layer 0  (" not in text  # a layer name has no id
     assert "&lt;img" in page.tooltip_html()
     assert page.evaluate("() => window.__pwned === undefined")
     page.hover_data("lens_figure", 4, 2)
@@ -532,7 +564,9 @@ def test_lens_page_renders_and_escapes(browser_session, record: coilvis.Record, 
     page.hover_data("lens_figure", int(p), int(r))
     text = page.tooltip_text()
     assert f"layer {record.lens.layer_names[r]}" in text and f"position {p}" in text
-    assert display(HOSTILE_IMG, max_len=24) in text.split("top-k", 1)[1]  # shown literally, cut to 24
+    top = text.split("top-k", 1)[1]
+    assert display(HOSTILE_IMG, max_len=24) in top  # shown literally, cut to 24
+    assert f"% id {hostile}" in " ".join(top.split())  # with its id
     assert page.evaluate("() => window.__pwned === undefined")
     assert page.errors == []
 

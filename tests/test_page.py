@@ -64,6 +64,7 @@ def test_table_rows_for_every_position(record: coilvis.Record) -> None:
     for p in range(n):
         rows = slice(p * K, (p + 1) * K)
         assert data["token"][rows] == [display(record.vocab[int(i)]) for i in record.topk_ids[p, :K]]
+        np.testing.assert_array_equal(data["token_id"][rows], record.topk_ids[p, :K])
         np.testing.assert_array_equal(data["prob"][rows], record.topk_probs[p, :K])
         np.testing.assert_array_equal(data["logit"][rows], record.topk_logits[p, :K])
         nxt = record.token_ids[p + 1] if p + 1 < n else -1
@@ -73,6 +74,21 @@ def test_table_rows_for_every_position(record: coilvis.Record) -> None:
     assert view.model("page_topk_filter").indices == list(range(last * K, last * K + K))
     assert view.model("page_topk_header").text == f"Top {K} next tokens at position {last}"
     assert view.model("lens_highlight").data == {"pos": [last]}
+
+
+def test_table_tells_alike_tokens_apart() -> None:
+    """Texts that look alike once made visible, and one text under two ids: no two rows look the same."""
+    alike = ["\n", "↵", "\\n", "\x00", "\\x00", "", "∅", " ", "␣", "\u202e", "\\u202e", "Paris", "Paris"]
+    n = len(alike)
+    rec = coilvis.from_logits(np.tile(np.linspace(2.0, 0.0, n), (2, 1)), tokens=[0, 1], vocab=[f"v{i}" for i in range(n)], k=n)
+    rec = dataclasses.replace(rec, tokens=tuple(alike[:2]), vocab=dict(enumerate(alike)))
+    rows = topk_rows(rec, k=n)
+    shown = list(zip(rows["token"][:n], rows["token_id"][:n].tolist(), strict=True))
+    assert shown == [(display(text), i) for i, text in enumerate(alike)]
+    assert len(set(rows["token"][:n])) == n - 1 and len(set(shown)) == n
+    table = page(rec, k=n).model("page_topk_table")
+    fields = [c.field for c in table.columns]
+    assert fields[fields.index("token") + 1] == "token_id"  # each token's id next to its label
 
 
 def test_actual_next_token_is_marked() -> None:
@@ -255,6 +271,8 @@ def test_full_page_renders_and_taps_link_the_views(browser_session, record: coil
     assert loaded.column("lens_highlight", "pos") == [pos]
     texts = _table_texts(loaded)
     assert HOSTILE_IMG in texts  # shown literally, as text
+    row = texts.index(HOSTILE_IMG)
+    assert texts[row + 1] == str(hostile_id)  # and its id next to it
     assert display(record.vocab[int(record.topk_ids[pos, 0])]) in texts
     assert loaded.evaluate("() => window.__pwned === undefined")
 

@@ -22,8 +22,9 @@ Named models (for page scripts, the unwind animation and tests)
 ``coil_figure``; ``coil_segments`` (patches) over ``coil_segment_source``, one row per
 position with columns:
 
-* ``pos`` (int32), ``token`` (raw text), ``label`` (escaped-whitespace display text),
-  ``word``, ``sentence`` (int32 group indices);
+* ``pos`` (int32), ``token`` (raw text), ``token_id`` (int32, -1 when unknown),
+  ``label`` (exact display text, :func:`coilvis.tokens.display`), ``word``,
+  ``sentence`` (int32 group indices);
 * ``top_prob_pct`` (float32; probability in % of the model's top next token),
   ``prob_pct``, ``entropy_bits``, ``surprisal_bits``, ``rank`` (float32; probability in %
   of the actual next token, entropy and surprisal in bits, its 1-based rank; NaN where
@@ -31,8 +32,9 @@ position with columns:
 * ``topk_vocab`` (n, k) int32 and ``topk_pct`` (n, k) float32: the top-k next tokens as
   rows of ``coil_vocab_source`` (columns ``token_id``, ``label``) and their probability
   in %; ``next_vocab`` (int32): the actual next token's row there, -1 when unknown. The
-  ``CustomJSHover`` named ``coil_text_format`` writes the tooltip's text from them:
-  ``fmt.format(pos, "topk", {})`` or ``fmt.format(pos, "next", {})`` in page JavaScript
+  ``CustomJSHover`` named ``coil_text_format`` writes the tooltip's text from them, each
+  token as its label and its id: ``fmt.format(pos, "token", {})``,
+  ``fmt.format(pos, "next", {})`` or ``fmt.format(pos, "topk", {})`` in page JavaScript
   gives the same lines (escape them, e.g. show them in a ``PreText``);
 * ``xs``, ``ys``: (n, m) float32 segment polygons (a ``rows_transform`` hands the glyph
   its rows);
@@ -147,25 +149,32 @@ for (let i = 0; i < xs.length; i++) {
 return out
 """
 
-# The tooltip's text for a position (value): format "next" gives the actual next token
-# with its probability, rank and surprisal, "topk" the top-k next tokens, one a line.
+# The tooltip's text for a position (value): format "token" gives the input token,
+# "next" the actual next token with its probability, rank and surprisal, "topk" the
+# top-k next tokens, one a line. Every token shows its label and its id (labels are
+# exact, ids tell apart what one text can stand for: see coilvis.tokens.display).
 # Labels come from data sources and the tooltip escapes the result.
 _TOOLTIP_JS = """
-const d = segments.data, labels = vocab.data.label, i = value
+const d = segments.data, labels = vocab.data.label, vocab_ids = vocab.data.token_id, i = value
 const pct = (p) => !Number.isFinite(p) ? "?"
   : p >= 9.995 ? p.toFixed(1) + "%" : p >= 0.0995 ? p.toFixed(2) + "%" : p.toPrecision(2) + "%"
+const named = (label, id) => label + "  (" + (id >= 0 ? "id " + id : "no id") + ")"
+if (format === "token") return named(d.label[i], d.token_id[i])
 if (format === "next") {
   if (i + 1 >= d.pos.length) return "unknown (end of the prompt)"
-  const next = d.label[i + 1], p = d.prob_pct[i]
+  const next = named(d.label[i + 1], d.token_id[i + 1]), p = d.prob_pct[i]
   if (!Number.isFinite(p)) return next + "   (probability unknown)"
   const rank = d.rank[i].toLocaleString("en-US"), bits = d.surprisal_bits[i].toFixed(2)
   return next + "   " + pct(p) + " · rank " + rank + " · " + bits + " bits"
 }
 const ids = d.topk_vocab, probs = d.topk_pct, k = ids.shape[1], target = d.next_vocab[i]
+let width = 0
+for (let j = 0; j < k; j++) width = Math.max(width, labels[ids[i * k + j]].length)
 const lines = []
 for (let j = 0; j < k; j++) {
   const v = ids[i * k + j]
-  lines.push(pct(probs[i * k + j]).padStart(7) + "  " + labels[v] + (v === target ? "   ← next" : ""))
+  lines.push(pct(probs[i * k + j]).padStart(7) + "  " + labels[v].padEnd(width) + "  id " + vocab_ids[v] +
+    (v === target ? "   ← next" : ""))
 }
 return lines.join("\\n")
 """
@@ -815,6 +824,7 @@ def coil(
     seg_data: dict[str, Any] = {
         "pos": np.arange(n, dtype=np.int32),
         "token": list(record.tokens),
+        "token_id": record.token_ids.astype(np.int32),
         **topk_cols,
         **stats,
         "word": word,
@@ -1011,7 +1021,7 @@ def coil(
     tooltip = _style.tooltip_html(
         [
             ("position", "@pos"),
-            ("token", "@label"),
+            ("token", "@pos{token}"),
             ("next", "@pos{next}"),
             ("entropy", "@entropy_bits{0.00} bits"),
             (f"top {k} next tokens", "pre:@pos{topk}"),

@@ -245,8 +245,11 @@ class LensFigure:
             ``tk0..`` with probabilities ``tp0..`` (the top-k), and in compare mode
             ``ctk0..``, ``ctp0..``, ``compare_token_ix``.
         strings: data source (named ``"lens_strings"``) of the distinct texts the cells
-            refer to, with columns ``full`` (whitespace made visible), ``hover`` (cut
-            to 24 characters), ``label`` (cut to ``max_label_len``) and ``short`` (3).
+            refer to (tokens and layer names), with columns ``full`` (the exact label of
+            :func:`coilvis.tokens.display`), ``hover`` (cut to 24 characters), ``label``
+            (cut to ``max_label_len``), ``short`` (3) and ``token_id`` (int32; -1 for
+            layer names and tokens of unknown id). The hover shows every token with
+            its id.
         highlight: data source (named ``"lens_highlight"``) with one column ``pos``:
             the selected position(s), outlined as a column.
         rows: (n_shown,) lens row indices drawn, bottom to top.
@@ -264,29 +267,35 @@ class LensFigure:
 
 
 class _Strings:
-    """A table of distinct raw texts; cells hold row indices into it (binary int32)."""
+    """A table of distinct (raw text, token id) pairs; cells hold row indices into it
+    (binary int32). The id is -1 for layer names and for tokens of unknown id."""
 
     def __init__(self) -> None:
-        self.index: dict[str, int] = {}
+        self.index: dict[tuple[str, int], int] = {}
 
-    def add(self, text: str) -> int:
-        return self.index.setdefault(text, len(self.index))
+    def add(self, text: str, token_id: int = -1) -> int:
+        return self.index.setdefault((text, int(token_id)), len(self.index))
 
     def ids(self, record: Record, token_ids: np.ndarray) -> np.ndarray:
-        """Row indices of the texts of ``token_ids`` (any shape; -1 stays -1)."""
+        """Row indices of the tokens ``token_ids`` (any shape; -1 stays -1)."""
         flat = np.asarray(token_ids).reshape(-1)
         uniq, inverse = np.unique(flat, return_inverse=True)
-        rows = np.array([self.add(record.token_text(int(i))) if i >= 0 else -1 for i in uniq.tolist()], dtype=np.int32)
+        rows = np.array([self.add(record.token_text(i), i) if i >= 0 else -1 for i in uniq.tolist()], dtype=np.int32)
         return rows[inverse].reshape(np.shape(token_ids))
 
+    def tokens(self, record: Record) -> np.ndarray:
+        """(seq_len,) row indices of the record's input tokens, by their text and id."""
+        return np.array([self.add(t, i) for t, i in zip(record.tokens, record.token_ids.tolist(), strict=True)], dtype=np.int32)
+
     def source(self, *, max_label_len: int) -> ColumnDataSource:
-        texts = list(self.index)
+        texts = [text for text, _ in self.index]
         return ColumnDataSource(
             data={
                 "full": [display(t) for t in texts],
                 "hover": [display(t, max_len=_HOVER_LEN) for t in texts],
                 "label": [display(t, max_len=max_label_len) for t in texts],
                 "short": [display(t, max_len=_SHORT_LEN) for t in texts],
+                "token_id": np.array([i for _, i in self.index], dtype=np.int32),
             },
             name="lens_strings",
         )
@@ -298,18 +307,23 @@ _LABELS_JS = """
 const values = strings.data[column]
 return Array.from(xs, (i) => (i >= 0 ? values[i] : ""))
 """
+# A token shows its exact label and its id (see coilvis.tokens.display); a layer its name.
 _TEXT_HOVER_JS = """
-return value >= 0 ? strings.data.full[value] : missing
+if (value < 0) return missing
+const text = strings.data.full[value], id = strings.data.token_id[value]
+return with_id ? text + "  (" + (id >= 0 ? "id " + id : "no id") + ")" : text
 """
 _TOPK_HOVER_JS = """
 const i = special_vars.index
-const names = [], probs = []
+const names = [], probs = [], ids = []
 for (let j = 0; j < k; j++) {
-  names.push(strings.data.hover[source.data[prefix + "k" + j][i]])
+  const row = source.data[prefix + "k" + j][i]
+  names.push(strings.data.hover[row])
+  ids.push(strings.data.token_id[row])
   probs.push((100 * source.data[prefix + "p" + j][i]).toFixed(1).padStart(5) + "%")
 }
 const width = Math.max(...names.map((n) => n.length))
-return names.map((n, j) => n.padEnd(width) + "  " + probs[j]).join("\\n")
+return names.map((n, j) => n.padEnd(width) + "  " + probs[j] + "  id " + ids[j]).join("\\n")
 """
 
 
@@ -419,8 +433,8 @@ def lens_figure(
     scale = _scale(stat, values, compare=compare is not None, palette=palette)
 
     strings = _Strings()
-    # input tokens by their text (a record built from strings may have no ids)
-    token_ix = np.array([strings.add(t) for t in record.tokens], dtype=np.int32)
+    # input tokens by their text and id (a record built from strings may have no ids)
+    token_ix = strings.tokens(record)
     next_ids = np.append(record.token_ids[1:], -1)
     cell_next = next_ids[grid_pos]
     f32 = np.float32
@@ -451,7 +465,7 @@ def lens_figure(
         for j in range(chk):
             data[f"ctk{j}"] = strings.ids(compare, c_ids[:, j])
             data[f"ctp{j}"] = c_probs[:, j].astype(f32)
-        data["compare_token_ix"] = np.array([strings.add(t) for t in compare.tokens], dtype=np.int32)[grid_pos]
+        data["compare_token_ix"] = strings.tokens(compare)[grid_pos]
     cells = ColumnDataSource(data=data, name="lens_cells")
     string_source = strings.source(max_label_len=max_label_len)
     highlight = ColumnDataSource(data={"pos": []}, name="lens_highlight")
@@ -598,8 +612,12 @@ def lens_figure(
     fig.add_layout(color_bar(mapper, scale, name="lens_color_bar"), "right")
 
     # ----------------------------------------------------------------- interaction
-    text_hover = CustomJSHover(args={"strings": string_source, "missing": "(end of prompt)"}, code=_TEXT_HOVER_JS)
-    formatters: dict[str, Any] = {f"@{c}": text_hover for c in ("layer_ix", "token_ix", "next_ix", "top_ix")}
+    text_hover = CustomJSHover(
+        args={"strings": string_source, "missing": "(end of prompt)", "with_id": True}, code=_TEXT_HOVER_JS
+    )
+    layer_hover = CustomJSHover(args={"strings": string_source, "missing": "", "with_id": False}, code=_TEXT_HOVER_JS)
+    formatters: dict[str, Any] = {f"@{c}": text_hover for c in ("token_ix", "next_ix", "top_ix")}
+    formatters["@layer_ix"] = layer_hover
     formatters["@tk0"] = CustomJSHover(args={"strings": string_source, "source": cells, "k": hk, "prefix": "t"}, code=_TOPK_HOVER_JS)
     rows_html: list[tuple[str, str]] = [
         ("layer", "@layer_ix{custom}"),

@@ -88,9 +88,11 @@ def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
         k: rows per position (at most ``record.k``).
 
     Returns:
-        Columns ``pos`` (int32), ``rank`` (int32, 1 = top), ``token`` (display text,
-        whitespace visible), ``prob`` (float32 in [0, 1]), ``logit`` (float32),
-        ``actual`` (``"✓"`` on the actual next token's row, else ``""``).
+        Columns ``pos`` (int32), ``rank`` (int32, 1 = top), ``token`` (the exact
+        display label of :func:`coilvis.tokens.display`, whitespace visible),
+        ``token_id`` (int32; the label alone cannot tell every token apart), ``prob``
+        (float32 in [0, 1]), ``logit`` (float32), ``actual`` (``"✓"`` on the actual
+        next token's row, else ``""``).
 
     Examples:
         >>> import numpy as np, coilvis
@@ -109,6 +111,7 @@ def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
         "pos": np.repeat(np.arange(n, dtype=np.int32), k),
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
         "token": [texts[i] for i in ids.reshape(-1).tolist()],
+        "token_id": ids.reshape(-1).astype(np.int32),
         "prob": record.topk_probs[:, :k].reshape(-1).astype(np.float32),
         "logit": record.topk_logits[:, :k].reshape(-1).astype(np.float32),
         "actual": [_CHECK if a else "" for a in actual.reshape(-1).tolist()],
@@ -187,7 +190,8 @@ def page(
         view=CDSView(filter=table_filter),
         columns=[
             TableColumn(field="rank", title="#", width=30),
-            TableColumn(field="token", title="next token", formatter=StringFormatter(), width=170),
+            TableColumn(field="token", title="next token", formatter=StringFormatter(), width=160),
+            TableColumn(field="token_id", title="id", formatter=NumberFormatter(format="0"), width=60),
             TableColumn(field="prob", title="probability", formatter=NumberFormatter(format="0.00%"), width=90),
             TableColumn(field="logit", title="logit", formatter=NumberFormatter(format="0.00"), width=70),
             TableColumn(field="actual", title="actual", width=50),
@@ -196,7 +200,7 @@ def page(
         sortable=False,
         reorderable=False,
         selectable=False,
-        width=420,
+        width=470,
         height=min(30 + 25 * k, 420),
         name="page_topk_table",
     )

@@ -17,7 +17,8 @@
 //   play         Button: play / pause
 //   loop         Toggle: start again at the end
 //   readout      PreText: the current token and the model's top-k there
-//   text_format  CustomJSHover that writes a position's "next" / "topk" text
+//   text_format  CustomJSHover that writes a position's "token" / "next" / "topk" text
+//                (each token as its label and its id)
 //   line_local_x, line_local_y   (m,) vertices of a segment on the line, in its own frame
 //   line_anchor_dx, line_anchor_dy   where arcs attach on the line, in the segment's frame
 //   action       what this call does
@@ -165,7 +166,7 @@ function make_controller() {
       state.readout_stale = false
       const next = text_format.format(current, "next", {})
       const top = text_format.format(current, "topk", {})
-      readout.text = "position " + current + " of " + (n - 1) + ":  " + d.label[current] +
+      readout.text = "position " + current + " of " + (n - 1) + ":  " + text_format.format(current, "token", {}) +
         "\nnext:  " + next + "\n" + top
     }
     if (slow_due) {
