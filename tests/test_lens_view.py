@@ -212,6 +212,17 @@ def test_every_token_string_carries_its_id(record: coilvis.Record) -> None:
     assert hover.formatters["@layer_ix"].args["with_id"] is False
 
 
+def test_layer_and_model_names_are_shown_as_token_text_is(record: coilvis.Record) -> None:
+    names = ("embed", "a\u202eb", "nul\x00", "\u200f", "last")
+    rec = dataclasses.replace(record, lens=dataclasses.replace(record.lens, layer_names=names), model_name="m\u202eodel")
+    view = lens(rec)
+    shown = [getattr(v, "text", v) for v in view.model("lens_layer_axis").major_label_overrides.values()]  # PlainText or str
+    assert shown == [display(n) for n in names]
+    assert shown[1:4] == ["a\\u202eb", "nul\\x00", "\\u200f"]
+    assert view.model("lens_figure").title.text.text == "logit lens \u00b7 m\\u202eodel"
+    assert coilvis.coil(rec).figure.title.text.text.startswith("m\\u202eodel \u00b7 ")
+
+
 def test_one_text_under_two_ids_is_two_strings() -> None:
     vocab = [*VOCAB, "w1"]  # "w1" again, under the last id
     twin = len(vocab) - 1

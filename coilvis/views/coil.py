@@ -873,7 +873,9 @@ def coil(
         x_axis_type=None,
         y_axis_type=None,
     )
-    p.title.text = _style.plain_text(title if title is not None else f"{record.model_name or 'coil'} · {n:,} tokens")
+    # the model name comes from the record: shown as token text is
+    model_label = display(record.model_name, whitespace="none") if record.model_name else "coil"
+    p.title.text = _style.plain_text(title if title is not None else f"{model_label} · {n:,} tokens")
     p.title.text_font_size = "14px"
 
     # ---- outer band (words, sentences), then segments

@@ -480,7 +480,8 @@ def lens_figure(
     y_range = Range1d(n_shown - 0.5 - vis_rows, n_shown - 0.5, bounds=(-0.5, n_shown - 0.5), name="lens_y_range")
     if title is None:
         what = "logit lens" if compare is None else "logit lens comparison"
-        title = f"{what} \u00b7 {record.model_name}" if record.model_name else what
+        # the model name comes from the record: shown as token text is
+        title = f"{what} \u00b7 {display(record.model_name, whitespace='none')}" if record.model_name else what
     fig = figure(
         name="lens_figure",
         x_range=x_range,
@@ -601,7 +602,7 @@ def lens_figure(
     )
     left = LinearAxis(
         ticker=FixedTicker(ticks=list(range(n_shown)), minor_ticks=[]),
-        major_label_overrides={i: plain_text(ls.layer_names[r]) for i, r in enumerate(rows.tolist())},
+        major_label_overrides={i: plain_text(display(ls.layer_names[r])) for i, r in enumerate(rows.tolist())},
         major_label_policy=NoOverlap(),
         axis_label=plain_text("layer"),
         name="lens_layer_axis",
