@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -163,11 +165,90 @@ def test_a_failing_render_keeps_the_good_file(tmp_path: Path, monkeypatch: pytes
     def broken_file_html(*args: object, **kwargs: object) -> str:
         raise RuntimeError("serialisation failed")
 
-    monkeypatch.setattr(output, "file_html", broken_file_html)
+    monkeypatch.setattr(output, "html_page_for_render_items", broken_file_html)
     with pytest.raises(RuntimeError, match="serialisation failed"):
         coilvis.save(small_view(), target)
     assert target.read_text(encoding="utf-8") == "good page"
     assert files_in(tmp_path) == ["page.html"]
+
+
+# ------------------------------------------------------------------------------ same view, same bytes
+
+_SAVE_PAGES = """
+import sys
+import numpy as np
+import coilvis
+
+logits = np.log(np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
+record = coilvis.from_logits(logits, tokens=[0, 2, 1, 0], vocab=["a", " b", " c."], model_name="m")
+folder = sys.argv[1]
+for _ in range(int(sys.argv[2])):  # other views first: Bokeh's model counter moves on
+    coilvis.coil(record)
+coilvis.save(coilvis.page(record), folder + "/page.html")
+coilvis.save(coilvis.coil(record, animate=True, autoplay=True), folder + "/coil.html")
+"""
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def test_pages_are_byte_identical_across_processes(tmp_path: Path) -> None:
+    folders = []
+    for seed, views_before in (("1", 0), ("2", 3)):
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", _SAVE_PAGES, str(folder), str(views_before)], env=env, check=True)
+        folders.append(folder)
+    for name in ("page.html", "coil.html"):
+        first, second = ((folder / name).read_bytes() for folder in folders)
+        assert len(first) > 1_000_000  # whole pages, BokehJS inline
+        assert first == second, name
+        assert _UUID.search(first.decode("utf-8")) is None  # no random id left
+
+
+def test_the_same_view_built_again_gives_the_same_page() -> None:
+    first = output.to_html(small_coil())
+    small_view(), small_coil(), small_view()  # Bokeh's process-wide model counter moves on
+    assert output.to_html(small_coil()) == first
+    assert output.to_html(small_view()) != first
+
+
+def test_page_ids_rename_models_only(tmp_path: Path) -> None:
+    view = small_view()
+    source = view.model("src")
+    source.data["label"] = [view.layout.id, source.id, "p1000", "c1", '{"id": "x"}']
+    view.layout.tags = [{"id": view.layout.id}]
+    html = coilvis.save(view, tmp_path / "ids.html").read_text(encoding="utf-8")
+    # data that looks like a model id stays as it was; the models are numbered in the page
+    assert f'["{view.layout.id}","{source.id}","p1000","c1",' in html
+    assert f'"tags":[{{"type":"map","entries":[["id","{view.layout.id}"]]}}]' in html
+    items = json.loads(re.search(r"const render_items = (\[.*?\]);", html).group(1))
+    assert items[0]["root_ids"][0].startswith("c") and items[0]["docid"].startswith("coilvis-")
+    assert f'data-root-id="{items[0]["root_ids"][0]}"' in html
+
+
+# ------------------------------------------------------------------------------ notebook output
+
+
+def test_notebook_script_holds_token_text_as_script_safe_data() -> None:
+    from bokeh.core.json_encoder import serialize_json
+
+    hostile = ["</script><script>window.__pwned=1</script>", "<!--", "<script>", "]]>", "a&b\u2028"]
+    record = coilvis.from_logits(np.zeros((5, 5)), tokens=[0, 1, 2, 3, 4], vocab=hostile)
+    view = coilvis.coil(record)
+    script, div = output._notebook_content(view)
+    assert [m for m in ("</script", "<!--", "<script") if m in script.lower()] == []
+    found = re.search(r"const docs_json = (.*);\n\s*const render_items = (.*);\n", script)
+    assert found is not None
+    for data in found.groups():  # no character that HTML treats as markup, even inside strings
+        assert not set(data) & {"<", ">", "&", "\u2028"}
+    docs = json.loads(found.group(1))
+    (docid,) = docs
+    # the data arrive unchanged: the escapes decode to Bokeh's own serialisation of the document
+    assert docs[docid] == json.loads(serialize_json(view.doc.to_json(deferred=False)))
+    assert json.loads(found.group(2))[0]["docid"] == docid
+    assert f'data-root-id="{view.layout.id}"' in div
+    # each display gets ids of its own (a notebook also holds outputs of earlier kernels)
+    assert output._notebook_content(view)[1] != div
 
 
 # ------------------------------------------------------------------------------ PNG errors

@@ -12,8 +12,10 @@ works offline) or opens it in a web browser.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,8 +23,11 @@ import webbrowser
 from pathlib import Path
 from typing import Any, Literal
 
+from bokeh.core.json_encoder import serialize_json
 from bokeh.document import Document
-from bokeh.embed import file_html
+from bokeh.embed.bundle import bundle_for_objs_and_resources
+from bokeh.embed.elements import html_page_for_render_items
+from bokeh.embed.util import FromCurdoc, OutputDocumentFor, RenderItem
 from bokeh.model import Model
 from bokeh.models import UIElement
 from bokeh.resources import CDN, INLINE, Resources
@@ -169,12 +174,75 @@ def to_html(view: View | UIElement, *, resources: Literal["inline", "cdn"] = "in
         title: the page title (default: the view's).
 
     Returns:
-        The page, a str.
+        The page, a str: the same view gives the same bytes, in any process (see
+        :func:`_page_html`).
     """
     view = _as_view(view)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    return file_html(view.doc, _resources(resources), title if title is not None else view.title)
+    return _page_html(view, _resources(resources), title if title is not None else view.title)
+
+
+# A uuid4 as Bokeh writes its random ids.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _numbered_ids(doc_json: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A document's JSON with its model ids renamed ``c1``, ``c2``, ... in the order the JSON names them.
+
+    Bokeh numbers models from one counter for the whole process, so the same view built
+    after other views would get other ids. In Bokeh's serialisation a model is written
+    as ``{"type": "object", "name": ..., "id": ...}`` (its definition) or ``{"id": ...}``
+    (a reference); data never has those shapes (a dict is ``{"type": "map", ...}``).
+
+    Returns:
+        ``(json, ids)``: the renamed JSON (a new object) and the old id -> new id map.
+    """
+    ids: dict[str, str] = {}
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, (list, tuple)):  # a map's entries are (key, value) tuples
+            return [visit(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        is_model = "id" in node and (node.keys() == {"id"} or node.get("type") in ("object", "ref"))
+        return {
+            key: ids.setdefault(value, f"c{len(ids) + 1}") if is_model and key == "id" else visit(value)
+            for key, value in node.items()
+        }
+
+    return visit(doc_json), ids
+
+
+class _Root:
+    """The root of a page as Bokeh's RenderItem reads it (its id as numbered in the page)."""
+
+    def __init__(self, model: Model, page_id: str) -> None:
+        self.id, self.name, self.tags = page_id, model.name, list(model.tags)
+
+
+def _page_html(view: View, resources: Resources, title: str, *, template: str | None = None) -> str:
+    """Bokeh's standalone page of a view (what ``file_html`` makes), byte-identical for the same view.
+
+    ``file_html`` writes three random ids (the document's, the root element's and the
+    data script's) and model ids from a process-wide counter. Here model ids are
+    numbered per document (:func:`_numbered_ids`) and the other ids derive from a hash
+    of the document, so a page depends on the view alone. Bokeh still assembles the
+    page; the one id it draws inside (the data script's, a fresh uuid4 found in the page
+    and in none of its inputs) is replaced too.
+    """
+    with OutputDocumentFor([view.layout], apply_theme=FromCurdoc) as doc:  # the theme as file_html applies it
+        doc_json, ids = _numbered_ids(doc.to_json(deferred=False))
+        bokeh_js, bokeh_css = bundle_for_objs_and_resources([doc], resources)
+    body = serialize_json(doc_json)
+    key = "coilvis-" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+    item = RenderItem(docid=key, roots={_Root(view.layout, ids[view.layout.id]): f"{key}-root"})  # type: ignore[dict-item]
+    html = html_page_for_render_items((bokeh_js, bokeh_css), {key: doc_json}, [item], title=title, template=template)
+    known = set(_UUID.findall("".join((body, bokeh_js, bokeh_css, title, template or ""))))
+    drawn = [uid for uid in dict.fromkeys(_UUID.findall(html)) if uid not in known]
+    for index, uid in enumerate(drawn):
+        html = html.replace(uid, f"{key}-data" if index == 0 else f"{key}-id{index}")
+    return html
 
 
 def _check_path(path: Any) -> Path:
@@ -300,7 +368,7 @@ def _png_bytes(view: View, *, timeout_s: float) -> bytes:
     from PIL import Image
 
     browser, driver_path = find_chromium()
-    html = file_html(view.doc, INLINE, view.title, template=_BARE_TEMPLATE)
+    html = _page_html(view, INLINE, view.title, template=_BARE_TEMPLATE)
     with tempfile.TemporaryDirectory(prefix="coilvis-png-") as tmp:
         page = Path(tmp, "view.html")
         page.write_text(html, encoding="utf-8")
@@ -338,17 +406,55 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+# JSON characters written as JavaScript escapes, so that no data can end or confuse the
+# <script> element that holds the JSON: nbconvert's HTML export (and any static viewer
+# that does the same) pastes a cell's JavaScript verbatim inside <script>...</script>,
+# where a token "</script><script>..." would end Bokeh's script and run its own, and
+# "<!--" with "<script" would swallow the closing tag. In JSON text "<", ">" and "&" occur
+# only inside strings, where "\u003c" means the same character, so the data arrives
+# unchanged; U+2028/U+2029 are escaped for older JavaScript parsers. (A sandboxed
+# iframe per view would isolate the data too, but would need BokehJS, 4 MB, in every
+# cell instead of once per kernel, and some static viewers drop iframes' scripts.)
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _script_safe_json(value: Any) -> str:
+    """``value`` as JSON (Bokeh's serialiser) with no ``<``, ``>`` or ``&``: safe inside any <script> element."""
+    return serialize_json(value).translate(_SCRIPT_SAFE)
+
+
+def _notebook_content(view: View) -> tuple[str, str]:
+    """The script and div that draw a view in a notebook cell (Bokeh's, with script-safe data).
+
+    Unlike Bokeh's ``notebook_content``, the view's own Document is serialised, so its
+    document-level JavaScript (``document_ready``: the unwind's autoplay) is kept. The
+    document and element ids stay Bokeh's random ones: a notebook also holds outputs of
+    earlier kernels, and every view in it needs ids of its own.
+
+    Returns:
+        ``(script, div)``.
+    """
+    from bokeh.core.templates import DOC_NB_JS
+    from bokeh.embed.elements import div_for_render_item
+    from bokeh.embed.util import standalone_docs_json_and_render_items
+
+    with OutputDocumentFor([view.layout], apply_theme=FromCurdoc):
+        docs_json, [item] = standalone_docs_json_and_render_items([view.layout])
+    script = DOC_NB_JS.render(docs_json=_script_safe_json(docs_json), render_items=_script_safe_json([item.to_json()]))
+    return script, div_for_render_item(item)
+
+
 def _show_notebook(view: View) -> None:
     global _NOTEBOOK_LOADED
-    from bokeh.embed.notebook import notebook_content
     from bokeh.io import output_notebook
     from bokeh.io.notebook import EXEC_MIME_TYPE, HTML_MIME_TYPE, JS_MIME_TYPE, publish_display_data
 
     if not _NOTEBOOK_LOADED:
+        # BokehJS itself, once per kernel; it never contains "</script" (checked by the tests).
         output_notebook(resources=INLINE, hide_banner=True)
         _NOTEBOOK_LOADED = True
     # what bokeh.io.show does, for a model that already has its own Document
-    script, div, _ = notebook_content(view.layout)
+    script, div = _notebook_content(view)
     publish_display_data({HTML_MIME_TYPE: div})
     publish_display_data({JS_MIME_TYPE: script, EXEC_MIME_TYPE: ""}, metadata={EXEC_MIME_TYPE: {"id": view.layout.id}})
 
