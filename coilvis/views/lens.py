@@ -285,7 +285,8 @@ class _Strings:
 
     def tokens(self, record: Record) -> np.ndarray:
         """(seq_len,) row indices of the record's input tokens, by their text and id."""
-        return np.array([self.add(t, i) for t, i in zip(record.tokens, record.token_ids.tolist(), strict=True)], dtype=np.int32)
+        pairs = zip(record.tokens, record.token_ids.tolist(), strict=True)
+        return np.array([self.add(text, token_id) for text, token_id in pairs], dtype=np.int32)
 
     def source(self, *, max_label_len: int) -> ColumnDataSource:
         texts = [text for text, _ in self.index]
