@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser"]
 
@@ -39,6 +39,21 @@ value, options that do not go together or would be ignored); 1 the command faile
 (a model, record or file that cannot be read or written, an option that does not fit
 the record, a device this machine lacks).
 """
+
+
+def _visible(text: str, *, join_lines: bool = True) -> str:
+    """``text`` as one line of visible characters: control, format (bidirectional) and
+    unpaired surrogate characters become escapes; with ``join_lines``, the line breaks
+    of a message of several lines become spaces first."""
+    if join_lines:
+        text = re.sub(r"\s*\n\s*", " ", text).strip()
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in text)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # the message quotes the command line, whose text may hold line breaks or controls
+        super().error(_visible(message, join_lines=False))
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -166,7 +181,7 @@ def _k_option(p: argparse.ArgumentParser, what: str) -> None:
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The parser of the ``coilvis`` command and the parser of each subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="coilvis",
         description="Make a language model's logits readable: the coil, the unwind, the lens and the table.\n"
         "With no subcommand, 'coilvis PROMPT -o page.html' writes the full page (coil + lens + table).",
@@ -347,21 +362,17 @@ def _check_device_available(text: str) -> None:
 
 
 def _check_output_place(args: argparse.Namespace) -> None:
-    """Fail (exit status 1) when the output cannot be written: a folder, or a file on the way."""
+    """Fail (exit status 1) when the output cannot be written: a folder, a file on the
+    way, a folder that is not writable, or no browser for a PNG."""
     from coilvis.errors import CoilvisValueError
+    from coilvis.files import check_output_path
 
     out = args.output.expanduser()
     if args.command == "gallery":
         if out.exists() and not out.is_dir():
             raise CoilvisValueError(f"-o/--output: {str(out)!r} is not a folder")
         return
-    if out.is_dir():
-        raise CoilvisValueError(f"-o/--output: {str(out)!r} is a folder; give a file name")
-    ancestor = out.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise CoilvisValueError(f"-o/--output: cannot write {str(out)!r}: {str(ancestor)!r} is not a folder")
+    check_output_path(out, make_parents=True, name="-o/--output")
     if out.suffix.lower() == ".png":
         from coilvis.views.output import find_chromium
 
@@ -506,7 +517,11 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     )
     print(result.summary(), file=sys.stderr)
     print(result.index)
-    return 0 if result.ok else 1
+    if result.ok:
+        return 0
+    failed = ", ".join(r.name for r in result.failures)
+    print(f"coilvis: error: {len(result.failures)} of {len(result.examples)} examples failed ({failed}); see above", file=sys.stderr)
+    return 1
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -515,8 +530,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _one_line(exc: BaseException) -> str:
-    text = re.sub(r"\s*\n\s*", " ", str(exc)).strip()
-    return text or type(exc).__name__
+    """An error's message as one line of visible text (see :func:`_visible`)."""
+    return _visible(str(exc)) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

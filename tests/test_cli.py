@@ -62,6 +62,13 @@ def test_no_subcommand_means_page():
     assert cli.build_parser().parse_args(rewritten).command == "page"
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Run every test in its own folder: an output the command line writes by default
+    (coil.html, ...) lands there, not in the source tree."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Inputs:
     return write_inputs(tmp_path_factory.mktemp("cli-inputs"))
@@ -353,3 +360,19 @@ def test_coil_and_lens_subcommands_write_pages(tmp_path, capsys):
         text = path.read_text(encoding="utf-8")
         assert text.startswith("<!DOCTYPE html>") and "cdn.bokeh.org" not in text
     assert "coil_unwind_scrub" in coil_path.read_text(encoding="utf-8")
+
+
+def test_a_gallery_with_failed_examples_ends_with_an_error_line(inputs, tmp_path, capsys):
+    argv = ["gallery", "-o", str(tmp_path / "g"), "--prompts", str(inputs.prompts), "--no-thumbnails"]
+    assert cli.main([*argv, "--model", str(tmp_path / "no-model")]) == 1
+    assert _error_line(capsys) == "coilvis: error: 1 of 1 examples failed (one); see above"
+
+
+@pytest.mark.parametrize("arg", ["-\x1e0", "-\u202ex", "-a\nb"])
+def test_usage_errors_show_hidden_characters_as_escapes_on_one_line(arg, inputs, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["table", "--record", str(inputs.full), arg])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"coilvis: error: unrecognized arguments: {arg.encode('unicode_escape').decode()}"
+    assert all(ch.isprintable() for ch in err.splitlines()[-1])
