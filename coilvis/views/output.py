@@ -6,8 +6,10 @@ loads nothing from the network (BokehJS inlined; ``resources="cdn"`` gives a sma
 that needs the internet) or, for a ``.png`` path, as an image drawn by headless
 Chromium. Files are written atomically: to a temporary file in the same folder, then
 renamed over the target, so a crash never leaves a half-written file over a good one.
+The same view gives a byte-identical page, whatever the process built before it.
 :func:`show` displays a view in Jupyter (BokehJS loaded once per kernel, inline, so it
-works offline) or opens it in a web browser.
+works offline) or opens it in a web browser; the cell's script holds token text as
+escaped JSON, so a notebook exported to HTML (nbconvert) runs none of it.
 """
 
 from __future__ import annotations
