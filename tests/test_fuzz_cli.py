@@ -138,16 +138,18 @@ def _with_option(argv: list[str], option: Option, values: list[str]) -> list[str
 def _run(argv: list[str], cwd: Path) -> tuple[int, str, str]:
     """``cli.main(argv)`` in ``cwd`` with empty stdin: (status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    stdin = sys.stdin
+    stdin, here = sys.stdin, os.getcwd()
     sys.stdin = io.StringIO("")
+    os.chdir(cwd)  # (contextlib.chdir needs Python 3.11)
     try:
-        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 status = cli.main(argv)
             except SystemExit as exc:
                 status = exc.code if isinstance(exc.code, int) else -1
     finally:
         sys.stdin = stdin
+        os.chdir(here)
     return status, out.getvalue(), err.getvalue()
 
 
