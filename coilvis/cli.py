@@ -4,7 +4,14 @@ Examples::
 
     coilvis table "The Eiffel Tower is located in the city of"
     coilvis table "The Eiffel Tower is located in the city of" --k 5 --json
-    coilvis record "When Mary and John went to the store, John gave a drink to" -o ioi.coil
+    coilvis record "When Mary and John went to the store, John gave a drink to" --lens -o ioi.coil
+    coilvis page --record ioi.coil -o ioi.html
+
+Every drawing command (``page``, ``coil``, ``lens``, ``table``) takes a prompt or
+``--record FILE``, not both. An option that would be ignored (``--model`` with
+``--record``, ``--pace`` without ``--animate``, ...) is refused, naming it. Exit status:
+0 done; 2 the command line was refused before anything ran; 1 the command failed while
+running; errors are one line on stderr, ``coilvis: error: ...``.
 """
 
 from __future__ import annotations
