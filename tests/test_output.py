@@ -375,3 +375,11 @@ def test_png_timeout_is_an_error_naming_the_option() -> None:
 
     with pytest.raises(CoilvisError, match="timeout_s.*boom"):
         output._wait_idle(SlowDriver(), 0.01)
+
+
+def test_the_page_title_shows_hidden_characters_as_escapes(tmp_path):
+    record = coilvis.from_logits(np.zeros((2, 4), dtype=np.float32))
+    html = output.to_html(coilvis.coil(record), title="<b>x</b>\u202eabc\x00def")
+    title = html[html.index("<title>") : html.index("</title>")]
+    assert "\u202e" not in title and "\x00" not in title and "<b>" not in title
+    assert "\\u202e" in title and "\\x00" in title and "&lt;b&gt;" in title

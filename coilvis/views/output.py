@@ -35,7 +35,8 @@ from bokeh.models import UIElement
 from bokeh.resources import CDN, INLINE, Resources
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError
-from coilvis.files import atomic_write
+from coilvis.files import atomic_write, check_output_path
+from coilvis.tokens import display_lines
 
 __all__ = [
     "View",
@@ -158,6 +159,8 @@ def _as_view(view: Any) -> View:
 
 
 def _resources(resources: Any) -> Resources:
+    if not isinstance(resources, str):
+        raise CoilvisTypeError(f"resources: expected 'inline' or 'cdn', got {type(resources).__name__}")
     if resources == "inline":
         return INLINE
     if resources == "cdn":
@@ -182,7 +185,9 @@ def to_html(view: View | UIElement, *, resources: Literal["inline", "cdn"] = "in
     view = _as_view(view)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    return _page_html(view, _resources(resources), title if title is not None else view.title)
+    # the page title is shown by the browser's tab: hidden characters (NUL, bidi
+    # controls) as visible escapes, as token text is; Bokeh's template HTML-escapes it
+    return _page_html(view, _resources(resources), display_lines(title if title is not None else view.title))
 
 
 # A uuid4 as Bokeh writes its random ids.
@@ -247,19 +252,6 @@ def _page_html(view: View, resources: Resources, title: str, *, template: str | 
     return html
 
 
-def _check_path(path: Any) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise CoilvisTypeError(f"path: expected a str or path, got {type(path).__name__}")
-    out = Path(path).expanduser()
-    if out.suffix.lower() not in (".html", ".htm", ".png"):
-        raise CoilvisValueError(f"path: expected a file name ending in .html, .htm or .png, got {str(path)!r}")
-    if not out.parent.is_dir():
-        raise CoilvisValueError(f"path: the folder {str(out.parent)!r} does not exist")
-    if out.is_dir():
-        raise CoilvisValueError(f"path: {str(out)!r} is a folder")
-    return out
-
-
 def save(
     view: View | UIElement,
     path: str | os.PathLike[str],
@@ -292,7 +284,7 @@ def save(
         CoilvisError: the browser failed to draw the view in time.
     """
     view = _as_view(view)
-    out = _check_path(path)
+    out = check_output_path(path, suffixes=(".html", ".htm", ".png"), make_parents=False)
     if out.suffix.lower() == ".png":
         atomic_write(out, _png_bytes(view, timeout_s=timeout_s))
     else:
