@@ -18,6 +18,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelNotFoundError",
     "RecordFormatError",
+    "CoilvisFileNotFoundError",
     "check_int",
     "check_float",
 ]
@@ -45,6 +46,10 @@ class ModelNotFoundError(CoilvisError, ValueError):
 
 class RecordFormatError(CoilvisError, ValueError):
     """A saved Record file is corrupt or from a newer format version."""
+
+
+class CoilvisFileNotFoundError(CoilvisError, FileNotFoundError):
+    """A file coilvis was asked to read is not there (the message names the argument)."""
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:

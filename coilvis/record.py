@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError, RecordFormatError, check_int
+from coilvis.errors import CoilvisFileNotFoundError, CoilvisTypeError, CoilvisValueError, RecordFormatError, check_int
 from coilvis.files import as_path, atomic_writer, check_output_path
 from coilvis.record_format import FORMAT_VERSION, Contents, encode_meta, read_record_file, write_record_file
 
@@ -406,7 +406,7 @@ class Record:
         Raises:
             CoilvisTypeError: ``path`` is not a str or path.
             CoilvisValueError: ``path`` is a folder.
-            FileNotFoundError: no file at ``path``.
+            CoilvisFileNotFoundError: no file at ``path`` (also a ``FileNotFoundError``).
             RecordFormatError: the file is not a coilvis record, is damaged, is
                 inconsistent, or comes from a newer format version.
         """
@@ -414,7 +414,7 @@ class Record:
         if source.is_dir():
             raise CoilvisValueError(f"path: {str(source)!r} is a folder, expected a record file")
         if not source.exists():
-            raise FileNotFoundError(f"path: no record file at {source}")
+            raise CoilvisFileNotFoundError(f"path: no record file at {source}")
         contents = read_record_file(source)
         try:
             return cls._from_contents(contents)

@@ -351,8 +351,11 @@ def _npy(arr: np.ndarray) -> bytes:
 
 
 def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="path"):
+    from coilvis.errors import CoilvisError
+
+    with pytest.raises(FileNotFoundError, match="path") as caught:
         Record.load(tmp_path / "nope.coilvis")
+    assert isinstance(caught.value, CoilvisError)
 
 
 # --------------------------------------------------------------------------- random records
