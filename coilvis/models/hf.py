@@ -59,8 +59,13 @@ def load_hf(name_or_path: str, *, device: Any = None, dtype: Any = None) -> tupl
     from transformers.utils import logging as hf_logging
 
     kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
-    path = Path(name_or_path).expanduser()
-    looks_local = path.exists() or name_or_path.startswith((".", "/", "~")) or os.sep + os.sep in name_or_path
+    try:
+        path = Path(name_or_path).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError) as exc:  # a name too long for the file system, an unknown ~user
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ModelNotFoundError(f"model: {name_or_path[:100]!r} is not a model id or a folder ({reason})") from None
+    looks_local = exists or name_or_path.startswith((".", "/", "~")) or os.sep + os.sep in name_or_path
     if looks_local and not (path / "config.json").is_file():
         raise ModelNotFoundError(f"model: {name_or_path!r} is not a folder holding a transformers model (no config.json)")
     attempts = [True] if looks_local or os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
