@@ -351,21 +351,15 @@ def _check_usage(args: argparse.Namespace) -> None:
 
 
 def _check_device_available(text: str) -> None:
-    """Fail (exit status 1) when the torch device exists in name only on this machine."""
-    import torch
+    """Fail (exit status 1) when the torch device exists in name only on this machine
+    (no CUDA, an index past the last device, ``meta``)."""
+    from coilvis.errors import CoilvisValueError
+    from coilvis.models import check_device
 
-    device = _parse_device(text)
-    if device.type == "cpu":
-        return
-    backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
-    is_available = getattr(backend, "is_available", None)
-    available = bool(callable(is_available) and is_available())
-    count = getattr(torch, device.type).device_count() if available and hasattr(getattr(torch, device.type, None), "device_count") else 1
-    if not available or (device.index is not None and device.index >= count):
-        from coilvis.errors import CoilvisValueError
-
-        where = "" if not available else f" (this machine has {count} {device.type} device{'s' if count != 1 else ''})"
-        raise CoilvisValueError(f"--device: {text!r} is not available on this machine{where}; try --device cpu")
+    try:
+        check_device(text)
+    except CoilvisValueError as exc:
+        raise CoilvisValueError(f"--{exc}" if str(exc).startswith("device:") else f"--device: {exc}") from None
 
 
 def _check_output_place(args: argparse.Namespace) -> None:

@@ -296,6 +296,7 @@ def test_a_bogus_device_is_a_usage_error_before_the_model_loads(tmp_path, capsys
 
 @pytest.mark.parametrize("device", [
     "cuda:99",
+    "meta",
     pytest.param("cuda", marks=pytest.mark.skipif(_has_cuda(), reason="this machine has CUDA")),
 ])
 def test_an_unavailable_device_fails_in_one_line_before_the_model_loads(device, tmp_path, capsys):
