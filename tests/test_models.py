@@ -232,9 +232,11 @@ def test_resolve_model_forms(tiny_llama: Any, tiny_tokenizer: Any) -> None:
 
 @pytest.mark.parametrize("bad", ["x", 1, object(), [], {"a": 1}, print], ids=["str", "int", "object", "list", "dict", "function"])
 def test_resolve_model_rejects_a_tokenizer_that_is_not_one(bad: Any, tiny_llama: Any, tiny_tokenizer: Any) -> None:
-    for call in (lambda: resolve_model(tiny_llama, bad), lambda: resolve_model((tiny_llama, bad)), lambda: coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), tokenizer=bad)):
+    for call in (lambda: resolve_model(tiny_llama, bad), lambda: coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), tokenizer=bad)):
         with pytest.raises(CoilvisTypeError, match=f"^tokenizer: expected .* got {type(bad).__name__}$"):
             call()
+    with pytest.raises(CoilvisTypeError, match=rf"^model\[1\]: expected the model's Hugging Face tokenizer .* got {type(bad).__name__}$"):
+        coilvis.run(PROMPT, (tiny_llama, bad))
 
 
 @pytest.mark.parametrize(

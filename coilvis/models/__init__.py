@@ -152,16 +152,16 @@ def check_dtype(dtype: Any) -> Any:
     return dtype
 
 
-def check_tokenizer(tokenizer: Any) -> Any:
+def check_tokenizer(tokenizer: Any, *, name: str = "tokenizer") -> Any:
     """``None`` or a Hugging Face style tokenizer (callable, with ``convert_ids_to_tokens``).
 
     Raises:
-        CoilvisTypeError: anything else.
+        CoilvisTypeError: anything else (the message names ``name``).
     """
     if tokenizer is None or (callable(tokenizer) and hasattr(tokenizer, "convert_ids_to_tokens")):
         return tokenizer
     raise CoilvisTypeError(
-        f"tokenizer: expected the model's Hugging Face tokenizer (callable, with convert_ids_to_tokens), got {type(tokenizer).__name__}"
+        f"{name}: expected the model's Hugging Face tokenizer (callable, with convert_ids_to_tokens), got {type(tokenizer).__name__}"
     )
 
 
@@ -225,7 +225,7 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model if tokenizer is None else LoadedModel(model.model, tokenizer, model.name)
     if isinstance(model, tuple) and len(model) == 2:
-        return resolve_model(model[0], model[1] if tokenizer is None else tokenizer)
+        return resolve_model(model[0], check_tokenizer(model[1], name="model[1]") if tokenizer is None else tokenizer)
     if any(c.__module__.split(".")[0] == "nnsight" for c in type(model).__mro__):
         # an nnsight LanguageModel wraps a transformers model: run that one directly
         try:
