@@ -54,10 +54,20 @@ _LAZY = {
     "coil": "coilvis.views.coil",
     "lens": "coilvis.views.lens",
     "page": "coilvis.views.page",
-    "save": "coilvis.views.output",
     "show": "coilvis.views.output",
     "CoilvisError": "coilvis.errors",
 }
+
+
+def save(view: Any, path: Any, **options: Any) -> Any:
+    """Write a view as a standalone HTML page or a PNG image; see :func:`coilvis.views.output.save`.
+
+    Defined here rather than loaded on first access: nnsight gives every object a
+    ``save`` attribute, which would hide a lazily loaded ``coilvis.save``.
+    """
+    from coilvis.views.output import save as save_view
+
+    return save_view(view, path, **options)
 
 
 def __getattr__(name: str) -> Any:

@@ -101,7 +101,7 @@ def resolve_vocab(tokenizer_or_vocab: Any, d_vocab: int, *, name: str = "tokeniz
         scheme = _tokens.detect_scheme(tok)
         lookup = lambda ids: _tokens.vocab_texts(tok, ids, scheme=scheme)  # noqa: E731
     elif isinstance(tokenizer_or_vocab, (Sequence, Mapping)) and not isinstance(tokenizer_or_vocab, (str, bytes)):
-        vocab = _tokens.vocab_from_list(tokenizer_or_vocab)
+        vocab = _tokens.vocab_from_list(tokenizer_or_vocab, name=name)
         size = (max(vocab) + 1) if vocab else 0
         lookup = lambda ids: {int(i): vocab.get(int(i), f"<id {int(i)}>") for i in ids}  # noqa: E731
     else:

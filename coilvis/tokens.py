@@ -480,12 +480,13 @@ def vocab_texts(tokenizer: Any, ids: Iterable[int], *, scheme: str | None = None
     return texts
 
 
-def vocab_from_list(vocab: Sequence[str] | Mapping[int, str]) -> dict[int, str]:
+def vocab_from_list(vocab: Sequence[str] | Mapping[int, str], *, name: str = "vocab") -> dict[int, str]:
     """A user-given vocabulary as ``dict[int, str]`` (id to raw text).
 
     Args:
         vocab: A sequence of str (list index is the id; numpy arrays of str work too) or
             a mapping from non-negative int id to str.
+        name: the argument name used in error messages.
 
     Returns:
         A new ``dict[int, str]``.
@@ -504,17 +505,17 @@ def vocab_from_list(vocab: Sequence[str] | Mapping[int, str]) -> dict[int, str]:
     if isinstance(vocab, Mapping):
         items = list(vocab.items())
     elif isinstance(vocab, (str, bytes, bytearray, Set)) or not isinstance(vocab, Iterable):
-        raise CoilvisTypeError(f"vocab: expected a sequence or mapping of str, got {_type_name(vocab)}")
+        raise CoilvisTypeError(f"{name}: expected a sequence or mapping of str, got {_type_name(vocab)}")
     else:
         items = list(enumerate(vocab))
     out: dict[int, str] = {}
     for key, text in items:
         if isinstance(key, bool) or not hasattr(key, "__index__"):
-            raise CoilvisTypeError(f"vocab: expected int keys, got {_type_name(key)} key {key!r}")
+            raise CoilvisTypeError(f"{name}: expected int keys, got {_type_name(key)} key {key!r}")
         token_id = key.__index__()
         if token_id < 0:
-            raise CoilvisValueError(f"vocab: expected non-negative ids, got {token_id}")
+            raise CoilvisValueError(f"{name}: expected non-negative ids, got {token_id}")
         if not isinstance(text, str):
-            raise CoilvisTypeError(f"vocab[{token_id}]: expected str, got {_type_name(text)}")
+            raise CoilvisTypeError(f"{name}[{token_id}]: expected str, got {_type_name(text)}")
         out[token_id] = str(text)
     return out

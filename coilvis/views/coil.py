@@ -495,6 +495,10 @@ def fit_labels(
     return keep
 
 
+#: Most polygon edge steps of one coil (``n_arc`` x ``seq_len``): each is 4 vertices in the page.
+MAX_ARC_STEPS = 1_000_000
+
+
 def _layouts(n: int, kind: str, *, n_arc: int | None, clockwise: bool) -> tuple[geometry.Layout, geometry.Layout]:
     """The coil and a coarser copy for the outer band (polygons dominate a page's size)."""
     circle = kind == "circle" or (kind == "auto" and n <= geometry.CIRCLE_MAX_N)
@@ -796,6 +800,8 @@ def coil(
 
     n = record.seq_len
     n_arc = None if n_arc is None else check_int("n_arc", n_arc, minimum=1)
+    if n_arc is not None and n_arc * n > MAX_ARC_STEPS:
+        raise CoilvisValueError(f"n_arc: {n_arc} steps for each of {n} segments is too many polygon steps; use at most {max(1, MAX_ARC_STEPS // n)}")
     lay, band_lay = _layouts(n, kind, n_arc=n_arc, clockwise=clockwise)
     line = _rows_layout(lay) if animate else geometry.unwound_layout(lay)
     schedule = None

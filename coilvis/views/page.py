@@ -20,6 +20,7 @@ Named models: ``page_root``, ``page_side``, ``page_topk_source``,
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -118,11 +119,16 @@ def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
     }
 
 
-def _options(value: Any, name: str) -> dict[str, Any]:
+def _options(value: Any, name: str, view: Any) -> dict[str, Any]:
+    """Keyword options for ``view``: a mapping of the names it takes, or None."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise CoilvisTypeError(f"{name}: expected a dict of keyword options or None, got {type(value).__name__}")
+    takes = [p.name for p in inspect.signature(view).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = [key for key in value if key not in takes]
+    if unknown:
+        raise CoilvisValueError(f"{name}: unknown option {unknown[0]!r}; the options are {', '.join(takes)}")
     return dict(value)
 
 
@@ -172,8 +178,8 @@ def page(
         raise CoilvisValueError(f"k: expected an int >= 1, got {k}")
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    coil_kw = _options(coil_options, "coil_options")
-    lens_kw = _options(lens_options, "lens_options")
+    coil_kw = _options(coil_options, "coil_options", coil)
+    lens_kw = _options(lens_options, "lens_options", lens_figure)
     k = min(int(k), record.k)
     n = record.seq_len
     last = n - 1
