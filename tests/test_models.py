@@ -425,6 +425,24 @@ def test_default_model_is_loaded_once(default_model: LoadedModel) -> None:
 @pytest.mark.slow
 @pytest.mark.model
 @pytest.mark.xdist_group("default_model")
+def test_default_model_refuses_a_prompt_longer_than_its_context(default_model: LoadedModel) -> None:
+    model, tok, _ = default_model
+    prompt = "The Eiffel Tower is located in the city of Paris. " * 1300
+    n = len(tok(prompt)["input_ids"])
+    assert n > 14_000 and coilvis.models.context_length(model, tok) == (8192, "config.max_position_embeddings")
+    calls: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        with pytest.raises(CoilvisValueError, match=rf"^prompt: {n} tokens, but SmolLM2-135M-Instruct takes at most 8192 positions"):
+            coilvis.run(prompt, default_model, attention=True, lens=True)
+    finally:
+        handle.remove()
+    assert calls == []  # refused before the forward pass
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.xdist_group("default_model")
 def test_default_model_statistics_and_whole_vocabulary_table(default_model: LoadedModel) -> None:
     prompt = "The Eiffel Tower is located in the city of"
     model, tok, _ = default_model
