@@ -334,7 +334,12 @@ def _chrome_driver(browser: str, driver_path: str, profile: Path) -> Any:
     return webdriver.Chrome(options=options, service=Service(driver_path))
 
 
-_IDLE_JS = "return typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle === true"
+# idle, and the root's view exists (the document can report idle a moment before the
+# view index holds the root's view)
+_IDLE_JS = (
+    "return typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle === true"
+    " && Bokeh.index.roots.length > 0 && Bokeh.index.roots[0].el != null"
+)
 _SIZE_JS = """
 const root = Bokeh.index.roots[0]
 const {width, height} = root.el.getBoundingClientRect()
@@ -367,6 +372,8 @@ def _png_bytes(view: View, *, timeout_s: float) -> bytes:
         page = Path(tmp, "view.html")
         page.write_text(html, encoding="utf-8")
         driver = _chrome_driver(browser, driver_path, Path(tmp, "profile"))
+        from selenium.common.exceptions import WebDriverException
+
         try:
             window_px = 2000
             driver.set_window_size(window_px, window_px)
@@ -378,6 +385,8 @@ def _png_bytes(view: View, *, timeout_s: float) -> bytes:
                 _wait_idle(driver, timeout_s)
             driver.execute_async_script(_FRAMES_JS)
             png = driver.get_screenshot_as_png()
+        except WebDriverException as exc:
+            raise CoilvisError(f"path: headless Chromium failed to draw the view for the PNG ({exc.msg or type(exc).__name__})") from exc
         finally:
             driver.quit()
     image = Image.open(io.BytesIO(png)).convert("RGBA").crop((0, 0, int(width * dpr), int(height * dpr)))
