@@ -21,7 +21,8 @@ unembedding matmul it cannot avoid (``benchmarks/bench_lens.py``).
 Statistics (natural logarithms, float32):
     * ``entropy = log Z - sum_v p_v x_v``, in nats.
     * ``kl_to_final = sum_v p^final_v (log p^final_v - log p_v)``, in nats, >= 0.
-    * ranks count the tokens with a strictly greater logit (0 = top; ties share a rank).
+    * a rank is 1 + the number of tokens with a strictly greater logit (1 = top; ties
+      share a rank), as everywhere in coilvis.
 
 Example:
     >>> import torch
@@ -451,11 +452,12 @@ def _topk(x: torch.Tensor, k: int, block: int | None) -> tuple[torch.Tensor, tor
     return values, ids
 
 
-def _count_greater(x: torch.Tensor, value: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
-    """(rows,) int32 number of entries of each row of ``x`` strictly greater than ``value``
-    (rows, 1), counted as float32 ones (exact below 2**24 entries; summing bools casts
-    the whole block to integers first, several times slower)."""
-    return torch.gt(x, value, out=buf).sum(dim=-1).to(torch.int32)
+def _rank(x: torch.Tensor, value: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+    """(rows,) int32 1-based rank of ``value`` (rows, 1) in each row of ``x``: 1 + the
+    number of entries strictly greater, counted as float32 ones (exact below 2**24
+    entries; summing bools casts the whole block to integers first, several times
+    slower)."""
+    return torch.gt(x, value, out=buf).sum(dim=-1).to(torch.int32) + 1
 
 
 def _row_stats(
@@ -497,10 +499,10 @@ def _row_stats(
     buf = work.get("buf", (rows, d_vocab), x.device)
     tgt = next_ids.clamp(min=0).unsqueeze(1).repeat(n_groups, 1)
     next_logit = x.gather(1, tgt)
-    next_rank = _count_greater(x, next_logit, buf)
+    next_rank = _rank(x, next_logit, buf)
     if final is not None:
         top_logit = x.gather(1, final.top_ids.repeat(n_groups, 1))
-        top_rank = _count_greater(x, top_logit, buf)
+        top_rank = _rank(x, top_logit, buf)
     probs = torch.softmax(x, dim=-1)
     log_z = top_v[:, 0] - probs.gather(1, top_i[:, :1]).squeeze(1).log()
     if not bool(torch.isfinite(log_z).all()):  # NaN or +inf logits
@@ -523,7 +525,7 @@ def _row_stats(
         assert probs_out is not None
         out["kl_to_final"] = torch.zeros_like(log_z)
         out["final_top_prob"] = out["topk_probs"][:, 0].clone()
-        out["final_top_rank"] = torch.zeros_like(next_rank)
+        out["final_top_rank"] = torch.ones_like(next_rank)
         probs_out.copy_(probs)
         return out, _Final(
             probs=probs_out,

@@ -4,18 +4,20 @@ A :class:`Record` is the only thing coilvis views read. It holds no torch tensor
 no model, so a Record computed on a GPU cluster can be saved, copied and drawn on a
 laptop, and a gallery can be re-rendered without re-running the model.
 
-File format (version 1)
+File format (version 2)
 -----------------------
 ``Record.save(path)`` writes one zip archive (numpy ``.npz`` layout, compressed) with:
 
-* ``meta.json``: a UTF-8 JSON object ``{"format": "coilvis.record", "version": 1,
+* ``meta.json``: a UTF-8 JSON object ``{"format": "coilvis.record", "version": 2,
   "coilvis_version": ..., "scalars": {...}, "strings": {...}}``. ``strings`` holds the
   input tokens, the vocabulary strings (``vocab_text``, one per entry of the
   ``vocab_ids`` array) and the layer names of the lens; ``scalars`` holds ``d_vocab``,
   ``model_name``, ``prompt``, attention sizes and free-form ``extra`` metadata.
 * one ``.npy`` member per numeric array, named by its field (``token_ids``,
   ``topk_ids``, ``attention.weight``, ``lens.entropy``, ...); the table of members,
-  their dtypes and shapes is :data:`coilvis.record_format.MEMBERS_V1`.
+  their dtypes and shapes is :data:`coilvis.record_format.MEMBERS_V2`. Ranks are
+  1-based (1 = the top token; -1 where there is no next token); version 1 files
+  counted them from 0 and are converted when read.
 
 The same record gives the same bytes whenever and wherever it is saved. Nothing in
 the file is pickled. ``Record.load`` trusts nothing in it: every array's declared
@@ -151,9 +153,9 @@ class LensStats:
         kl_to_final: (n_rows, seq_len) float32 KL(final || row) in nats (0 on the last row).
         next_prob: (n_rows, seq_len) float32 probability of the actual next token (NaN
             at the last position).
-        next_rank: (n_rows, seq_len) int32 its rank (0 = top; -1 at the last position).
+        next_rank: (n_rows, seq_len) int32 its rank (1 = top; -1 at the last position).
         final_top_prob: (n_rows, seq_len) float32 probability of the final row's top token.
-        final_top_rank: (n_rows, seq_len) int32 its rank in this row.
+        final_top_rank: (n_rows, seq_len) int32 its rank in this row (1 = top).
     """
 
     layer_names: tuple[str, ...]
@@ -228,8 +230,9 @@ class Record:
         entropy: (seq_len,) float32 entropy of the next-token distribution, in nats.
         next_logprob: (seq_len,) float32 log-probability of the actual next token
             (NaN at the last position).
-        next_rank: (seq_len,) int64 rank of the actual next token (0 = argmax; ties
-            ranked by logit strictly greater; -1 at the last position).
+        next_rank: (seq_len,) int64 rank of the actual next token (1 = argmax: 1 + the
+            number of tokens with a strictly greater logit, so ties share a rank; -1 at
+            the last position).
         vocab: token id -> raw text, for every id the record mentions.
         d_vocab: size of the model's output vocabulary.
         model_name: a name for the model (free text).
@@ -335,7 +338,7 @@ class Record:
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the record to ``path`` (format version 1, see module docstring).
+        """Write the record to ``path`` (format version 2, see module docstring).
 
         The file is written atomically (:func:`coilvis.files.atomic_writer`: a
         temporary file in the same folder, ``fsync``, rename), so a crash never leaves

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: The version :func:`write_record_file` writes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Largest ``meta.json`` read (uncompressed). Its size grows with the prompt and the
 #: token strings it keeps: even every string of a 262,144-token vocabulary plus a
@@ -148,8 +148,24 @@ class FileFormat:
     upgrade: Callable[[Contents], Contents] | None = None
 
 
+#: Members of version 2: those of version 1; ranks are 1-based (1 = top) where
+#: version 1 counted from 0.
+MEMBERS_V2 = MEMBERS_V1
+_RANK_MEMBERS = ("next_rank", "lens.next_rank", "lens.final_top_rank")
+
+
+def _ranks_from_one(contents: Contents) -> Contents:
+    """Version 1 -> 2: ranks counted from 1 (-1, "no token", stays)."""
+    arrays = dict(contents.arrays)
+    for name in _RANK_MEMBERS:
+        if name in arrays:
+            a = arrays[name]
+            arrays[name] = np.where(a >= 0, a + 1, a).astype(a.dtype)
+    return Contents(meta={**contents.meta, "version": 2}, arrays=arrays)
+
+
 #: Every version this coilvis reads.
-FORMATS: dict[int, FileFormat] = {1: FileFormat(MEMBERS_V1)}
+FORMATS: dict[int, FileFormat] = {1: FileFormat(MEMBERS_V1, upgrade=_ranks_from_one), 2: FileFormat(MEMBERS_V2)}
 
 
 def _bad(path: Path, detail: str) -> RecordFormatError:

@@ -10,8 +10,9 @@ Conventions:
     * ``logits: (..., d_vocab)``: unnormalised scores; log-probabilities work as well
       (``log_softmax`` is idempotent).
     * Entropies and divergences are in nats unless ``bits=True``.
-    * ``rank`` of a token is the number of tokens with a strictly greater logit, so the
-      argmax has rank 0 and tied tokens share a rank.
+    * ``rank`` of a token is 1 + the number of tokens with a strictly greater logit, so
+      the argmax has rank 1 and tied tokens share a rank. Ranks are 1-based everywhere
+      in coilvis (records, tables, views, the command line); -1 marks "no token".
 
 Example:
     >>> import torch
@@ -20,7 +21,7 @@ Example:
     >>> [round(float(h), 4) for h in stats.entropy(logits, bits=True)]
     [2.0, 0.0022]
     >>> stats.rank_of(logits, [0, 1]).tolist()
-    [0, 1]
+    [1, 2]
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ def _target_tensor(target_ids: Any, n_rows: int, d_vocab: int, device: torch.dev
 
 
 def rank_of(logits: Any, target_ids: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
-    """Rank of a given token in each distribution (0 = argmax).
+    """Rank of a given token in each distribution (1 = argmax).
 
     Args:
         logits: (seq_len, d_vocab) or (d_vocab,) logits.
@@ -285,7 +286,7 @@ def rank_of(logits: Any, target_ids: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZ
         chunk_size: rows computed at once.
 
     Returns:
-        (seq_len,) int64 ranks (number of tokens with a strictly greater logit).
+        (seq_len,) int64 ranks (1 + the number of tokens with a strictly greater logit).
     """
     t = as_logits(logits)
     rows = _rows(t)
@@ -295,7 +296,7 @@ def rank_of(logits: Any, target_ids: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZ
         x = rows[s].to(torch.float32)
         _check_rows(x, torch.logsumexp(x, dim=-1), s.start, "logits", tuple(t.shape))
         tv = x.gather(1, tid[s].unsqueeze(1))
-        out[s] = to_numpy((x > tv).sum(dim=-1))
+        out[s] = to_numpy((x > tv).sum(dim=-1)) + 1
     return out.reshape(tuple(t.shape[:-1]))
 
 
@@ -319,7 +320,7 @@ def position_stats(
         A dict of numpy arrays: ``topk_ids`` (seq_len, k) int64, ``topk_logits`` and
         ``topk_probs`` (seq_len, k) float32, ``log_z`` (seq_len,) float32 log-sum-exp,
         ``entropy`` (seq_len,) float32 nats, ``next_logprob`` (seq_len,) float32 (NaN
-        where unknown) and ``next_rank`` (seq_len,) int64 (-1 where unknown).
+        where unknown) and ``next_rank`` (seq_len,) int64 (1 = top; -1 where unknown).
     """
     t = as_logits(logits, ndim=(2,))
     n, d_vocab = t.shape
@@ -354,7 +355,7 @@ def position_stats(
             out["entropy"][s] = to_numpy(h)
             known_np = to_numpy(known)
             out["next_logprob"][s] = np.where(known_np, to_numpy(lp), np.nan)
-            out["next_rank"][s] = np.where(known_np, to_numpy(rank), -1)
+            out["next_rank"][s] = np.where(known_np, to_numpy(rank) + 1, -1)
     return out
 
 

@@ -4,8 +4,8 @@
 >>> logits = torch.tensor([0.0, 2.0, 1.0])
 >>> coilvis.logits_table(logits, ["a", " b", "c"], k=2)[["token_id", "token", "rank"]]
    token_id token  rank
-0         1    ␣b     0
-1         2     c     1
+0         1    ␣b     1
+1         2     c     2
 """
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ def _one_row_frame(
     sorted_desc = -np.sort(-row) if k is None else None
     vals = row[order]
     if sorted_desc is not None:
-        ranks = np.searchsorted(-sorted_desc, -vals, side="left")
+        ranks = np.searchsorted(-sorted_desc, -vals, side="left") + 1
     else:
-        ranks = np.array([(row > v).sum() for v in vals], dtype=np.int64)
+        ranks = np.array([(row > v).sum() + 1 for v in vals], dtype=np.int64)
     texts = lookup(order.tolist())
     df = pd.DataFrame(
         {
@@ -205,8 +205,9 @@ def logits_table(
 
     Returns:
         :class:`LogitsTable` (a pandas DataFrame) with columns ``token_id, token, logit,
-        log_prob, prob, rank`` (+ ``is_target``), sorted by decreasing logit; ``rank`` 0
-        is the argmax and ``token`` is the raw text (its display shows whitespace).
+        log_prob, prob, rank`` (+ ``is_target``), sorted by decreasing logit; ``rank`` 1
+        is the argmax (ranks are 1-based everywhere in coilvis; tied logits share a
+        rank) and ``token`` is the raw text (its display shows whitespace).
 
     Raises:
         CoilvisValueError: wrong rank of tensor, NaN/+inf or all -inf logits (positions
@@ -274,7 +275,7 @@ def record_table(record: Record, *, pos: int | None = -1, k: int = 10) -> Logits
     for p in positions:
         ids = record.topk_ids[p, :k]
         logit = record.topk_logits[p, :k]
-        rank = np.array([(record.topk_logits[p] > v).sum() for v in logit], dtype=np.int64)
+        rank = np.array([(record.topk_logits[p] > v).sum() + 1 for v in logit], dtype=np.int64)
         target = int(record.token_ids[p + 1]) if p + 1 < record.seq_len else None
         rows = {
             "token_id": ids.astype(np.int64),

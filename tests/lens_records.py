@@ -73,7 +73,7 @@ def lens_record_and_logits(
     for pos in range(seq_len - 1):
         target = next_ids[pos]
         next_prob[:, pos] = p[:, pos, target]
-        next_rank[:, pos] = (logits[:, pos, :] > logits[:, pos, target, None]).sum(axis=-1)
+        next_rank[:, pos] = 1 + (logits[:, pos, :] > logits[:, pos, target, None]).sum(axis=-1)
     final_top = np.broadcast_to(final.argmax(axis=-1)[None, :, None], (n_rows, seq_len, 1))
     lens = LensStats(
         layer_names=("embed", *map(str, range(n_layers))),
@@ -84,7 +84,7 @@ def lens_record_and_logits(
         next_prob=next_prob,
         next_rank=next_rank,
         final_top_prob=np.take_along_axis(p, final_top, axis=-1)[..., 0],
-        final_top_rank=(logits > np.take_along_axis(logits, final_top, axis=-1)).sum(axis=-1),
+        final_top_rank=1 + (logits > np.take_along_axis(logits, final_top, axis=-1)).sum(axis=-1),
     )
     texts = dict(record.vocab)
     texts.update({int(i): vocab[int(i)] for i in np.unique(order)})

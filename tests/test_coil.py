@@ -108,7 +108,7 @@ def test_colour_is_the_records_statistic(record: coilvis.Record, color: str, col
         "target_prob": record.next_prob * 100.0,
         "entropy": record.entropy_in(bits=True),
         "surprisal": record.surprisal(bits=True),
-        "rank": np.where(record.next_rank >= 0, record.next_rank + 1.0, np.nan),
+        "rank": np.where(record.next_rank >= 1, record.next_rank, np.nan),  # 1-based, as stored
     }[color]
     np.testing.assert_allclose(view.segments.data[column], expected, rtol=1e-6, equal_nan=True)
     # the last next token is unknown; the top token and the entropy are known everywhere
@@ -647,7 +647,7 @@ def test_eiffel_page_renders_and_shows_its_tooltips(browser_session, eiffel, tmp
     page.hover_data("coil_figure", *edge_point(view, 3))
     text = page.tooltip_text()
     assert "position 3" in text and f"token ␣Tower  (id {eiffel.token_ids[3]})" in text
-    rank = int(eiffel.next_rank[3]) + 1
+    rank = int(eiffel.next_rank[3])  # ranks are 1-based everywhere
     assert f"next ␣is  (id {eiffel.token_ids[4]})" in text
     assert f"rank {rank}" in text and f"{eiffel.surprisal()[3]:.2f} bits" in text
     assert f"entropy {eiffel.entropy_in()[3]:.2f} bits" in text

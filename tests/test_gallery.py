@@ -462,16 +462,16 @@ def test_essay_caption_word_pieces_are_near_certain(default_model: Any) -> None:
         assert surprise[pos - 1] > np.percentile(surprise, 95), word
 
 
-#: (example, a token the caption names, how high it must rank at the last position)
+#: (example, a token the caption names, its worst rank at the last position; 1 = top)
 CAPTION_CLAIMS = [
-    ("eiffel", " Paris", 0),
-    ("ioi", " Mary", 0),
-    ("code", " factor", 0),
-    ("arithmetic", "8", 0),
-    ("rhyme", " wall", 1),
-    ("french", " Paris", 0),
-    ("opposites", " sad", 0),
-    ("chat", "The", 0),
+    ("eiffel", " Paris", 1),
+    ("ioi", " Mary", 1),
+    ("code", " factor", 1),
+    ("arithmetic", "8", 1),
+    ("rhyme", " wall", 2),
+    ("french", " Paris", 1),
+    ("opposites", " sad", 1),
+    ("chat", "The", 1),
 ]
 
 
@@ -481,7 +481,7 @@ CAPTION_CLAIMS = [
 def test_captions_match_the_default_model(default_model: Any, name: str, token: str, max_rank: int) -> None:
     rec = coilvis.run(examples_by_name()[name].prompt, default_model, k=5)
     top = [rec.token_text(i) for i in rec.topk_ids[-1]]
-    assert token in top[: max_rank + 1], top
+    assert token in top[:max_rank], top
 
 
 @pytest.fixture(scope="module")

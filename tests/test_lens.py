@@ -357,7 +357,7 @@ def test_unknown_next_tokens_are_nan_and_minus_one() -> None:
     ids = input_ids()
     lens, _, _ = hf_lens(model, ids)
     assert np.isnan(lens.next_prob[:, -1]).all() and (lens.next_rank[:, -1] == -1).all()
-    assert np.isfinite(lens.next_prob[:, :-1]).all() and (lens.next_rank[:, :-1] >= 0).all()
+    assert np.isfinite(lens.next_prob[:, :-1]).all() and (lens.next_rank[:, :-1] >= 1).all()
     from coilvis.models.hf import forward_for_record
 
     logits, residuals, _ = forward_for_record(model, ids, residuals=True)

@@ -262,7 +262,7 @@ def test_colour_values_equal_the_statistics(record: coilvis.Record, stat: str) -
         "prob": 100.0 * ls.topk_probs[r, p, 0],
         "entropy": ls.entropy[r, p] / LN2,
         "kl": ls.kl_to_final[r, p] / LN2,
-        "rank": ls.final_top_rank[r, p] + 1.0,
+        "rank": ls.final_top_rank[r, p].astype(np.float64),  # 1-based, as stored
         "target_prob": 100.0 * ls.next_prob[r, p],
     }[stat]
     np.testing.assert_allclose(np.asarray(data["value"], dtype=np.float64), expected, rtol=1e-5, atol=1e-6)

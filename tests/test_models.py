@@ -334,7 +334,9 @@ def test_forward_removes_its_hooks_when_the_hook_fails(tiny_llama_sdpa: Any, tin
     with pytest.raises(KeyError):
         hf.forward(tiny_llama_sdpa, ids, attention_hook=failing_hook)
     assert tiny_llama_sdpa.config._attn_implementation == "sdpa"
-    assert all(not m._forward_hooks for m in hf.attention_modules(tiny_llama_sdpa))
+    # coilvis's own hooks are gone (transformers may keep output-capturing hooks of its own)
+    left = [fn for m in hf.attention_modules(tiny_llama_sdpa) for fn in m._forward_hooks.values() if getattr(fn, "__module__", "").startswith("coilvis")]
+    assert left == []
 
 
 def test_forward_hidden_states_end_with_the_normed_residual(tiny_llama: Any, tiny_tokenizer: Any) -> None:
@@ -458,7 +460,7 @@ def test_default_model_statistics_and_whole_vocabulary_table(default_model: Load
     assert record.attention is not None and record.attention.n_layers == 30 and record.attention.n_heads == 9
     table = coilvis.logits_table(logits, tok, k=None)
     assert len(table) == 49152
-    assert table["token"].iloc[0] == " Paris" and table["rank"].iloc[0] == 0
+    assert table["token"].iloc[0] == " Paris" and table["rank"].iloc[0] == 1
     np.testing.assert_allclose(float(table["prob"].sum()), 1.0, atol=1e-3)
 
 

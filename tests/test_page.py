@@ -95,7 +95,7 @@ def test_actual_next_token_is_marked() -> None:
     tokens = ["w3", "w4", "w5"]
     logits = np.full((3, len(VOCAB)), -3.0, dtype=np.float32)
     logits[0, VOCAB.index("w4")] = 4.0  # right at position 0
-    logits[1, VOCAB.index("w5")] = 2.0  # w5 at rank 1 behind w9 at position 1
+    logits[1, VOCAB.index("w5")] = 2.0  # w5 at rank 2 behind w9 at position 1
     logits[1, VOCAB.index("w9")] = 3.0
     rec = coilvis.from_logits(logits, tokens=[VOCAB.index(t) for t in tokens], vocab=list(VOCAB))
     rows = topk_rows(rec, k=3)

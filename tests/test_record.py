@@ -66,9 +66,9 @@ def make_record(*, seq_len: int = 6, d_vocab: int = 50, k: int = 5, seed: int = 
             entropy=rng.random((n_rows, seq_len)) * 4,
             kl_to_final=rng.random((n_rows, seq_len)),
             next_prob=np.where(np.arange(seq_len) == seq_len - 1, np.nan, rng.random((n_rows, seq_len))),
-            next_rank=rng.integers(-1, d_vocab, size=(n_rows, seq_len)),
+            next_rank=np.where(np.arange(seq_len) == seq_len - 1, -1, rng.integers(1, d_vocab + 1, size=(n_rows, seq_len))),
             final_top_prob=rng.random((n_rows, seq_len)),
-            final_top_rank=rng.integers(0, d_vocab, size=(n_rows, seq_len)),
+            final_top_rank=rng.integers(1, d_vocab + 1, size=(n_rows, seq_len)),
         )
         record = dataclasses.replace(record, lens=lens_stats, extra={"dtype": "float32", "nested": {"a": [1, 2.5, None]}, "nan": math.nan})
     return record
@@ -264,7 +264,7 @@ def test_saved_file_is_a_documented_zip_without_pickles(tmp_path: Path) -> None:
             assert name.endswith(".npy")
             arr = np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
             assert arr.dtype != object
-    assert meta["format"] == "coilvis.record" and meta["version"] == FORMAT_VERSION == 1
+    assert meta["format"] == "coilvis.record" and meta["version"] == FORMAT_VERSION == 2
     assert meta["coilvis_version"] == coilvis.__version__
     assert {"token_ids.npy", "topk_ids.npy", "attention.weight.npy", "lens.entropy.npy", "vocab_ids.npy"} <= names
 
@@ -294,6 +294,32 @@ def rewrite_member(src: Path, dst: Path, member: str, data: bytes | None) -> Non
                 zout.writestr(info, zin.read(info.filename))
         if data is not None:
             zout.writestr(member, data)
+
+
+def test_version_1_files_load_with_ranks_counted_from_one(tmp_path: Path) -> None:
+    """Version 1 counted ranks from 0; reading one gives today's 1-based ranks."""
+    record = make_record()
+    path = record.save(tmp_path / "v2.coil")
+    v1 = tmp_path / "v1.coil"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(v1, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "meta.json":
+                meta = json.loads(data)
+                meta["version"] = 1
+                data = json.dumps(meta).encode()
+            elif info.filename in ("next_rank.npy", "lens.next_rank.npy", "lens.final_top_rank.npy"):
+                a = np.load(io.BytesIO(data))
+                buf = io.BytesIO()
+                np.save(buf, np.where(a >= 1, a - 1, a).astype(a.dtype))
+                data = buf.getvalue()
+            zout.writestr(info, data)
+    old = Record.load(v1)
+    assert record.lens is not None and old.lens is not None
+    np.testing.assert_array_equal(old.next_rank, record.next_rank)
+    np.testing.assert_array_equal(old.lens.next_rank, record.lens.next_rank)
+    np.testing.assert_array_equal(old.lens.final_top_rank, record.lens.final_top_rank)
+    assert_records_equal(old, record)
 
 
 def test_newer_format_version_is_refused_by_name(tmp_path: Path) -> None:

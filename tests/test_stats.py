@@ -116,21 +116,21 @@ def test_rank_of_matches_sort_order(logits: torch.Tensor) -> None:
     gen = torch.Generator().manual_seed(3)
     targets = torch.randint(0, 1000, (64,), generator=gen)
     got = stats.rank_of(logits, targets)
-    # distinct random logits: the rank is the position in the descending sort
+    # distinct random logits: the rank is the 1-based position in the descending sort
     order = torch.argsort(logits, dim=-1, descending=True)
-    want = (order == targets[:, None]).int().argmax(dim=-1).numpy()
+    want = (order == targets[:, None]).int().argmax(dim=-1).numpy() + 1
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, want)
 
 
 def test_rank_of_ties_share_a_rank() -> None:
     x = torch.tensor([[3.0, 5.0, 5.0, 1.0]] * 4)
-    np.testing.assert_array_equal(stats.rank_of(x, [1, 2, 0, 3]), [0, 0, 2, 3])
+    np.testing.assert_array_equal(stats.rank_of(x, [1, 2, 0, 3]), [1, 1, 3, 4])
 
 
 def test_rank_of_one_vector_takes_one_id() -> None:
     x = torch.tensor([0.0, 2.0, 1.0])
-    assert stats.rank_of(x, 2).tolist() == 1
+    assert stats.rank_of(x, 2).tolist() == 2
     assert stats.rank_of(x, [0]).shape == ()
 
 
@@ -380,11 +380,11 @@ def test_probabilities_sum_to_one(x: np.ndarray) -> None:
     ),
     data=st.data(),
 )
-def test_rank_zero_iff_argmax(x: np.ndarray, data: st.DataObject) -> None:
+def test_rank_one_iff_argmax(x: np.ndarray, data: st.DataObject) -> None:
     target = data.draw(st.integers(0, x.shape[0] - 1))
     rank = int(stats.rank_of(x, target))
-    assert (rank == 0) == (target == int(np.argmax(x)))
-    assert rank == int((x > x[target]).sum())
+    assert (rank == 1) == (target == int(np.argmax(x)))
+    assert rank == 1 + int((x > x[target]).sum())
 
 
 @given(p=logit_matrices, data=st.data())

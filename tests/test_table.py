@@ -34,7 +34,7 @@ def assert_rows_match_logits(table: pd.DataFrame, row: torch.Tensor) -> None:
     np.testing.assert_array_equal(table["logit"].to_numpy(), row.float()[ids].numpy())
     np.testing.assert_allclose(table["log_prob"].to_numpy(), logp[ids].numpy(), atol=1e-5)
     np.testing.assert_allclose(table["prob"].to_numpy(), logp[ids].exp().numpy(), atol=1e-6)
-    want_rank = [(row.float() > row.float()[i]).sum().item() for i in ids]
+    want_rank = [1 + (row.float() > row.float()[i]).sum().item() for i in ids]
     assert table["rank"].tolist() == want_rank
 
 
@@ -49,7 +49,7 @@ def test_vector_gives_the_top_k_sorted_by_logit() -> None:
     assert len(table) == 10
     assert table["token_id"].tolist() == torch.topk(row, 10).indices.tolist()
     assert table["token"].tolist() == [f"t{i}" for i in table["token_id"]]
-    assert table["rank"].tolist() == list(range(10))
+    assert table["rank"].tolist() == list(range(1, 11))  # 1-based: the top token has rank 1
     assert table["logit"].is_monotonic_decreasing
     assert table["token_id"].dtype == np.int64 and table["rank"].dtype == np.int64
     assert table["logit"].dtype == np.float32 and table["prob"].dtype == np.float32
@@ -90,7 +90,7 @@ def test_k_none_gives_the_whole_vocabulary() -> None:
     row = (perm.float() * 1e-3).float()  # distinct float32 values
     table = logits_table(row, vocab_of(d_vocab), k=None)
     assert len(table) == d_vocab
-    assert table["rank"].tolist() == list(range(d_vocab))
+    assert table["rank"].tolist() == list(range(1, d_vocab + 1))
     assert table["token_id"].tolist() == torch.argsort(row, descending=True).tolist()
     np.testing.assert_allclose(table["prob"].sum(), 1.0, atol=1e-4)
     assert table["token"].iloc[0] == f"t{int(torch.argmax(row))}"
@@ -100,8 +100,8 @@ def test_ranks_of_ties_agree_between_k_and_whole_vocabulary() -> None:
     row = torch.tensor([1.0, 3.0, 3.0, 2.0, 3.0, 0.0])
     full = logits_table(row, k=None)
     top = logits_table(row, k=4)
-    assert full["rank"].tolist() == [0, 0, 0, 3, 4, 5]
-    assert top["rank"].tolist() == [0, 0, 0, 3]
+    assert full["rank"].tolist() == [1, 1, 1, 4, 5, 6]
+    assert top["rank"].tolist() == [1, 1, 1, 4]
     # ties keep the lower id first
     assert full["token_id"].tolist()[:3] == [1, 2, 4]
     assert top["token_id"].tolist() == [1, 2, 4, 3]
@@ -110,7 +110,7 @@ def test_ranks_of_ties_agree_between_k_and_whole_vocabulary() -> None:
 def test_k_equal_to_d_vocab() -> None:
     row = random_logits(9)
     table = logits_table(row, k=9)
-    assert table["rank"].tolist() == list(range(9))
+    assert table["rank"].tolist() == list(range(1, 10))
     pd.testing.assert_frame_equal(pd.DataFrame(table), pd.DataFrame(logits_table(row, k=None)))
 
 
@@ -125,7 +125,7 @@ def test_target_outside_top_k_is_appended_with_its_true_rank() -> None:
     assert list(table.columns) == BASE_COLUMNS + ["is_target"]
     assert len(table) == 6
     last = table.iloc[-1]
-    assert last["token_id"] == target and last["rank"] == 57 and bool(last["is_target"])
+    assert last["token_id"] == target and last["rank"] == 58 and bool(last["is_target"])
     assert table["is_target"].tolist() == [False] * 5 + [True]
     assert_rows_match_logits(table, row)
 
@@ -147,7 +147,7 @@ def test_targets_per_position_with_pos_none() -> None:
     marked = table[table["is_target"]]
     assert marked["pos"].tolist() == [0, 1, 2]
     assert marked["token_id"].tolist() == targets
-    assert marked["rank"].tolist() == [0, 20, 1]
+    assert marked["rank"].tolist() == [1, 21, 2]
 
 
 # --------------------------------------------------------------------------- inputs

@@ -13,15 +13,16 @@ ROW = np.array([[3.0, 1.0, 3.00000001, -2.0, 1.0]])
 @pytest.mark.parametrize(
     "rank, target, ok",
     [
-        (0, 0, True),  # tied with token 2 for the top
-        (1, 0, True),
-        (2, 1, True),  # tied with token 4
-        (3, 1, True),
-        (1, 1, False),  # rank 1 holds a 3.0, token 1 is 1.0
-        (4, 3, True),
-        (3, 3, False),
+        (1, 0, True),  # tied with token 2 for the top
+        (2, 0, True),
+        (3, 1, True),  # tied with token 4
+        (4, 1, True),
+        (2, 1, False),  # rank 2 holds a 3.0, token 1 is 1.0
+        (5, 3, True),
+        (4, 3, False),
+        (0, 0, False),  # ranks start at 1
         (-1, -1, True),  # no next token
-        (0, -1, False),
+        (1, -1, False),
     ],
 )
 def test_ranks(rank, target, ok):

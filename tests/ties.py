@@ -28,7 +28,8 @@ def assert_ranks_tie_equal(rank: Any, values: Any, target: Any, *, atol: float =
     """Each ``rank[i]`` is a rank of ``target[i]`` in ``values[i]`` up to near-ties.
 
     Args:
-        rank: (n,) computed 0-based ranks (``missing`` where ``target`` is negative).
+        rank: (n,) computed ranks, 1-based as everywhere in coilvis (``missing`` where
+            ``target`` is negative).
         values: (n, d_vocab) reference logits or log-probabilities.
         target: (n,) token ids (negative: no token, so ``rank`` must be ``missing``).
         atol: how close the value at the computed rank must be to the token's value.
@@ -40,8 +41,8 @@ def assert_ranks_tie_equal(rank: Any, values: Any, target: Any, *, atol: float =
         if t < 0:
             assert r == missing, f"row {i}: no target, expected rank {missing}, got {r}"
             continue
-        assert 0 <= r < values.shape[1], f"row {i}: rank {r} out of range"
-        at_rank = np.sort(values[i])[::-1][r]
+        assert 1 <= r <= values.shape[1], f"row {i}: rank {r} out of range"
+        at_rank = np.sort(values[i])[::-1][r - 1]
         assert abs(at_rank - values[i, t]) <= atol, (
             f"row {i}: token {t} (value {values[i, t]:.6g}) is not within {atol} of the value at rank {r} ({at_rank:.6g})"
         )

@@ -816,7 +816,7 @@ def coil(
     word, sentence = token_groups(record.tokens)
 
     # ---- per-position data
-    rank = np.where(record.next_rank >= 0, record.next_rank + 1, np.nan).astype(np.float32)
+    rank = np.where(record.next_rank >= 1, record.next_rank, np.nan).astype(np.float32)
     stats = {
         "top_prob_pct": (record.topk_probs[:, 0].astype(np.float64) * 100.0).astype(np.float32),
         "prob_pct": (record.next_prob.astype(np.float64) * 100.0).astype(np.float32),

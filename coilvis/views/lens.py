@@ -416,7 +416,7 @@ def lens_figure(
     entropy_bits = ls.entropy[sub].reshape(-1).astype(np.float64) / _LN2
     kl_bits = ls.kl_to_final[sub].reshape(-1).astype(np.float64) / _LN2
     next_prob = ls.next_prob[sub].reshape(-1).astype(np.float64)
-    final_rank = ls.final_top_rank[sub].reshape(-1).astype(np.int64) + 1
+    final_rank = ls.final_top_rank[sub].reshape(-1).astype(np.int64)
 
     if compare is None:
         values = {
