@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from coilvis._version import __version__
 from coilvis.errors import CoilvisFileNotFoundError, CoilvisTypeError, CoilvisValueError, RecordFormatError, check_int
 from coilvis.files import as_path, atomic_writer, check_output_path
 from coilvis.record_format import FORMAT_VERSION, Contents, encode_meta, read_record_file, write_record_file
@@ -332,7 +333,7 @@ class Record:
             DataFrame with columns ``token_id, token, logit, log_prob, prob, rank,
             is_target`` (``is_target`` marks the actual next token), sorted by logit.
         """
-        from coilvis.table import record_table
+        from coilvis.frames import record_table
 
         return record_table(self, pos=pos, k=min(10, self.k) if k is None else k)
 
@@ -364,8 +365,6 @@ class Record:
 
     def _meta(self) -> dict[str, Any]:
         """``meta.json`` of the saved file."""
-        from coilvis import __version__
-
         scalars: dict[str, Any] = {
             "d_vocab": self.d_vocab,
             "model_name": self.model_name,

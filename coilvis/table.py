@@ -1,5 +1,9 @@
 """Any logit vector as a pandas DataFrame.
 
+The logits may be a torch tensor or a numpy array over the full vocabulary; the
+statistics go through :mod:`coilvis.stats`. A Record's table, which needs no torch,
+is :func:`coilvis.frames.record_table` (re-exported here with :class:`LogitsTable`).
+
 >>> import torch, coilvis
 >>> logits = torch.tensor([0.0, 2.0, 1.0])
 >>> coilvis.logits_table(logits, ["a", " b", "c"], k=2)[["token_id", "token", "rank"]]
@@ -11,68 +15,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from coilvis import tokens as _tokens
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from coilvis.record import Record
+from coilvis.frames import COLUMNS, LogitsTable, check_pos, record_table
 
 __all__ = ["LogitsTable", "logits_table", "record_table", "resolve_vocab", "COLUMNS"]
 
-#: Columns of every table, in order (``pos`` first for all-position tables, ``is_target``
-#: last when a target is known).
-COLUMNS = ("token_id", "token", "logit", "log_prob", "prob", "rank")
-
 #: How far a model's logits may be padded beyond its tokenizer's vocabulary.
 MAX_VOCAB_PADDING = 1024
-
-
-class LogitsTable(pd.DataFrame):
-    """A DataFrame of tokens that shows itself readably.
-
-    It is an ordinary :class:`pandas.DataFrame` (every pandas operation works and the
-    ``token`` column keeps the raw text); only its display differs: token strings show
-    their whitespace (``␣Paris``, ``↵``) and probabilities show as percentages. In a
-    notebook the HTML form escapes every token string.
-    """
-
-    _metadata: list[str] = []
-
-    @property
-    def _constructor(self) -> type[LogitsTable]:
-        return LogitsTable
-
-    def _display_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self).copy()
-        if "token" in df.columns:
-            df["token"] = [_tokens.display(str(t), max_len=40) for t in df["token"]]
-        if "prob" in df.columns:
-            df["prob"] = [f"{p:.2%}" if np.isfinite(p) else "" for p in df["prob"]]
-        for col in ("logit", "log_prob"):
-            if col in df.columns:
-                df[col] = df[col].map(lambda v: f"{v:.3f}")
-        return df
-
-    def __repr__(self) -> str:
-        return repr(self._display_frame())
-
-    def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        """Plain-text rendering with visible whitespace and percentages."""
-        return self._display_frame().to_string(*args, **kwargs)
-
-    def _repr_html_(self) -> str:
-        df = self._display_frame()
-        # pandas escapes cell text in to_html(escape=True); token strings are untrusted.
-        body = df.to_html(escape=True, index=False, classes="coilvis-table", border=0)
-        style = (
-            "<style>.coilvis-table td:nth-child({col}){{font-family:monospace;white-space:pre}}</style>"
-        ).format(col=list(df.columns).index("token") + 1 if "token" in df.columns else 1)
-        return style + body
 
 
 def resolve_vocab(tokenizer_or_vocab: Any, d_vocab: int, *, name: str = "tokenizer_or_vocab") -> Any:
@@ -116,14 +71,6 @@ def resolve_vocab(tokenizer_or_vocab: Any, d_vocab: int, *, name: str = "tokeniz
             f"{MAX_VOCAB_PADDING}). Is this the model's own tokenizer?"
         )
     return lookup
-
-
-def _check_pos(pos: Any, seq_len: int) -> int:
-    if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)):
-        raise CoilvisTypeError(f"pos: expected an int or None, got {type(pos).__name__}")
-    if not (-seq_len <= pos < seq_len):
-        raise CoilvisValueError(f"pos: {pos} is out of range for seq_len {seq_len} (valid: {-seq_len}..{seq_len - 1})")
-    return int(pos) % seq_len
 
 
 def _one_row_frame(
@@ -231,7 +178,7 @@ def logits_table(
     if seq_len < 1:
         raise CoilvisValueError("logits: the matrix has no positions (shape (0, d_vocab))")
     if pos is not None:
-        p = _check_pos(pos, seq_len)
+        p = check_pos(pos, seq_len)
         tgt = None if target is None else _check_target(target, d_vocab)
         row = stats.to_numpy(t[p]).astype(np.float32, copy=False)
         try:
@@ -252,54 +199,3 @@ def logits_table(
         f.insert(0, "pos", p)
         frames.append(f)
     return LogitsTable(pd.concat(frames, ignore_index=True))
-
-
-def record_table(record: Record, *, pos: int | None = -1, k: int = 10) -> LogitsTable:
-    """The top-k table of a :class:`~coilvis.record.Record` (see :meth:`Record.table`).
-
-    Args:
-        record: a Record.
-        pos: position, or ``None`` for all positions.
-        k: rows per position, 1 <= k <= record.k.
-
-    Returns:
-        :class:`LogitsTable` with ``token_id, token, logit, log_prob, prob, rank,
-        is_target``; the actual next token's row is appended when outside the top k.
-    """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise CoilvisTypeError(f"k: expected an int, got {type(k).__name__}")
-    if not (1 <= k <= record.k):
-        raise CoilvisValueError(f"k: expected 1 <= k <= {record.k} (the top-k this record kept), got {k}")
-    positions = range(record.seq_len) if pos is None else [_check_pos(pos, record.seq_len)]
-    frames = []
-    for p in positions:
-        ids = record.topk_ids[p, :k]
-        logit = record.topk_logits[p, :k]
-        rank = np.array([(record.topk_logits[p] > v).sum() + 1 for v in logit], dtype=np.int64)
-        target = int(record.token_ids[p + 1]) if p + 1 < record.seq_len else None
-        rows = {
-            "token_id": ids.astype(np.int64),
-            "token": [record.token_text(i) for i in ids],
-            "logit": logit,
-            "log_prob": (logit - record.log_z[p]).astype(np.float32),
-            "rank": rank,
-        }
-        f = pd.DataFrame(rows)
-        if target is not None and target not in set(ids.tolist()):
-            extra = pd.DataFrame(
-                {
-                    "token_id": [target],
-                    "token": [record.token_text(target)],
-                    "logit": np.array([record.next_logprob[p] + record.log_z[p]], dtype=np.float32),
-                    "log_prob": np.array([record.next_logprob[p]], dtype=np.float32),
-                    "rank": np.array([record.next_rank[p]], dtype=np.int64),
-                }
-            )
-            f = pd.concat([f, extra], ignore_index=True)
-        f.insert(4, "prob", np.exp(f["log_prob"].to_numpy()).astype(np.float32))
-        f["is_target"] = f["token_id"] == target if target is not None else False
-        if pos is None:
-            f.insert(0, "pos", p)
-        frames.append(f)
-    return LogitsTable(pd.concat(frames, ignore_index=True))
-
