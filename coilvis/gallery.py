@@ -108,19 +108,24 @@ THUMB_PX = 480
 
 
 def default_prompts_path() -> Path:
-    """``gallery/prompts.json`` of the coilvis source tree.
+    """The gallery's example prompts, shipped inside the package (``coilvis/gallery_prompts.json``).
+
+    Read through :mod:`importlib.resources`, so it is found from a source tree and from
+    an installed wheel alike.
 
     Raises:
-        FileNotFoundError: coilvis is installed without its source tree (from a wheel);
-            pass ``prompts_path`` explicitly.
+        FileNotFoundError: the installed package lacks its prompts file (a damaged
+            install); pass ``prompts_path`` explicitly.
     """
-    path = Path(__file__).resolve().parent.parent / "gallery" / "prompts.json"
-    if not path.is_file():
+    from importlib import resources
+
+    resource = resources.files("coilvis") / "gallery_prompts.json"
+    if not isinstance(resource, Path) or not resource.is_file():
         raise FileNotFoundError(
-            f"prompts_path: the gallery's prompts file ships with the coilvis source tree, and {str(path)!r} "
-            "does not exist; pass prompts_path= (or --prompts) with a prompts file"
+            f"prompts_path: the gallery's prompts file ships inside the coilvis package, and {str(resource)!r} "
+            "is not a file there; pass prompts_path= (or --prompts) with a prompts file"
         )
-    return path
+    return resource
 
 
 # ---------------------------------------------------------------------------- examples

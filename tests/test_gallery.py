@@ -27,7 +27,7 @@ from coilvis import gallery
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
 from coilvis.gallery import Example, build_gallery, cache_key, load_examples, render_index
 
-PROMPTS = Path(__file__).resolve().parent.parent / "gallery" / "prompts.json"
+PROMPTS = Path(__file__).resolve().parent.parent / "coilvis" / "gallery_prompts.json"
 #: Examples the issue asks for, by the name they have in gallery/prompts.json.
 REQUIRED = ["eiffel", "ioi", "induction", "code", "arithmetic", "rhyme", "counting", "french", "chat", "spirals_essay"]
 #: The cheap real examples the slow build uses (short prompts).
