@@ -12,7 +12,9 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # torch first and pinned: this release has a CPU build on these machines; an unpinned
-# torch (or any package pulling one in) would fetch a multi-GB CUDA build.
+# torch (the `models` extra, or any package pulling one in) would fetch a multi-GB CUDA
+# build. `pip install coilvis` alone (numpy, pandas, bokeh, tqdm) loads and draws
+# records without torch; the extras add the models and the test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[models,tl,nnsight,test]"
@@ -59,4 +61,4 @@ bench: install browser
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TL3_VENV) demo .pytest_cache .hypothesis
