@@ -92,18 +92,6 @@ def test_bad_unwind_options_name_the_argument() -> None:
         coilvis.coil(rec, animate="yes")
 
 
-def test_wrapped_rows_fit_below_the_coil() -> None:
-    lay = geometry.spiral_layout(300)
-    rows = geometry.wrapped_line_layout(lay, scale=0.5)
-    assert rows.n == 300 and np.all(rows.angle_rad == 0.0)
-    assert rows.bounds[2] <= lay.bounds[2] + 1e-9 and rows.bounds[0] >= lay.bounds[0] - 1e-9
-    assert rows.bounds[3] < lay.bounds[1]
-    np.testing.assert_allclose(rows.poly_xs.max(axis=1) - rows.poly_xs.min(axis=1), 0.5 * lay.arc_len)
-    # reading order: left to right, then the next row down
-    order = np.lexsort((rows.x, -rows.y))
-    np.testing.assert_array_equal(order, np.arange(300))
-
-
 # ------------------------------------------------------------------ real headless Chromium
 
 SAMPLER = """
