@@ -1,0 +1,315 @@
+"""The coil: a prompt's positions coiled like film on a spool, coloured by what the model believed.
+
+``coilvis.coil(record)`` lays the positions of a :class:`~coilvis.record.Record` along
+a spiral (or a circle) with segments of equal length (:mod:`coilvis.geometry`), colours
+each segment by a statistic of the model's next-token prediction there, bands the
+outside by words and sentences, labels the segments that have room, and draws
+attention inside the coil as arcs. The result is a :class:`CoilView`: save it with
+``coilvis.save(view, "coil.html")`` (one offline HTML file), ``"coil.png"``, or show it
+in Jupyter.
+
+Reading it
+----------
+Segment ``i`` is input token ``i``. Its colour, tooltip and arcs describe the model's
+prediction *after* reading tokens ``0..i`` (position ``i`` of the Record): the
+probability, surprisal and rank of the token that actually came next (token ``i + 1``;
+unknown, grey, at the last position), the entropy of the whole next-token distribution,
+and the top-k next tokens. Arcs go from each query position to the earlier positions it
+attends to most.
+
+Named models (for page scripts, the unwind animation and tests)
+---------------------------------------------------------------
+``coil_figure``; ``coil_segments`` (patches) over ``coil_segment_source``, one row per
+position with columns:
+
+* ``pos`` (int32), ``token`` (raw text), ``token_id`` (int32, -1 when unknown),
+  ``label`` (exact display text, :func:`coilvis.tokens.display`), ``word``,
+  ``sentence`` (int32 group indices);
+* ``top_prob_pct`` (float32; probability in % of the model's top next token),
+  ``prob_pct``, ``entropy_bits``, ``surprisal_bits``, ``rank`` (float32; probability in %
+  of the actual next token, entropy and surprisal in bits, its 1-based rank; NaN where
+  the next token is unknown; the next token's label is ``label[pos + 1]``);
+* ``topk_vocab`` (n, k) int32 and ``topk_pct`` (n, k) float32: the top-k next tokens as
+  rows of ``coil_vocab_source`` (columns ``token_id``, ``label``) and their probability
+  in %; ``next_vocab`` (int32): the actual next token's row there, -1 when unknown. The
+  ``CustomJSHover`` named ``coil_text_format`` writes the tooltip's text from them, each
+  token as its label and its id: ``fmt.format(pos, "token", {})``,
+  ``fmt.format(pos, "next", {})`` or ``fmt.format(pos, "topk", {})`` in page JavaScript
+  gives the same lines (escape them, e.g. show them in a ``PreText``);
+* ``xs``, ``ys``: (n, m) float32 segment polygons (a ``rows_transform`` hands the glyph
+  its rows);
+* ``x``, ``y``, ``angle_rad``: segment centres and direction on the coil;
+  ``x_line``, ``y_line``, ``angle_line_rad``: the same on the unwound line
+  (:func:`coilvis.geometry.unwound_layout`), for the unwind animation;
+* ``anchor_x``, ``anchor_y``: where arcs attach (the inner edge's midpoint).
+
+``coil_bands`` over ``coil_band_source`` (word/sentence band, NaN-separated polygons,
+four rows: sentence parity x word parity), ``coil_sentence_marks``, ``coil_labels``
+over ``coil_label_source`` (only the labels that fit: ``pos, x, y, angle_rad, text,
+text_color``), ``coil_markers`` (start/end), ``coil_color_bar``, ``coil_color_mapper``,
+``coil_hover``. With attention: ``coil_arcs`` and ``coil_arc_highlight`` over
+``coil_link_source`` (``query, key, weight, choice``: the arcs' end and control points
+are computed in the page from ``anchor_x/anchor_y`` of the segment source, as
+:func:`coilvis.geometry.arc_curves` places them, by the transforms ``coil_anchor_x``,
+``coil_anchor_y``, ``coil_control_x``, ``coil_control_y``; after moving the anchors,
+emit ``coil_link_source.change`` to redraw the arcs), ``coil_choice_filter`` (a
+``GroupFilter`` on ``choice``), ``coil_highlight_filter`` (an ``IndexFilter``), and
+``coil_attention_select`` when more than one layer/head is embedded.
+
+The package
+-----------
+:func:`coil` composes the parts, each in its module: :mod:`~coilvis.views.coil.attention`
+(which attention patterns to embed), :mod:`~coilvis.views.coil.links` (which links a page
+holds), :mod:`~coilvis.views.coil.groups` (words, sentences and the outer band),
+:mod:`~coilvis.views.coil.segments` (the per-position columns),
+:mod:`~coilvis.views.coil.frame` (layouts and the figure's frame),
+:mod:`~coilvis.views.coil.labels` (which labels fit), :mod:`~coilvis.views.coil.figure`
+and :mod:`~coilvis.views.coil.arcs` (the Bokeh models) and
+:mod:`~coilvis.views.coil.view` (:class:`CoilView`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from bokeh.layouts import column
+from bokeh.models import ColumnDataSource
+
+from coilvis import geometry
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_float, check_int
+from coilvis.record import Record
+from coilvis.views import _style
+from coilvis.views.coil.arcs import ArcParts, draw_arcs, highlight_callback
+from coilvis.views.coil.attention import AttentionChoice, attention_option, parse_attention
+from coilvis.views.coil.figure import (
+    END_MARK,
+    START_MARK,
+    add_hover,
+    add_notes,
+    coil_figure,
+    draw_band,
+    draw_labels,
+    draw_markers,
+    draw_segments,
+)
+from coilvis.views.coil.frame import MAX_ARC_STEPS, Frame, coil_layouts, fit_frame, rows_layout
+from coilvis.views.coil.groups import token_groups
+from coilvis.views.coil.labels import coil_labels, fit_labels, fitted_font_px, label_width_px
+from coilvis.views.coil.segments import segment_columns, stat_columns, topk_columns
+from coilvis.views.coil.view import CoilView
+from coilvis.views.unwind import build_unwind, schedule_columns
+
+__all__ = [
+    "coil",
+    "CoilView",
+    "AttentionChoice",
+    "attention_option",
+    "token_groups",
+    "fit_labels",
+    "label_width_px",
+    "START_MARK",
+    "END_MARK",
+    "MAX_ARC_STEPS",
+]
+
+
+def _check_choice_option(name: str, value: Any, options: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise CoilvisValueError(f"{name}: expected one of {list(options)}, got {value!r}")
+    return value
+
+
+def _check_flags(**flags: Any) -> None:
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise CoilvisTypeError(f"{name}: expected True or False, got {type(flag).__name__}")
+
+
+def _tooltip_k(record: Record, tooltip_k: Any) -> int:
+    """Top next tokens in the hover: all the record kept, at most 10, unless asked."""
+    if tooltip_k is None:
+        return min(record.k, 10)
+    return min(check_int("tooltip_k", tooltip_k, minimum=1), record.k)
+
+
+def _labels(
+    p: Any, record: Record, lay: geometry.Layout, frame: Frame, values: Any, scale: _style.ColorScale, *, font_px: int
+) -> ColumnDataSource:
+    """The labels that fit, in a colour readable on their segment's fill (``values`` by ``scale``)."""
+    kept, texts = coil_labels(record.tokens, lay, px_per_unit=frame.px_per_unit, font_px=font_px)
+    colors = _style.text_colors(_style.map_colors(values[kept], scale))
+    return draw_labels(p, lay, kept, texts, colors, font_px=font_px)
+
+
+def _root(figure: Any, arcs: ArcParts | None, unwind: Any) -> Any:
+    """The choice control, the unwind's controls, the figure and its readout, in a column."""
+    select = arcs.select if arcs is not None else None
+    controls, readout = (unwind.controls, unwind.readout) if unwind is not None else (None, None)
+    parts = [x for x in (select, controls, figure, readout) if x is not None]
+    return column(*parts, name="coil_root") if len(parts) > 1 else figure
+
+
+def coil(
+    record: Record,
+    *,
+    layout: Literal["spiral", "circle", "auto"] = "spiral",
+    color: Literal["prob", "target_prob", "entropy", "surprisal", "rank"] = "prob",
+    attention: Any = None,
+    attention_threshold: float = 0.02,
+    attention_top_k: int | None = 3,
+    max_links: int = 50_000,
+    hide_sink: bool = False,
+    palette: Any = None,
+    width: int = 720,
+    height: int = 720,
+    title: str | None = None,
+    labels: bool = True,
+    label_font_px: int = 11,
+    tooltip_k: int | None = None,
+    n_arc: int | None = None,
+    clockwise: bool = False,
+    animate: bool = False,
+    pace: Literal["entropy", "surprisal"] = "entropy",
+    duration_s: float | None = None,
+    floor_bits: float = 0.5,
+    autoplay: bool = False,
+) -> CoilView:
+    """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
+
+    Args:
+        record: the :class:`~coilvis.record.Record` to draw (n = ``seq_len`` >= 1).
+        layout: ``"spiral"`` (Archimedean, equal-length segments), ``"circle"`` (one
+            closed ring, for short prompts) or ``"auto"`` (a circle up to
+            :data:`coilvis.geometry.CIRCLE_MAX_N` positions).
+        color: the statistic segments are coloured by: ``"prob"`` (probability of the
+            model's top next token, %: how sure it was), ``"target_prob"`` (probability of
+            the actual next token, %), ``"entropy"``  (of the next-token distribution, bits),
+            ``"surprisal"`` (of the actual next token, bits) or ``"rank"`` (of the actual
+            next token, 1 = top, log scale). Bright means unexpected for every default
+            palette.
+        attention: None (no arcs); ``"mean"`` or ``"max"`` (that reduction over heads, for
+            every layer the record holds); ``(layer, head)`` with ``head`` an int,
+            ``"mean"`` or ``"max"`` (negative layers count from the end); or a list of
+            these. Every choice is embedded; with more than one, a control in the page
+            switches between them.
+        attention_threshold: links lighter than this weight are not drawn.
+        attention_top_k: at most this many keys per query and choice (None: all kept).
+        max_links: at most this many links in the page, over all choices (the heaviest
+            of each choice are kept; choices share the budget evenly).
+        hide_sink: leave out links to position 0 (the attention sink).
+        palette: None (the statistic's default: Viridis reversed for probability,
+            Magma for entropy and surprisal, Cividis for rank), a palette name
+            (``"Viridis"``, ``"Cividis"``, ``"Magma"``, ``"Inferno"``, ``"Plasma"``,
+            ``"_r"`` to reverse) or a sequence of ``"#rrggbb"`` colours, low to high.
+        width: width of the drawing area in screen pixels (the colour bar, titles and
+            controls come on top).
+        height: height of the drawing area in screen pixels.
+        title: figure title (default: the model name and the number of tokens).
+        labels: draw token labels on the segments that have room for them.
+        label_font_px: largest label font size in pixels (smaller when segments are
+            thin; labels are left out below 7 px).
+        tooltip_k: top next tokens listed in the hover (default: all the record kept,
+            at most 10).
+        n_arc: polygon steps along each segment edge (default: smooth for short prompts,
+            2 for long ones to keep pages small).
+        clockwise: wind clockwise.
+        animate: add the unwind (:mod:`coilvis.views.unwind`): play/pause, restart,
+            loop, speed and scrub controls; the coil unrolls into rows below it, the
+            playhead dwelling on position i for
+            ``duration_s * (floor_bits + x_i) / sum_j (floor_bits + x_j)`` seconds, x the
+            entropy (or surprisal) in bits (:mod:`coilvis.views.schedule`).
+        pace: ``"entropy"`` (of the next-token distribution) or ``"surprisal"`` (of the
+            actual next token) sets the dwell times.
+        duration_s: total unwind duration at speed 1 (default: 0.25 s per position,
+            between 4 s and 180 s).
+        floor_bits: added to every position's pace value, so certain positions still
+            take a moment.
+        autoplay: start the unwind as soon as the page is ready.
+
+    Returns:
+        A :class:`CoilView`; ``coilvis.save(view, "coil.html")`` writes it.
+
+    Raises:
+        CoilvisTypeError: ``record`` is not a Record, or an option has the wrong type.
+        CoilvisValueError: an option is out of range, or ``attention`` asks for links the
+            record does not hold.
+
+    Examples:
+        >>> import numpy as np, coilvis
+        >>> rec = coilvis.from_logits(np.zeros((5, 4)), tokens=[0, 1, 2, 3, 0], vocab=["a", " b", "c", "."])
+        >>> view = coilvis.coil(rec)
+        >>> len(view.segments.data["pos"]), view.model("coil_segments").name
+        (5, 'coil_segments')
+    """
+    if not isinstance(record, Record):
+        raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
+    kind = _check_choice_option("layout", layout, ("spiral", "circle", "auto"))
+    color = _check_choice_option("color", color, tuple(_style.STATS))
+    threshold = check_float("attention_threshold", attention_threshold, minimum=0.0, maximum=1.0)
+    top_k = None if attention_top_k is None else check_int("attention_top_k", attention_top_k, minimum=1)
+    max_links = check_int("max_links", max_links, minimum=0)
+    width = check_int("width", width, minimum=100)
+    height = check_int("height", height, minimum=100)
+    label_font_px = check_int("label_font_px", label_font_px, minimum=1)
+    if title is not None and not isinstance(title, str):
+        raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
+    _check_flags(hide_sink=hide_sink, labels=labels, clockwise=clockwise, animate=animate, autoplay=autoplay)
+    k = _tooltip_k(record, tooltip_k)
+    choices = parse_attention(attention, record)
+    lay, band_lay = coil_layouts(record.seq_len, kind, n_arc=n_arc, clockwise=clockwise)
+    line = rows_layout(lay) if animate else geometry.unwound_layout(lay)
+    schedule, schedule_cols = None, None
+    if animate:
+        pace = _check_choice_option("pace", pace, ("entropy", "surprisal"))
+        schedule, schedule_cols = schedule_columns(record, pace=pace, duration_s=duration_s, floor_bits=floor_bits)
+
+    word, sentence = token_groups(record.tokens)
+    stats = stat_columns(record)
+    scale = _style.stat_scale(color, stats[_style.STATS[color].column], palette=palette)
+    topk_cols, vocab = topk_columns(record, tooltip_k=k)
+    columns = segment_columns(
+        record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols
+    )
+    segments = ColumnDataSource(columns, name="coil_segment_source")
+    frame = fit_frame(lay, line, width=width, height=height, animate=animate)
+    p = coil_figure(record, frame, title=title)
+    draw_band(p, band_lay, lay, word, sentence)
+    renderer, mapper = draw_segments(p, segments, scale)
+    arcs = None
+    if choices:
+        arcs = draw_arcs(
+            p, record, choices, segments, top_k=top_k, threshold=threshold, hide_sink=hide_sink, max_links=max_links
+        )
+    font_px = fitted_font_px(lay, px_per_unit=frame.px_per_unit, max_font_px=label_font_px) if labels else 0
+    label_source = _labels(p, record, lay, frame, stats[scale.column], scale, font_px=font_px) if font_px else None
+    draw_markers(p, lay)
+    highlight = highlight_callback(arcs, segments) if arcs is not None else None
+    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight)
+    add_notes(p, mapper, scale, arcs=bool(choices), width=width)
+
+    links = arcs.links if arcs is not None else None
+    unwind = None
+    if schedule is not None:
+        unwind = build_unwind(
+            figure=p, segments=segments, links=links, labels=label_source, text_format=text_format,
+            coiled=lay, line=line, schedule=schedule, autoplay=autoplay, width_px=width,
+        )  # fmt: skip
+    return CoilView(
+        _root(p, arcs, unwind),
+        title=title if title is not None else "coilvis · coil",
+        figure=p,
+        segments=segments,
+        links=links,
+        labels=label_source,
+        coiled=lay,
+        unwound=line,
+        choices=choices,
+        scale=scale,
+        record=record,
+        px_per_unit=float(frame.px_per_unit),
+        font_px=int(font_px),
+        n_links_dropped=arcs.n_dropped if arcs is not None else 0,
+        schedule=schedule,
+        ready=unwind.ready if unwind is not None else [],
+    )

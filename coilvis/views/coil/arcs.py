@@ -1,0 +1,177 @@
+"""Attention arcs in the coil's figure: the renderers, their control points in the page, highlight, switch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from bokeh.models import (
+    CDSView,
+    ColumnDataSource,
+    CustomJS,
+    CustomJSTransform,
+    GroupFilter,
+    IndexFilter,
+    IntersectionFilter,
+    LinearInterpolator,
+    Select,
+)
+from bokeh.transform import transform
+
+from coilvis.record import Record
+from coilvis.views import _style
+from coilvis.views.coil.attention import AttentionChoice
+from coilvis.views.coil.links import select_links
+
+__all__ = ["ARC_DEPTH_SCALE", "ARC_DEPTH_MAX", "ArcParts", "draw_arcs", "highlight_callback"]
+
+_ARC_COLOR = "#2b2b2b"
+_HIGHLIGHT_COLOR = "#e6550d"
+
+#: Depth of the arcs inside the coil (see :func:`coilvis.geometry.arc_curves`).
+ARC_DEPTH_SCALE = 2.0
+ARC_DEPTH_MAX = 0.9
+
+# Hovering (cb_data.index) or tapping (segments.selected) a segment shows its own arcs.
+_HIGHLIGHT_JS = """
+const hit = (cb_data != null && cb_data.index != null) ? cb_data.index.indices : null
+let pos = -1
+if (hit != null && hit.length > 0) pos = hit[0]
+else if (segments.selected.indices.length > 0) pos = segments.selected.indices[0]
+if (highlight.__coilvis_pos === pos) return
+highlight.__coilvis_pos = pos
+const q = links.data.query, k = links.data.key
+const out = []
+if (pos >= 0) for (let j = 0; j < q.length; j++) if (q[j] === pos || k[j] === pos) out.push(j)
+highlight.indices = out
+"""
+
+_SELECT_JS = "choice.group = Number(cb_obj.value)"
+
+# Control point of each link's arc, as coilvis.geometry.arc_curves places it on a coil:
+# the anchors' midpoint pulled toward the centre by f = min(depth_max, depth_scale *
+# |key - query| / n). Computed in the page from the link's ends, so a link costs its
+# query, key, weight and choice only. xs: the query column. The constants come as data
+# (the transform's args), never as JavaScript source.
+_CONTROL_JS = """
+const key = links.data.key, a = anchors.data[column], n = a.length
+const out = new Float64Array(xs.length)
+for (let i = 0; i < xs.length; i++) {
+  const q = xs[i], k = key[i]
+  const f = Math.min(depth_max, depth_scale * Math.abs(k - q) / n)
+  out[i] = (1 - f) * 0.5 * (a[q] + a[k])
+}
+return out
+"""
+
+
+@dataclass
+class ArcParts:
+    """What :func:`draw_arcs` adds to a coil figure.
+
+    Attributes:
+        links: ``coil_link_source`` (``query, key, weight, choice``).
+        highlight: ``coil_highlight_filter``, the links of the hovered or tapped segment.
+        select: ``coil_attention_select``, or None with one choice.
+        n_dropped: links that passed the top-k and threshold but exceeded ``max_links``.
+    """
+
+    links: ColumnDataSource
+    highlight: IndexFilter
+    select: Select | None
+    n_dropped: int
+
+
+def _control_transform(
+    links: ColumnDataSource, anchors: ColumnDataSource, column: str, *, name: str
+) -> CustomJSTransform:
+    args = {
+        "links": links,
+        "anchors": anchors,
+        "column": column,
+        "depth_scale": ARC_DEPTH_SCALE,
+        "depth_max": ARC_DEPTH_MAX,
+    }
+    return CustomJSTransform(args=args, v_func=_CONTROL_JS, name=name)
+
+
+def _arc_ends(links: ColumnDataSource, segments: ColumnDataSource) -> dict[str, Any]:
+    """The quadratic glyph's end and control points, computed in the page from the anchors."""
+    look_x = _style.lookup_transform(segments, "anchor_x", name="coil_anchor_x")
+    look_y = _style.lookup_transform(segments, "anchor_y", name="coil_anchor_y")
+    return {
+        "x0": transform("query", look_x),
+        "y0": transform("query", look_y),
+        "x1": transform("key", look_x),
+        "y1": transform("key", look_y),
+        "cx": transform("query", _control_transform(links, segments, "anchor_x", name="coil_control_x")),
+        "cy": transform("query", _control_transform(links, segments, "anchor_y", name="coil_control_y")),
+    }
+
+
+def _choice_select(choices: tuple[AttentionChoice, ...], choice_filter: GroupFilter) -> Select:
+    select = Select(
+        title="Attention arcs",
+        value="0",
+        options=[(str(c), choice.label) for c, choice in enumerate(choices)],
+        width=280,
+        name="coil_attention_select",
+    )
+    select.js_on_change("value", CustomJS(args={"choice": choice_filter}, code=_SELECT_JS))
+    return select
+
+
+def draw_arcs(
+    figure: Any,
+    record: Record,
+    choices: tuple[AttentionChoice, ...],
+    segments: ColumnDataSource,
+    *,
+    top_k: int | None,
+    threshold: float,
+    hide_sink: bool,
+    max_links: int,
+) -> ArcParts:
+    """Draw the links of ``choices`` as arcs (``coil_arcs``) and their highlight
+    (``coil_arc_highlight``); with more than one choice, a control switches between them.
+
+    Width and opacity grow with the weight; many arcs at once are fainter, so that the
+    strongest still stand out. Links are chosen by :func:`~coilvis.views.coil.links.select_links`.
+    """
+    link_cols, n_dropped = select_links(
+        record, choices, top_k=top_k, threshold=threshold, hide_sink=hide_sink, max_links=max_links
+    )
+    links = ColumnDataSource(link_cols, name="coil_link_source")
+    w_max = float(link_cols["weight"].max()) if link_cols["weight"].size else 1.0
+    w_max = max(w_max, 1e-6)
+    per_choice = link_cols["weight"].size / max(len(choices), 1)
+    alpha_max = float(np.clip(2500.0 / max(per_choice, 1.0), 0.2, 0.8))
+    ends = _arc_ends(links, segments)
+    choice_filter = GroupFilter(column_name="choice", group=0, name="coil_choice_filter")
+    figure.quadratic(
+        **ends,
+        source=links,
+        view=CDSView(filter=choice_filter),
+        line_color=_ARC_COLOR,
+        line_width=transform("weight", LinearInterpolator(x=[0.0, w_max], y=[0.3, 3.5])),
+        line_alpha=transform("weight", LinearInterpolator(x=[0.0, w_max], y=[0.1 * alpha_max, alpha_max])),
+        name="coil_arcs",
+    )
+    highlight = IndexFilter(indices=[], name="coil_highlight_filter")
+    figure.quadratic(
+        **ends,
+        source=links,
+        view=CDSView(filter=IntersectionFilter(operands=[choice_filter, highlight])),
+        line_color=_HIGHLIGHT_COLOR,
+        line_width=transform("weight", LinearInterpolator(x=[0.0, w_max], y=[1.2, 5.0])),
+        line_alpha=transform("weight", LinearInterpolator(x=[0.0, w_max], y=[0.55, 1.0])),
+        name="coil_arc_highlight",
+    )
+    select = _choice_select(choices, choice_filter) if len(choices) > 1 else None
+    return ArcParts(links=links, highlight=highlight, select=select, n_dropped=int(n_dropped))
+
+
+def highlight_callback(arcs: ArcParts, segments: ColumnDataSource) -> CustomJS:
+    """The script that shows the hovered (``cb_data``) or tapped segment's arcs."""
+    return CustomJS(args={"links": arcs.links, "highlight": arcs.highlight, "segments": segments}, code=_HIGHLIGHT_JS)

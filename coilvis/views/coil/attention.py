@@ -1,0 +1,158 @@
+"""Which attention patterns a coil embeds: the text spec, the choices, and their check against a Record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.record import HEAD_MAX, HEAD_MEAN, Record
+
+__all__ = ["AttentionChoice", "attention_option", "parse_attention"]
+
+
+def attention_option(value: Any, *, layer: Any = None, name: str = "attention", layer_name: str = "layer") -> Any:
+    """The coil's ``attention=`` value for a text spec, as a command line or a prompts
+    file gives it.
+
+    Args:
+        value: None, ``"mean"`` or ``"max"`` (with ``layer``: that layer only),
+            ``"LAYER:HEAD"``, or a ``[LAYER, HEAD]`` pair.
+        layer: a layer index for ``"mean"``/``"max"``, or None for every layer.
+        name: the argument name for error messages.
+        layer_name: the name of ``layer`` for error messages.
+
+    Returns:
+        What :func:`coilvis.coil` takes as ``attention``.
+
+    Examples:
+        >>> attention_option("3:1"), attention_option("mean", layer=-1), attention_option([2, 0])
+        ((3, 1), (-1, 'mean'), (2, 0))
+    """
+    if value is None:
+        return None
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
+        raise CoilvisTypeError(f"{layer_name}: expected an int, got {type(layer).__name__}")
+    if value in ("mean", "max"):
+        return value if layer is None else (layer, value)
+    if isinstance(value, str) and ":" in value:
+        a, b = value.split(":", 1)
+        try:
+            return (int(a), int(b))
+        except ValueError:
+            pass
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    ):
+        return (int(value[0]), int(value[1]))
+    raise CoilvisValueError(f"{name}: expected 'mean', 'max', 'LAYER:HEAD' or [LAYER, HEAD], got {value!r}")
+
+
+@dataclass(frozen=True)
+class AttentionChoice:
+    """One embedded attention pattern: a layer and a head (or the mean/max over heads).
+
+    Attributes:
+        layer: layer index in ``[0, n_layers)``.
+        head: head index, or :data:`~coilvis.record.HEAD_MEAN` (-1) /
+            :data:`~coilvis.record.HEAD_MAX` (-2).
+    """
+
+    layer: int
+    head: int
+
+    @property
+    def label(self) -> str:
+        """How the in-page control names it, e.g. ``"layer 3 · head 5"``."""
+        if self.head == HEAD_MEAN:
+            return f"layer {self.layer} · mean of heads"
+        if self.head == HEAD_MAX:
+            return f"layer {self.layer} · max over heads"
+        return f"layer {self.layer} · head {self.head}"
+
+
+def _parse_head(value: Any, n_heads: int) -> int:
+    if value == "mean":
+        return HEAD_MEAN
+    if value == "max":
+        return HEAD_MAX
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise CoilvisTypeError(f"attention: a head is an int, 'mean' or 'max', got {value!r}")
+    head = int(value)
+    if not (-2 <= head < n_heads):
+        raise CoilvisValueError(f"attention: head {head} is out of range [0, {n_heads}) (or 'mean', 'max')")
+    return head
+
+
+def _reduced_choices(item: str, present: set[tuple[int, int]]) -> list[AttentionChoice]:
+    """``"mean"`` or ``"max"``: that reduction over heads, for every layer the record holds."""
+    if item not in ("mean", "max"):
+        raise CoilvisValueError(f"attention: expected 'mean', 'max' or (layer, head), got {item!r}")
+    head = HEAD_MEAN if item == "mean" else HEAD_MAX
+    layers = sorted({layer for layer, h in present if h == head})
+    if not layers:
+        raise CoilvisValueError(f"attention: the record holds no {item!r}-over-heads links")
+    return [AttentionChoice(layer, head) for layer in layers]
+
+
+def _pair_choice(item: tuple[Any, Any], record: Record, present: set[tuple[int, int]]) -> AttentionChoice:
+    """``(layer, head)``: one layer (negative counts from the end) and a head, mean or max."""
+    assert record.attention is not None
+    layer_arg, head_arg = item
+    if isinstance(layer_arg, bool) or not isinstance(layer_arg, (int, np.integer)):
+        raise CoilvisTypeError(f"attention: a layer is an int, got {layer_arg!r}")
+    n_layers = record.attention.n_layers
+    if not (-n_layers <= int(layer_arg) < n_layers):
+        raise CoilvisValueError(f"attention: layer {int(layer_arg)} is out of range for {n_layers} layers")
+    layer = int(layer_arg) % n_layers
+    head = _parse_head(head_arg, record.attention.n_heads)
+    if (layer, head) not in present:
+        raise CoilvisValueError(
+            f"attention: the record holds no links for {AttentionChoice(layer, head).label} "
+            f"(were they recorded? see coilvis.run(..., attention_layers=...))"
+        )
+    return AttentionChoice(layer, head)
+
+
+def parse_attention(spec: Any, record: Record) -> tuple[AttentionChoice, ...]:
+    """The choices a coil's ``attention=`` asks for, checked against the record's links.
+
+    Args:
+        spec: None, ``"mean"``, ``"max"``, ``(layer, head)`` or a list of these (see
+            :func:`coilvis.coil`).
+        record: the Record drawn.
+
+    Returns:
+        The distinct choices, in the order asked (empty for None).
+
+    Raises:
+        CoilvisTypeError: an item of the wrong type.
+        CoilvisValueError: the record has no links, or not the ones asked for.
+    """
+    if spec is None:
+        return ()
+    links = record.attention
+    if links is None:
+        raise CoilvisValueError(
+            "attention: the record has no attention links; make it with "
+            "coilvis.run(prompt, attention=True) or coilvis.from_logits(..., attention=pattern)"
+        )
+    items = list(spec) if isinstance(spec, list) else [spec]
+    if not items:
+        raise CoilvisValueError("attention: expected at least one choice, got an empty list")
+    present = set(zip(links.layer.tolist(), links.head.tolist(), strict=True))
+    choices: list[AttentionChoice] = []
+    for item in items:
+        if isinstance(item, str):
+            choices.extend(_reduced_choices(item, present))
+        elif isinstance(item, tuple) and len(item) == 2:
+            choices.append(_pair_choice(item, record, present))
+        else:
+            raise CoilvisTypeError(
+                f"attention: expected None, 'mean', 'max', a (layer, head) tuple or a list of these, got {item!r}"
+            )
+    return tuple(dict.fromkeys(choices))
