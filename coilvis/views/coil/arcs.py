@@ -19,19 +19,16 @@ from bokeh.models import (
 )
 from bokeh.transform import transform
 
+from coilvis.geometry.arcs import js_constants
 from coilvis.record import Record
 from coilvis.views import _style
 from coilvis.views.coil.attention import AttentionChoice
 from coilvis.views.coil.links import select_links
 
-__all__ = ["ARC_DEPTH_SCALE", "ARC_DEPTH_MAX", "ArcParts", "draw_arcs", "highlight_callback"]
+__all__ = ["ArcParts", "draw_arcs", "highlight_callback"]
 
 _ARC_COLOR = "#2b2b2b"
 _HIGHLIGHT_COLOR = "#e6550d"
-
-#: Depth of the arcs inside the coil (see :func:`coilvis.geometry.arc_curves`).
-ARC_DEPTH_SCALE = 2.0
-ARC_DEPTH_MAX = 0.9
 
 # Hovering (cb_data.index) or tapping (segments.selected) a segment shows its own arcs.
 _HIGHLIGHT_JS = """
@@ -49,11 +46,11 @@ highlight.indices = out
 
 _SELECT_JS = "choice.group = Number(cb_obj.value)"
 
-# Control point of each link's arc, as coilvis.geometry.arc_curves places it on a coil:
+# Control point of each link's arc, as coilvis.geometry.bent_arcs places it on a coil:
 # the anchors' midpoint pulled toward the centre by f = min(depth_max, depth_scale *
 # |key - query| / n). Computed in the page from the link's ends, so a link costs its
-# query, key, weight and choice only. xs: the query column. The constants come as data
-# (the transform's args), never as JavaScript source.
+# query, key, weight and choice only. xs: the query column. The constants come from
+# coilvis.geometry.js_constants() as data (the transform's args), never as source.
 _CONTROL_JS = """
 const key = links.data.key, a = anchors.data[column], n = a.length
 const out = new Float64Array(xs.length)
@@ -90,8 +87,7 @@ def _control_transform(
         "links": links,
         "anchors": anchors,
         "column": column,
-        "depth_scale": ARC_DEPTH_SCALE,
-        "depth_max": ARC_DEPTH_MAX,
+        **js_constants(),
     }
     return CustomJSTransform(args=args, v_func=_CONTROL_JS, name=name)
 

@@ -22,6 +22,9 @@ def coil_layouts(
 ) -> tuple[geometry.Layout, geometry.Layout]:
     """The coil and a coarser copy for the outer band (polygons dominate a page's size).
 
+    The circle-or-spiral choice is :func:`coilvis.geometry.coil_kind`'s; this only
+    bounds the polygons' detail.
+
     Args:
         n: positions.
         kind: ``"spiral"``, ``"circle"`` or ``"auto"`` (a circle up to
@@ -39,17 +42,12 @@ def coil_layouts(
             f"n_arc: {n_arc} steps for each of {n} segments is too many polygon steps; "
             f"use at most {max(1, MAX_ARC_STEPS // n)}"
         )
-    circle = kind == "circle" or (kind == "auto" and n <= geometry.CIRCLE_MAX_N)
-    make = geometry.circle_layout if circle else geometry.spiral_layout
-    if n_arc is None:
-        lay = make(n, clockwise=clockwise)
-        cap = max(2, 8192 // n)  # vertices per page stay about 8k x 2, whatever n
-        if lay.n_arc > cap:
-            lay = make(n, clockwise=clockwise, n_arc=cap)
-    else:
-        lay = make(n, clockwise=clockwise, n_arc=n_arc)
+    lay = geometry.coil_layout(n, kind=kind, clockwise=clockwise, n_arc=n_arc)
+    cap = max(2, 8192 // n)  # vertices per page stay about 8k x 2, whatever n
+    if n_arc is None and lay.n_arc > cap:
+        lay = geometry.coil_layout(n, kind=kind, clockwise=clockwise, n_arc=cap)
     band_n_arc = max(1, lay.n_arc // 2)
-    band = lay if band_n_arc == lay.n_arc else make(n, clockwise=clockwise, n_arc=band_n_arc)
+    band = lay if band_n_arc == lay.n_arc else geometry.coil_layout(n, kind=kind, clockwise=clockwise, n_arc=band_n_arc)
     return lay, band
 
 

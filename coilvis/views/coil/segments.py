@@ -91,7 +91,7 @@ def segment_columns(
     """
     n = record.seq_len
     f32 = np.float32
-    anchors = geometry.arc_curves(lay, np.arange(n), np.arange(n), anchor="inner")
+    anchor_x, anchor_y = geometry.arc_anchors(lay, anchor="inner")
     return {
         "pos": np.arange(n, dtype=np.int32),
         "token": list(record.tokens),
@@ -108,7 +108,7 @@ def segment_columns(
         "x_line": line.x.astype(f32),
         "y_line": line.y.astype(f32),
         "angle_line_rad": line.angle_rad.astype(f32),
-        "anchor_x": anchors.x0.astype(f32),
-        "anchor_y": anchors.y0.astype(f32),
+        "anchor_x": anchor_x.astype(f32),
+        "anchor_y": anchor_y.astype(f32),
         **(schedule or {}),
     }
