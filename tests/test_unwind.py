@@ -1,4 +1,5 @@
-"""The unwind animation: model graph, then real headless Chromium (play, pause, scrub, pacing)."""
+"""The unwind animation: model graph, then real headless Chromium (play, pause, scrub, pacing,
+and unwind.js held to coilvis.geometry's reference blend at intermediate frames)."""
 
 from __future__ import annotations
 
@@ -171,3 +172,90 @@ def test_dwell_follows_entropy_in_the_browser(browser_session, tmp_path) -> None
     ratio = unsure.mean() / certain.mean()
     assert 6.0 < ratio < 13.0, (spent, ratio)
     assert abs(spent.sum() - duration_s) < 0.6
+
+
+def attention_record(n: int = 40, *, vocab_size: int = 12, seed: int = 0) -> coilvis.Record:
+    """Random logits and a random causal attention pattern (2 layers, 2 heads)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, vocab_size)) * 3.0
+    pattern = np.tril(rng.random((2, 2, n, n)))
+    pattern /= pattern.sum(axis=-1, keepdims=True)
+    tokens = rng.integers(0, vocab_size, n).tolist()
+    vocab = [f"w{i}" for i in range(vocab_size)]
+    return coilvis.from_logits(logits, tokens=tokens, vocab=vocab, attention=pattern.astype(np.float32), attention_top_k=4)
+
+
+# Everything the unwind moves, read back from the page.
+READ_FRAME = """
+() => {
+  const doc = Bokeh.documents[0], get = (name) => doc.get_model_by_name(name)
+  const seg = get("coil_segment_source").data, lab = get("coil_label_source").data
+  const arcs = get("coil_arcs"), out = {}
+  for (const c of ["xs", "ys", "x", "y", "angle_rad", "anchor_x", "anchor_y"]) out[c] = Array.from(seg[c])
+  out.label_pos = Array.from(lab.pos)
+  for (const c of ["x", "y", "angle_rad"]) out["label_" + c] = Array.from(lab[c])
+  for (const name of ["x0", "y0", "x1", "y1", "cx", "cy"]) {
+    const spec = arcs.glyph[name]
+    out["arc_" + name] = Array.from(spec.transform.v_compute(arcs.data_source.data[spec.field]))
+  }
+  const head = get("coil_unwind_playhead_source").data
+  out.playhead = [head.x[0], head.y[0]]
+  const c = get("coil_segment_source").__coilvis_unwind
+  out.progress = c == null ? 0 : c.state.progress
+  return out
+}
+"""
+
+
+def _turn(a: np.ndarray) -> np.ndarray:
+    return np.angle(np.exp(1j * np.asarray(a, dtype=np.float64)))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("layout", ["spiral", "circle"])
+def test_unwind_js_follows_the_geometry_between_its_ends(browser_session, tmp_path, layout: str) -> None:  # noqa: F811
+    """unwind.js, run in Chromium on a real animated page, puts segments, labels, arc anchors,
+    arcs and the playhead where coilvis.geometry's reference blend says, at playhead times
+    between the coil and the rows (forward and back), to a fraction of a pixel."""
+    rec = attention_record(40)
+    view = coilvis.coil(rec, animate=True, attention=[(0, "mean"), (1, 0)], layout=layout)
+    coiled, line, n = view.coiled, view.unwound, rec.seq_len
+    page = browser_session.open(coilvis.save(view, tmp_path / f"unwind_{layout}.html"))
+    x0, y0 = page.data_to_page("coil_figure", 0.0, 0.0)
+    x1, _ = page.data_to_page("coil_figure", 1.0, 0.0)
+    tol = 0.25 / abs(x1 - x0)  # a quarter of a CSS pixel, in data units
+    query, key = view.links.data["query"], view.links.data["key"]
+    assert query.size > 0
+    for progress in (0.0, 2.25, 9.5, 17.8, 31.01, 6.4, 40.0):
+        if progress > 0:  # move the playhead as the slider does (its callback may run later)
+            page.evaluate("(p) => { Bokeh.documents[0].get_model_by_name('coil_unwind_scrub').value = p }", progress)
+            page.page.wait_for_function(
+                "(p) => Bokeh.documents[0].get_model_by_name('coil_segment_source').__coilvis_unwind?.state.progress === p",
+                arg=progress,
+            )
+            page.wait_idle()
+        got = page.evaluate(READ_FRAME)
+        assert got["progress"] == pytest.approx(progress)
+        mid = geometry.unwind_positions(coiled, progress, unwound=line)
+        ax, ay = geometry.unwind_anchors(coiled, progress, unwound=line)
+        arcs = geometry.bent_arcs(ax, ay, query, key, **geometry.arcs.js_constants())
+        where = f"{layout} at {progress}"
+        xs, ys = np.reshape(got["xs"], (n, -1)), np.reshape(got["ys"], (n, -1))
+        np.testing.assert_allclose(xs, mid.poly_xs, atol=tol, err_msg=where)
+        np.testing.assert_allclose(ys, mid.poly_ys, atol=tol, err_msg=where)
+        for name, want in (("x", mid.x), ("y", mid.y), ("anchor_x", ax), ("anchor_y", ay)):
+            np.testing.assert_allclose(got[name], want, atol=tol, err_msg=f"{where}: {name}")
+        np.testing.assert_allclose(_turn(np.subtract(got["angle_rad"], mid.angle_rad)), 0.0, atol=1e-4, err_msg=where)
+        pos = np.asarray(got["label_pos"], dtype=int)
+        assert pos.size > 0
+        np.testing.assert_allclose(got["label_x"], mid.x[pos], atol=tol, err_msg=where)
+        np.testing.assert_allclose(got["label_y"], mid.y[pos], atol=tol, err_msg=where)
+        np.testing.assert_allclose(got["label_angle_rad"], mid.label_angle_rad[pos], atol=1e-4, err_msg=where)
+        for name in ("x0", "y0", "x1", "y1", "cx", "cy"):
+            np.testing.assert_allclose(got["arc_" + name], getattr(arcs, name), atol=tol, err_msg=f"{where}: {name}")
+        current = min(n - 1, int(np.floor(progress)))
+        np.testing.assert_allclose(got["playhead"], [mid.x[current], mid.y[current]], atol=tol, err_msg=where)
+        moving = int(np.sum((geometry.unwind_weights(n, progress) > 0) & (geometry.unwind_weights(n, progress) < 1)))
+        assert moving == (0 if progress in (0.0, 40.0) else 1)  # an intermediate frame indeed
+    assert page.errors == []

@@ -23,8 +23,14 @@
 //   line_anchor_dx, line_anchor_dy   where arcs attach on the line, in the segment's frame
 //   action       what this call does
 //
-// Each frame only the segments whose unwind weight changed are moved (each as a rigid
-// body, as coilvis.geometry documents), then the glyphs are told their data changed.
+// Each frame only the segments whose unwind weight changed are moved, then the glyphs are
+// told their data changed. The blend is coilvis.geometry.unwind's, with front_width 1: the
+// weight smoothstep(progress - i), the centre linear, the angle by the shortest turn, the
+// polygon and the arc anchor carried in the segment's own frame, the label angle by the
+// shortest turn between upright angles. The Python is the reference: tests/test_unwind.py
+// runs this file in headless Chromium and checks segments, labels, anchors, arcs and the
+// playhead against coilvis.geometry.unwind_positions / unwind_anchors / bent_arcs at
+// playhead positions between the coil and the rows.
 
 const NAME = "__coilvis_unwind"
 
