@@ -35,6 +35,8 @@ from bokeh.models import (
 )
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.options import COIL_STATS, PALETTE_NAMES, STAT_VIEWS, Stat, get_stat
+from coilvis.options import STATS as STATS_TABLE
 
 __all__ = [
     "NAN_COLOR",
@@ -44,6 +46,7 @@ __all__ = [
     "ColorScale",
     "resolve_palette",
     "stat_scale",
+    "view_scale",
     "color_mapper",
     "color_bar",
     "map_colors",
@@ -60,79 +63,17 @@ NAN_COLOR = "#d0d0d0"
 FONT = "helvetica, arial, sans-serif"
 
 #: Named palettes accepted by ``palette=`` (each 256 colours, perceptually uniform).
-PALETTES: dict[str, tuple[str, ...]] = {
-    "Viridis": tuple(bokeh_palettes.Viridis256),
-    "Cividis": tuple(bokeh_palettes.Cividis256),
-    "Magma": tuple(bokeh_palettes.Magma256),
-    "Inferno": tuple(bokeh_palettes.Inferno256),
-    "Plasma": tuple(bokeh_palettes.Plasma256),
-}
+PALETTES: dict[str, tuple[str, ...]] = {name: tuple(getattr(bokeh_palettes, f"{name}256")) for name in PALETTE_NAMES}
 
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 #: Characters without which no TeX can be written (every delimiter BokehJS knows needs one).
 _TEX_CHARS = ("$", "\\")
 
 
-@dataclass(frozen=True)
-class _StatSpec:
-    column: str
-    title: str
-    legend: str
-    palette: str
-    reverse: bool
-    log: bool
-    tick_format: str | None
-
-
-#: The statistics a view can colour by: data column, colour bar title (with unit),
-#: legend sentence, default palette (and whether it runs reversed), log scale.
-STATS: dict[str, _StatSpec] = {
-    "prob": _StatSpec(
-        column="top_prob_pct",
-        title="probability of the model's top next token (%)",
-        legend="Colour: how sure the model was of its top next-token guess (bright = unsure).",
-        palette="Viridis",
-        reverse=True,
-        log=False,
-        tick_format="%d%%",
-    ),
-    "target_prob": _StatSpec(
-        column="prob_pct",
-        title="probability of the actual next token (%)",
-        legend="Colour: the probability the model gave the token that came next (bright = unexpected).",
-        palette="Viridis",
-        reverse=True,
-        log=False,
-        tick_format="%d%%",
-    ),
-    "entropy": _StatSpec(
-        column="entropy_bits",
-        title="entropy of the next-token distribution (bits)",
-        legend="Colour: how spread out the model's next-token distribution was (bright = uncertain).",
-        palette="Magma",
-        reverse=False,
-        log=False,
-        tick_format=None,
-    ),
-    "surprisal": _StatSpec(
-        column="surprisal_bits",
-        title="surprisal of the actual next token (bits)",
-        legend="Colour: -log2 of the probability of the token that came next (bright = surprising).",
-        palette="Magma",
-        reverse=False,
-        log=False,
-        tick_format=None,
-    ),
-    "rank": _StatSpec(
-        column="rank",
-        title="rank of the actual next token (1 = top; log scale)",
-        legend="Colour: where the token that came next ranked among the model's guesses (bright = far down).",
-        palette="Cividis",
-        reverse=False,
-        log=True,
-        tick_format=None,
-    ),
-}
+#: The statistics the coil can colour by (``color=``), by name: the coil's rows of
+#: :data:`coilvis.options.STATS` (data column, colour bar title with unit, legend
+#: sentence, default palette and whether it runs reversed, log scale, tick format).
+STATS: dict[str, Stat] = {name: STATS_TABLE[("coil", name)] for name in COIL_STATS}
 
 
 @dataclass(frozen=True)
@@ -250,8 +191,52 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def view_scale(view: str, stat: str, values: Any, *, palette: Any = None, arg: str = "stat") -> ColorScale:
+    """The colour scale of a statistic of :data:`coilvis.options.STATS`, with a range that fits the data.
+
+    The row ``(view, stat)`` gives the column, title, legend, default palette, scale and
+    range rule (:meth:`coilvis.options.Stat.limits`): probability 0 to 100 %; entropy,
+    surprisal and KL 0 to the largest value (at least 1 bit); JS and TV 0 to 1; rank 1
+    to the largest rank (at least 10), on a log scale.
+
+    Args:
+        view: ``"coil"``, ``"lens"`` or ``"compare"``.
+        stat: a statistic of ``view`` (:func:`coilvis.options.stat_names`).
+        values: (n,) the statistic in its unit (%, bits, 1-based rank); NaN where unknown.
+        palette: see :func:`resolve_palette`.
+        arg: the argument named in the error for an unknown ``stat``.
+
+    Returns:
+        A :class:`ColorScale`.
+
+    Raises:
+        CoilvisValueError: unknown ``view`` or ``stat``, or a bad ``palette``.
+
+    Examples:
+        >>> s = view_scale("compare", "js", [0.2, 0.4])
+        >>> s.column, s.low, s.high
+        ('value', 0.0, 1.0)
+    """
+    if view not in STAT_VIEWS:
+        raise CoilvisValueError(f"view: expected one of {list(STAT_VIEWS)}, got {view!r}")
+    spec = get_stat(view, stat, arg=arg)
+    colors = resolve_palette(palette, default=spec.palette, reverse=spec.reverse)
+    finite = _finite(values)
+    low, high = spec.limits(float(finite.max()) if finite.size else 0.0)
+    return ColorScale(
+        column=spec.column,
+        title=spec.title,
+        legend=spec.legend,
+        palette=colors,
+        low=low,
+        high=high,
+        log=spec.log,
+        tick_format=spec.tick_format,
+    )
+
+
 def stat_scale(stat: str, values: Any, *, palette: Any = None) -> ColorScale:
-    """The colour scale of a statistic from :data:`STATS`, with a range that fits the data.
+    """The colour scale of a coil statistic from :data:`STATS` (see :func:`view_scale`).
 
     Ranges: probability 0 to 100 %; entropy and surprisal 0 to the largest value (at
     least 1 bit); rank 1 to the largest rank (at least 10), on a log scale.
@@ -275,28 +260,9 @@ def stat_scale(stat: str, values: Any, *, palette: Any = None) -> ColorScale:
         >>> stat_scale("rank", [1, 5]).high
         10.0
     """
-    spec = STATS.get(stat) if isinstance(stat, str) else None
-    if spec is None:
+    if not isinstance(stat, str) or stat not in STATS:
         raise CoilvisValueError(f"color: expected one of {sorted(STATS)}, got {stat!r}")
-    colors = resolve_palette(palette, default=spec.palette, reverse=spec.reverse)
-    finite = _finite(values)
-    top = float(finite.max()) if finite.size else 0.0
-    if stat in ("prob", "target_prob"):
-        low, high = 0.0, 100.0
-    elif spec.log:
-        low, high = 1.0, max(10.0, top)
-    else:
-        low, high = 0.0, max(1.0, top)
-    return ColorScale(
-        column=spec.column,
-        title=spec.title,
-        legend=spec.legend,
-        palette=colors,
-        low=low,
-        high=high,
-        log=spec.log,
-        tick_format=spec.tick_format,
-    )
+    return view_scale("coil", stat, values, palette=palette, arg="color")
 
 
 def color_mapper(scale: ColorScale, *, name: str | None = None) -> LinearColorMapper | LogColorMapper:
