@@ -24,6 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from coilvis import options as _opts
+from coilvis.options import Option
+
 __all__ = ["main", "build_parser"]
 
 _EPILOG = """examples:
@@ -69,18 +72,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
-
-
-#: Defaults of options whose parser default is None, so that giving one is visible
-#: (an option that would be ignored is refused, see :func:`_check_usage`).
-_DEFAULTS: dict[str, Any] = {
-    "prepend_bos": "auto",
-    "pace": "entropy",
-    "floor_bits": 0.5,
-    "threshold": 0.02,
-    "links_per_query": 3,
-    "max_links": 50_000,
-}
 
 
 def _int_type(minimum: int | None = None) -> Callable[[str], int]:
@@ -133,7 +124,6 @@ def _add_source(p: argparse.ArgumentParser, *, record_input: bool = True) -> Non
         p.add_argument("prompt", help="the prompt text (use '-' to read it from stdin)")
     p.add_argument("--model", "-m", default=None, help="transformers model id or local folder (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--device", default=None, help="torch device for the model, e.g. cpu, cuda or cuda:1 (default: cpu)")
-    p.add_argument("--prepend-bos", choices=("auto", "yes", "no"), default=None, help="prepend a BOS token (default auto: as the tokenizer does)")
 
 
 def _add_output(p: argparse.ArgumentParser, default: str) -> None:
@@ -142,48 +132,128 @@ def _add_output(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--title", default=None, help="page title (.html only)")
 
 
-def _add_coil_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("coil")
-    g.add_argument("--layout", choices=("spiral", "circle"), default="spiral", help="coil shape")
-    g.add_argument("--color", choices=("prob", "target_prob", "entropy", "surprisal", "rank"), default="prob",
-                   help="what colours each segment: prob of the top token, prob of the actual next token, entropy, surprisal, rank")
-    g.add_argument("--attention", default=None, help="attention arcs: 'mean' or 'max' over heads (of --layer, or of every layer), or LAYER:HEAD (e.g. 3:1); omit for none")
-    g.add_argument("--layer", type=_int_type(), default=None, help="with --attention mean or max: that layer only (negative counts from the end)")
-    g.add_argument("--max-links", type=_int_type(0), default=None, help=f"with --attention: arc budget for the page (default {_DEFAULTS['max_links']})")
-    g.add_argument("--hide-sink", action="store_true", help="with --attention: hide attention to position 0 (the attention sink)")
-    g.add_argument("--animate", action="store_true", help="add the entropy-paced unwind animation")
-    g.add_argument("--pace", choices=("entropy", "surprisal"), default=None, help=f"with --animate: what slows the unwind down (default {_DEFAULTS['pace']})")
-    g.add_argument("--duration", type=_float_type(0.0, 3600.0, above=True), default=None,
-                   help="with --animate: total unwind duration in seconds (default: 0.25 s per position, 4-180 s)")
-    g.add_argument("--floor-bits", type=_float_type(0.0, 64.0), default=None,
-                   help=f"with --animate: added to every position's pace value (bits), so certain positions still take a moment (default {_DEFAULTS['floor_bits']})")
-    g.add_argument("--autoplay", action="store_true", help="with --animate: start the unwind when the page opens")
-    g.add_argument("--threshold", type=_float_type(0.0, 1.0), default=None,
-                   help=f"with --attention: arcs lighter than this weight are not drawn (default {_DEFAULTS['threshold']})")
-    g.add_argument("--links-per-query", type=_int_type(1), default=None,
-                   help=f"with --attention: at most this many arcs per query position and layer/head (default {_DEFAULTS['links_per_query']})")
-    g.add_argument("--palette", default=None, help="colour palette: Viridis, Cividis, Magma, Inferno, Plasma (append _r to reverse)")
-    g.add_argument("--size", type=_int_type(1), default=720, help="width and height of the coil's drawing area in pixels")
-    g.add_argument("--no-labels", action="store_true", help="draw no token labels on the segments")
-    g.add_argument("--clockwise", action="store_true", help="wind the coil clockwise")
+# ------------------------------------------------------------------ options declared in coilvis.options
+
+#: The options of coilvis.run each command takes from its command line.
+_RUN_FLAGS: dict[str, tuple[str, ...]] = {
+    "page": ("prepend_bos", "k", "lens_mid"),
+    "table": ("prepend_bos", "k"),
+    "coil": ("prepend_bos", "k"),
+    "lens": ("prepend_bos", "lens_mid"),
+    "record": ("prepend_bos", "k", "attention", "lens", "lens_mid"),
+}
+#: The functions whose flagged options each command takes (besides coilvis.run's above).
+_VIEW_APIS: dict[str, tuple[str, ...]] = {"page": ("coil", "lens", "page"), "table": ("table",), "coil": ("coil",), "lens": ("lens",), "record": ()}
+#: What the options that require another one apply to, for the message refusing them alone.
+_REQUIRED_FOR = {"attention": "attention arcs", "animate": "the unwind"}
+_BOS = {"auto": None, "yes": True, "no": False}
 
 
-def _add_lens_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("lens")
-    g.add_argument("--stat", choices=("prob", "entropy", "kl", "rank", "target_prob", "js", "tv"), default=None,
-                   help="what colours each lens cell (default prob; with --compare: kl, js (default) or tv)")
-    g.add_argument("--stride", type=_int_type(1), default=None, help="show every STRIDE-th layer (first and last always kept)")
-    g.add_argument("--start", type=_int_type(), default=None, help="first position shown (negative counts from the end)")
-    g.add_argument("--end", type=_int_type(), default=None, help="last position shown (exclusive)")
-    g.add_argument("--mid", action="store_true", help="also decode the residual after each layer's attention (when running a model)")
-    g.add_argument("--layers", nargs="+", default=None, metavar="LAYER", help="show only these layers (names like embed, 0, 12, or row indices); first and last always kept")
-    g.add_argument("--compare", type=Path, default=None, metavar="RECORD",
-                   help="a saved Record (.coil, with lens) of the same length to compare with; use --stat kl, js or tv")
-    g.add_argument("--lens-palette", default=None, help="colour palette of the lens (as --palette)")
+def _command_options(command: str) -> list[Option]:
+    """The declared options ``command`` takes, in help order (coilvis.run's first)."""
+    run = [_opts.get_option("run", name) for name in _RUN_FLAGS[command]]
+    return run + [o for api in _VIEW_APIS[command] for o in _opts.declared(api) if o.flag is not None]
 
 
-def _k_option(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--k", type=_int_type(1), default=10, help=f"top next tokens per position: kept when running a model, {what}")
+def _parser_default(option: Option) -> Any:
+    """None where giving the option must be visible (it requires another one, or it is a
+    run option refused with --record); else the function's default."""
+    if option.requires is not None or option.kind == "optional_bool":
+        return None
+    return option.default
+
+
+def _joined(helps: Sequence[str]) -> str:
+    """The helps of options that share a flag: "width of X" and "height of X" make
+    "width and height of X"; others are joined with semicolons."""
+    helps = list(dict.fromkeys(helps))
+    heads, tails = zip(*(h.partition(" ")[::2] for h in helps), strict=True)
+    if len(helps) > 1 and len(set(tails)) == 1:
+        return f"{', '.join(heads[:-1])} and {heads[-1]} {tails[0]}"
+    return "; ".join(helps)
+
+
+def _help(option: Option, helps: Sequence[str]) -> str:
+    text = _joined(helps)
+    if option.kind == "bool" and option.default:
+        text = f"do not {text}"
+    if option.requires is not None:
+        text = f"with --{option.requires}: {text}"
+        if option.default is not None and option.kind != "bool":
+            text += f" (default {option.default})"
+    return text
+
+
+def _argument(option: Option, helps: Sequence[str]) -> dict[str, Any]:
+    """``add_argument`` keywords of a declared option's flag."""
+    kw: dict[str, Any] = {"help": _help(option, helps), "default": _parser_default(option)}
+    if option.kind == "bool":
+        kw.update(action="store_true", default=False)
+    elif option.kind == "optional_bool":
+        kw["choices"] = tuple(_BOS)
+    elif option.kind == "choice":
+        kw["choices"] = option.choices
+    elif option.kind == "int":
+        kw["type"] = _int_type(None if option.minimum is None else int(option.minimum))
+    elif option.kind == "float":
+        low = -math.inf if option.minimum is None else option.minimum
+        kw["type"] = _float_type(low, math.inf if option.maximum is None else option.maximum, above=option.above)
+    elif option.kind == "position":
+        kw["type"] = _pos_type
+    elif option.kind == "layers":
+        kw.update(nargs="+", metavar="LAYER")
+    elif option.kind == "record":
+        kw.update(type=Path, metavar="RECORD")
+    return kw
+
+
+def _add_declared(p: argparse.ArgumentParser, command: str) -> None:
+    """The flags of ``command``'s declared options; options that share a flag share its argument."""
+    chosen = _command_options(command)
+    groups = {"coil": p.add_argument_group("coil"), "lens": p.add_argument_group("lens")}
+    done: set[str] = set()
+    for option in chosen:
+        if option.flag is None or option.flag in done:
+            continue
+        done.add(option.flag)
+        helps = [o.help for o in chosen if o.flag == option.flag]
+        groups.get(option.api, p).add_argument(option.flag, **_argument(option, helps))
+
+
+def _value(args: argparse.Namespace, option: Option) -> Any:
+    """The function's value of a declared option on the command line (None: not given)."""
+    raw = getattr(args, option.dest)
+    if option.kind == "bool":
+        return not raw if option.default else raw
+    if option.kind == "optional_bool":
+        return _BOS[raw] if raw is not None else None
+    if option.kind == "attention":
+        return _opts.attention_option(raw, layer=args.layer, name="--attention", layer_name="--layer")
+    if raw is None:
+        return None
+    if option.kind == "layers":
+        return list(raw)  # layer names, as the lens labels its rows
+    if option.kind == "record":
+        import coilvis
+
+        return coilvis.Record.load(raw)
+    return raw
+
+
+def _kwargs(args: argparse.Namespace, api: str) -> dict[str, Any]:
+    """Keyword arguments of ``api`` from the command line: each declared option the
+    command takes, where given (None means 'not given' where the parser's default is None;
+    elsewhere it is a value, e.g. ``--pos all``)."""
+    kw: dict[str, Any] = {}
+    for option in _command_options(args.command):
+        if option.api != api or not option.keyword:
+            continue
+        if option.requires is not None and getattr(args, _opts.get_option(api, option.requires).dest) in (None, False):
+            continue  # refused by _check_usage when given
+        value = _value(args, option)
+        if value is not None or _parser_default(option) is not None:
+            kw[option.name] = value
+    return kw
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -203,15 +273,12 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     p = sub.add_parser("page", help="the full page: coil, lens and table, linked (the default command)", formatter_class=_Formatter, epilog=_EPILOG)
     _add_source(p)
     _add_output(p, "coilvis.html")
-    _add_coil_options(p)
-    _add_lens_options(p)
-    _k_option(p, "shown in the table and the hover")
+    _add_declared(p, "page")
 
     p = sub.add_parser("table", help="print the top-k next tokens at a position", formatter_class=_Formatter,
                        epilog='example:\n  coilvis table "The Eiffel Tower is located in the city of" --k 5 --json')
     _add_source(p)
-    p.add_argument("--k", type=_int_type(1), default=None, help="rows (top tokens); default 10, or all a saved record kept if fewer")
-    p.add_argument("--pos", type=_pos_type, default=-1, help="position (negative counts from the end), or 'all'")
+    _add_declared(p, "table")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON records")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
@@ -219,21 +286,17 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     p = sub.add_parser("coil", help="write the coil view (spiral of positions, attention arcs, unwind)", formatter_class=_Formatter, epilog=_EPILOG)
     _add_source(p)
     _add_output(p, "coil.html")
-    _add_coil_options(p)
-    _k_option(p, "listed in the hover")
+    _add_declared(p, "coil")
 
     p = sub.add_parser("lens", help="write the logit-lens heatmap (layers x positions)", formatter_class=_Formatter, epilog=_EPILOG)
     _add_source(p)
     _add_output(p, "lens.html")
-    _add_lens_options(p)
+    _add_declared(p, "lens")
 
     p = sub.add_parser("record", help="run a prompt once and save its Record (.coil) for later drawing", formatter_class=_Formatter, epilog=_EPILOG)
     _add_source(p, record_input=False)
     p.add_argument("-o", "--output", type=Path, required=True, help="record file to write (.coil); a missing folder is created")
-    p.add_argument("--k", type=_int_type(1), default=10, help="top tokens kept per position")
-    p.add_argument("--attention", action="store_true", help="keep pruned attention links")
-    p.add_argument("--lens", action="store_true", help="keep logit-lens statistics")
-    p.add_argument("--mid", action="store_true", help="with --lens, also decode the residual after attention")
+    _add_declared(p, "record")
 
     p = sub.add_parser("gallery", help="build the gallery of example prompts: one page each and an index page", formatter_class=_Formatter,
                        epilog="examples:\n  coilvis gallery -o gallery/_build\n  coilvis gallery -o gallery/_build --only eiffel induction --force")
@@ -254,12 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {"page", "table", "coil", "lens", "record", "gallery"}
 #: Subcommands that draw a prompt's run or a saved record (``--record``).
 _DRAWING = ("page", "table", "coil", "lens")
-_RUN_OPTIONS = ("model", "device", "prepend_bos", "mid")
-_ARC_OPTIONS = ("max_links", "hide_sink", "threshold", "links_per_query")
-_UNWIND_OPTIONS = ("pace", "duration", "floor_bits", "autoplay")
-_LENS_OPTIONS = ("stat", "stride", "start", "end", "layers", "compare", "lens_palette")
 _HTML_SUFFIXES = (".html", ".htm", ".png")
-_PATH_OPTIONS = ("record", "compare", "prompts", "output")
+_PATH_OPTIONS = ("record", "prompts", "output", *(o.dest for o in _opts.OPTIONS if o.kind == "record"))
 
 
 class _UsageError(Exception):
@@ -275,13 +334,22 @@ def _given(args: argparse.Namespace, dests: Sequence[str]) -> list[str]:
     return [_flag(d) for d in dests if getattr(args, d, None) not in (None, False)]
 
 
+def _run_only(command: str) -> list[str]:
+    """Dests of ``command``'s options that apply to running a model only: --model,
+    --device, and its coilvis.run options whose flag no drawing option shares (``--k``
+    is also the rows of the table and the hover)."""
+    chosen = _command_options(command)
+    drawing_flags = {o.flag for o in chosen if o.api != "run"}
+    return ["model", "device", *(o.dest for o in chosen if o.api == "run" and o.flag not in drawing_flags)]
+
+
 def _check_source(args: argparse.Namespace) -> None:
     """A prompt or --record, not both; no run option with --record."""
     if args.record is not None and args.prompt is not None:
         raise _UsageError(f"give a prompt or --record FILE, not both (got the prompt {args.prompt!r} and --record)")
     if args.record is None and args.prompt is None:
         raise _UsageError("a prompt is required (or '-' to read it from stdin), or --record FILE to draw a saved record")
-    run_only = _given(args, _RUN_OPTIONS)
+    run_only = _given(args, _run_only(args.command))
     if args.record is not None and run_only:
         raise _UsageError(f"{', '.join(run_only)}: apply to running a model, not to drawing a saved --record")
 
@@ -289,25 +357,27 @@ def _check_source(args: argparse.Namespace) -> None:
 def _check_coil_options(args: argparse.Namespace) -> None:
     """--attention parses; options of arcs and of the unwind come with what they change."""
     from coilvis.errors import CoilvisError
-    from coilvis.views.coil import attention_option
 
     try:
-        attention_option(args.attention, name="--attention")
+        _opts.attention_option(args.attention, name="--attention")
     except CoilvisError as exc:
         raise _UsageError(str(exc)) from None
     if args.layer is not None and args.attention not in ("mean", "max"):
         raise _UsageError("--layer: applies to --attention mean or max only")
-    if args.attention is None and _given(args, _ARC_OPTIONS):
-        raise _UsageError(f"{', '.join(_given(args, _ARC_OPTIONS))}: apply to attention arcs; add --attention")
-    if not args.animate and _given(args, _UNWIND_OPTIONS):
-        raise _UsageError(f"{', '.join(_given(args, _UNWIND_OPTIONS))}: apply to the unwind; add --animate")
+    coil_options = [o for o in _command_options(args.command) if o.api == "coil"]
+    for required, what in _REQUIRED_FOR.items():
+        needed = _opts.get_option("coil", required)
+        if getattr(args, needed.dest) in (None, False):
+            given = _given(args, [o.dest for o in coil_options if o.requires == required])
+            if given:
+                raise _UsageError(f"{', '.join(given)}: apply to {what}; add {needed.flag}")
 
 
 def _check_lens_options(args: argparse.Namespace) -> None:
-    if args.compare is None and args.stat in ("js", "tv"):
+    if args.compare is None and args.stat is not None and args.stat not in _opts.LENS_STATS:
         raise _UsageError(f"--stat {args.stat}: compares two records; add --compare RECORD")
-    if args.compare is not None and args.stat not in (None, "kl", "js", "tv"):
-        raise _UsageError(f"--stat {args.stat}: with --compare, use kl, js or tv")
+    if args.compare is not None and args.stat not in (None, *_opts.COMPARE_STATS):
+        raise _UsageError(f"--stat {args.stat}: with --compare, use {', '.join(_opts.COMPARE_STATS[:-1])} or {_opts.COMPARE_STATS[-1]}")
     if args.layers is not None and args.stride is not None:
         raise _UsageError("--layers, --stride: give one or the other")
 
@@ -395,6 +465,8 @@ def _prompt(args: argparse.Namespace) -> str:
 
 
 def _record(args: argparse.Namespace, **run_kwargs: Any) -> Any:
+    """The saved --record, or the prompt's run with the command line's coilvis.run options
+    (``run_kwargs`` adds what the command implies, e.g. ``lens=True``)."""
     import coilvis
 
     if getattr(args, "record", None) is not None:
@@ -402,52 +474,7 @@ def _record(args: argparse.Namespace, **run_kwargs: Any) -> Any:
     model = None
     if args.model is not None or args.device is not None:
         model = coilvis.load_model(args.model, device=args.device)
-    bos = {"auto": None, "yes": True, "no": False}[args.prepend_bos or _DEFAULTS["prepend_bos"]]
-    return coilvis.run(_prompt(args), model, prepend_bos=bos, **run_kwargs)
-
-
-def _option(args: argparse.Namespace, dest: str) -> Any:
-    value = getattr(args, dest)
-    return _DEFAULTS[dest] if value is None else value
-
-
-def _coil_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from coilvis.views.coil import attention_option
-
-    kw: dict[str, Any] = {
-        "layout": args.layout,
-        "color": args.color,
-        "attention": attention_option(args.attention, layer=args.layer, name="--attention", layer_name="--layer"),
-        "max_links": _option(args, "max_links"),
-        "hide_sink": args.hide_sink,
-        "attention_threshold": _option(args, "threshold"),
-        "attention_top_k": _option(args, "links_per_query"),
-        "palette": args.palette,
-        "width": args.size,
-        "height": args.size,
-        "labels": not args.no_labels,
-        "clockwise": args.clockwise,
-        "tooltip_k": args.k,
-    }
-    if args.animate:
-        kw.update(animate=True, pace=_option(args, "pace"), floor_bits=_option(args, "floor_bits"), autoplay=args.autoplay)
-        if args.duration is not None:
-            kw["duration_s"] = args.duration
-    return kw
-
-
-def _lens_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {"stat": args.stat, "palette": args.lens_palette}
-    if args.layers is not None:
-        kw["layers"] = list(args.layers)  # layer names, as the lens labels its rows
-    if args.compare is not None:
-        import coilvis
-
-        kw["compare"] = coilvis.Record.load(args.compare)
-    for dest in ("stride", "start", "end"):
-        if getattr(args, dest) is not None:
-            kw[dest] = getattr(args, dest)
-    return kw
+    return coilvis.run(_prompt(args), model, **{**_kwargs(args, "run"), **run_kwargs})
 
 
 def _save(view: Any, args: argparse.Namespace) -> None:
@@ -459,8 +486,9 @@ def _save(view: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    rec = _record(args, k=10 if args.k is None else args.k)
-    df = rec.table(pos=args.pos, k=min(10, rec.k) if args.k is None else args.k)
+    rec = _record(args)
+    table = _kwargs(args, "table")
+    df = rec.table(pos=table["pos"], k=_opts.check_k(table.get("k"), available=rec.k, name="--k", default=_opts.DEFAULT_K))
     if args.json:
         print(df.to_json(orient="records", force_ascii=False))
     elif args.csv:
@@ -471,7 +499,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    rec = _record(args, k=args.k, attention=args.attention, lens=args.lens, lens_mid=args.mid)
+    rec = _record(args)
     args.output.expanduser().parent.mkdir(parents=True, exist_ok=True)
     print(rec.save(args.output.expanduser()))
     return 0
@@ -480,16 +508,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_coil(args: argparse.Namespace) -> int:
     import coilvis
 
-    rec = _record(args, k=args.k, attention=args.attention is not None)
-    _save(coilvis.coil(rec, **_coil_kwargs(args)), args)
+    rec = _record(args, attention=args.attention is not None)
+    _save(coilvis.coil(rec, **_kwargs(args, "coil")), args)
     return 0
 
 
 def _cmd_lens(args: argparse.Namespace) -> int:
     import coilvis
 
-    rec = _record(args, lens=True, lens_mid=args.mid)
-    _save(coilvis.lens(rec, **_lens_kwargs(args)), args)
+    rec = _record(args, lens=True)
+    _save(coilvis.lens(rec, **_kwargs(args, "lens")), args)
     return 0
 
 
@@ -497,10 +525,11 @@ def _cmd_page(args: argparse.Namespace) -> int:
     import coilvis
     from coilvis.errors import CoilvisValueError
 
-    rec = _record(args, k=args.k, attention=args.attention is not None, lens=True, lens_mid=args.mid)
-    if rec.lens is None and _given(args, _LENS_OPTIONS):
-        raise CoilvisValueError(f"{', '.join(_given(args, _LENS_OPTIONS))}: the record {str(args.record)!r} has no lens to apply them to")
-    view = coilvis.page(rec, coil_options=_coil_kwargs(args), lens_options=_lens_kwargs(args), k=args.k)
+    rec = _record(args, attention=args.attention is not None, lens=True)
+    lens_only = _given(args, [o.dest for o in _command_options("page") if o.api == "lens"])
+    if rec.lens is None and lens_only:
+        raise CoilvisValueError(f"{', '.join(lens_only)}: the record {str(args.record)!r} has no lens to apply them to")
+    view = coilvis.page(rec, coil_options=_kwargs(args, "coil"), lens_options=_kwargs(args, "lens"), **_kwargs(args, "page"))
     _save(view, args)
     return 0
 
