@@ -56,8 +56,8 @@ from typing import Any, Literal
 
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError, RecordFormatError
 from coilvis.files import atomic_write
+from coilvis.options import Option, attention_option, declared, describe, get_option
 from coilvis.tokens import display_lines
-from coilvis.views.coil import attention_option
 
 __all__ = [
     "Example",
@@ -76,30 +76,30 @@ PROMPTS_VERSION = 1
 #: Bump when what the gallery keeps in a cached record changes.
 _CACHE_VERSION = 1
 
-#: Options an example may set, and what each one sets.
-OPTION_KEYS: dict[str, str] = {
-    # the coil (coilvis.coil)
-    "layout": "coil layout: 'spiral' or 'circle'",
-    "color": "what colours each coil segment: 'prob', 'target_prob', 'entropy', 'surprisal' or 'rank'",
-    "attention": "attention arcs: 'mean' or 'max' over heads (of 'layer', default the last), "
-    "'LAYER:HEAD' or [LAYER, HEAD]; null for none",
-    "layer": "layer of the 'mean'/'max' attention arcs",
-    "hide_sink": "hide attention to position 0 (true/false)",
-    "max_links": "arc budget of the page",
-    "animate": "add the unwind animation (default true)",
-    "pace": "what slows the unwind: 'entropy' or 'surprisal'",
-    "duration_s": "total unwind duration in seconds",
-    # the lens (coilvis.lens)
-    "lens_stat": "what colours each lens cell: 'prob', 'entropy', 'kl', 'rank' or 'target_prob'",
-    "lens_stride": "show every N-th layer (first and last always kept)",
-    "lens_start": "first position of the lens",
-    "lens_end": "end position of the lens (exclusive)",
-    # the model run (coilvis.run)
-    "k": "top next tokens kept per position",
-    "lens_k": "top tokens kept per lens cell",
-    "lens_mid": "also decode the residual after each layer's attention (true/false)",
-    "prepend_bos": "force a BOS token on or off (null: the tokenizer's default)",
-}
+#: The functions an example's options go to, in the order :data:`OPTION_KEYS` lists them.
+_KEYED_APIS = ("coil", "lens", "run")
+#: Defaults of the gallery that differ from the functions' (a gallery page animates).
+_GALLERY_DEFAULTS: dict[str, Any] = {"animate": True}
+
+
+def _keyed(api: str) -> tuple[Option, ...]:
+    """The declared options of ``api`` that a prompts file may set (they have a key)."""
+    return tuple(o for o in declared(api) if o.key is not None)
+
+
+def _key_doc(option: Option) -> str:
+    doc = describe(option)
+    if option.key in _GALLERY_DEFAULTS:
+        doc += f" (default {json.dumps(_GALLERY_DEFAULTS[option.key])})"
+    return doc
+
+
+#: Options an example may set, and what each one sets: the keys of the options declared
+#: in :data:`coilvis.options.OPTIONS` (``lens_stat`` sets the lens's ``stat``, ...).
+OPTION_KEYS: dict[str, str] = {o.key: _key_doc(o) for api in _KEYED_APIS for o in _keyed(api) if o.key is not None}
+_ATTENTION = get_option("coil", "attention")
+_LAYER = get_option("coil", "layer")
+_ANIMATE = get_option("coil", "animate")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _RESERVED_NAMES = frozenset({"index"})
@@ -196,17 +196,26 @@ class Example:
             options=dict(options),
             notes=notes,
         )
-        attention_option(ex.options.get("attention"), layer=ex.options.get("layer"), name="options.attention", layer_name="options.layer")  # fail early on a bad spec
+        ex.attention()  # fail early on a bad spec
         return ex
+
+    def attention(self) -> Any:
+        """The coil's ``attention=`` of this example (see :func:`coilvis.options.attention_option`), or None."""
+        o = self.options
+        return attention_option(
+            o.get(_ATTENTION.key), layer=o.get(_LAYER.key), name=f"options.{_ATTENTION.key}", layer_name=f"options.{_LAYER.key}"
+        )
+
+    def _kwargs(self, api: str, *, on: Mapping[str, bool]) -> dict[str, Any]:
+        """Keyword arguments of ``api`` from the options that set its keywords; an option
+        that requires another one is left out unless ``on[that one]``."""
+        o = self.options
+        keyed = [opt for opt in _keyed(api) if opt.keyword and opt.kind != "attention" and opt is not _ANIMATE]
+        return {opt.name: o[opt.key] for opt in keyed if opt.key in o and (opt.requires is None or on.get(opt.requires, False))}
 
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`coilvis.run` for this example (the lens is always on)."""
-        o = self.options
-        kw: dict[str, Any] = {"attention": o.get("attention") is not None, "lens": True}
-        for key in ("k", "lens_k", "lens_mid", "prepend_bos"):
-            if key in o:
-                kw[key] = o[key]
-        return kw
+        return {"attention": self.options.get(_ATTENTION.key) is not None, "lens": True, **self._kwargs("run", on={})}
 
     def coil_kwargs(self, *, animate: bool | None = None) -> dict[str, Any]:
         """Keyword arguments of :func:`coilvis.coil` for this example.
@@ -214,25 +223,19 @@ class Example:
         Args:
             animate: override the example's ``animate`` option (``False`` for thumbnails).
         """
-        o = self.options
-        kw: dict[str, Any] = {}
-        for key in ("layout", "color", "hide_sink", "max_links"):
-            if key in o:
-                kw[key] = o[key]
-        spec = attention_option(o.get("attention"), layer=o.get("layer"), name="options.attention", layer_name="options.layer")
+        spec = self.attention()
+        if animate is None:
+            animate = self.options.get(_ANIMATE.key, _GALLERY_DEFAULTS[_ANIMATE.key])
+        kw = self._kwargs("coil", on={"attention": spec is not None, "animate": bool(animate)})
         if spec is not None:
             kw["attention"] = spec
-        if animate if animate is not None else o.get("animate", True):
+        if animate:
             kw["animate"] = True
-            for key in ("pace", "duration_s"):
-                if key in o:
-                    kw[key] = o[key]
         return kw
 
     def lens_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`coilvis.lens` for this example."""
-        o = self.options
-        return {dst: o[src] for src, dst in (("lens_stat", "stat"), ("lens_stride", "stride"), ("lens_start", "start"), ("lens_end", "end")) if src in o}
+        return self._kwargs("lens", on={})
 
 
 @dataclass(frozen=True)
