@@ -53,6 +53,70 @@ def test_each_subcommand_help_documents_its_options(command, capsys):
         assert action.help, f"{command}: {action.option_strings or action.dest} has no help text"
 
 
+#: Flags of each command that no declared option of coilvis.options stands for: the
+#: prompt or record, the model and device, the output and the table's formats.
+_PLUMBING = {"-h", "--help", "--record", "-r", "--model", "-m", "--device", "-o", "--output", "--cdn", "--title", "--json", "--csv"}
+
+
+@pytest.mark.parametrize("command", ["page", "table", "coil", "lens", "record"])
+def test_flags_are_derived_from_the_declared_options(command):
+    from coilvis import options
+
+    sub = cli._build()[1][command]
+    actions = {flag: a for a in sub._actions for flag in a.option_strings}
+    declared = cli._command_options(command)
+    assert set(actions) - _PLUMBING == {o.flag for o in declared}
+    for o in declared:
+        action = actions[o.flag]
+        assert action.dest == o.dest
+        if o.kind == "choice":
+            assert tuple(action.choices) == o.choices
+        if o.requires is not None:
+            assert action.default in (None, False) and action.help.startswith(f"with --{o.requires}:")
+        elif o.kind not in ("bool", "optional_bool") and o is declared[[d.flag for d in declared].index(o.flag)]:
+            assert action.default == o.default, o.flag
+    assert options.get_option("coil", "color").choices == options.COIL_STATS
+
+
+def test_command_line_values_reach_the_functions_as_declared():
+    argv = ["page", "--record", "r.coil", "--layout", "circle", "--color", "rank", "--attention", "mean", "--layer", "2",
+            "--threshold", "0.1", "--links-per-query", "2", "--max-links", "9", "--hide-sink", "--palette", "Magma",
+            "--size", "300", "--no-labels", "--clockwise", "--animate", "--pace", "surprisal", "--duration", "5",
+            "--floor-bits", "1", "--autoplay", "--k", "4", "--stat", "kl", "--stride", "2", "--start", "1", "--end", "-1",
+            "--lens-palette", "Cividis_r", "--prepend-bos", "no", "--mid"]
+    args = cli.build_parser().parse_args(argv)
+    assert cli._kwargs(args, "coil") == {
+        "layout": "circle", "color": "rank", "attention": (2, "mean"), "attention_threshold": 0.1, "attention_top_k": 2,
+        "max_links": 9, "hide_sink": True, "palette": "Magma", "width": 300, "height": 300, "labels": False, "tooltip_k": 4,
+        "clockwise": True, "animate": True, "pace": "surprisal", "duration_s": 5.0, "floor_bits": 1.0, "autoplay": True,
+    }
+    assert cli._kwargs(args, "lens") == {"stat": "kl", "stride": 2, "start": 1, "end": -1, "palette": "Cividis_r"}
+    assert cli._kwargs(args, "page") == {"k": 4}
+    assert cli._kwargs(args, "run") == {"prepend_bos": False, "k": 4, "lens_mid": True}
+
+
+def test_options_not_given_are_left_to_the_functions_defaults():
+    args = cli.build_parser().parse_args(["page", "--record", "r.coil"])
+    assert cli._kwargs(args, "coil") == {
+        "layout": "spiral", "color": "prob", "width": 720, "height": 720, "labels": True, "tooltip_k": 10,
+        "clockwise": False, "animate": False,
+    }
+    assert cli._kwargs(args, "lens") == {}
+    assert cli._kwargs(args, "run") == {"k": 10, "lens_mid": False}
+    args = cli.build_parser().parse_args(["table", "--pos", "all", "--record", "r.coil"])
+    assert cli._kwargs(args, "table") == {"pos": None, "k": 10}  # None: every position
+    args = cli.build_parser().parse_args(["record", "p", "-o", "r.coil", "--attention", "--lens", "--prepend-bos", "yes"])
+    assert cli._kwargs(args, "run") == {"prepend_bos": True, "k": 10, "attention": True, "lens": True, "lens_mid": False}
+
+
+def test_the_command_line_and_the_gallery_load_no_bokeh_to_parse_options():
+    code = ("import sys; from coilvis import cli, gallery; cli._check_usage(cli.build_parser().parse_args("
+            "['coil', '--record', 'r.coil', '--attention', '3:1']));"
+            " print(sorted(m for m in ('bokeh', 'torch', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_no_subcommand_means_page():
     args = cli.build_parser().parse_args(["page", "x", "-o", "p.html"])
     assert args.command == "page"
@@ -116,6 +180,18 @@ def test_table_from_saved_record_formats(saved_record, capsys):
     assert cli.main(["table", "--record", str(saved_record), "--k", "2", "--pos", "all"]) == 0
     out = capsys.readouterr().out
     assert "pos" in out.splitlines()[0] and "␣beta" in out
+
+
+def test_table_k_above_what_the_record_kept_shows_all_it_kept(saved_record, capsys):
+    # the k rule (coilvis.options.check_k): more top tokens than there are means all of them
+    assert cli.main(["table", "--record", str(saved_record), "--k", "50", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_coil_layout_takes_every_layout_the_coil_does(inputs, tmp_path, capsys):
+    out = tmp_path / "auto.html"
+    assert cli.main(["coil", "--record", str(inputs.full), "--layout", "auto", "-o", str(out)]) == 0
+    assert out.is_file()
 
 
 @pytest.mark.parametrize(
@@ -236,6 +312,7 @@ def test_options_that_would_be_ignored_are_refused_by_name(argv, named, inputs, 
         (["coil", "--attention", "sideways"], "--attention"),
         (["coil", "--attention", "mean", "--layer", "x"], "--layer"),
         (["coil", "--size", "0"], "--size"),
+        (["coil", "--size", "99"], "--size"),  # the coil's smallest drawing area is 100 px
         (["coil", "--attention", "mean", "--threshold", "1.5"], "--threshold"),
         (["coil", "--attention", "mean", "--threshold", "nan"], "--threshold"),
         (["coil", "--attention", "mean", "--max-links", "-1"], "--max-links"),
@@ -243,6 +320,7 @@ def test_options_that_would_be_ignored_are_refused_by_name(argv, named, inputs, 
         (["coil", "--animate", "--duration", "inf"], "--duration"),
         (["coil", "--animate", "--duration", "0"], "--duration"),
         (["coil", "--animate", "--floor-bits", "-1"], "--floor-bits"),
+        (["coil", "--animate", "--floor-bits", "0"], "--floor-bits"),  # the unwind's floor is > 0
         (["lens", "--stride", "0"], "--stride"),
         (["coil", "-o", "OUT/coil.txt"], "--output"),
         (["coil", "-o", "OUT/a\x00b.html"], "--output"),
