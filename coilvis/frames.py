@@ -31,7 +31,7 @@ from coilvis.errors import CoilvisTypeError, CoilvisValueError
 if TYPE_CHECKING:  # pragma: no cover
     from coilvis.record import Record
 
-__all__ = ["COLUMNS", "LogitsTable", "check_pos", "record_table"]
+__all__ = ["COLUMNS", "LogitsTable", "check_pos", "record_table", "token_column"]
 
 #: Columns of every table, in order (``pos`` first for all-position tables, ``is_target``
 #: last when a target is known).
@@ -81,6 +81,16 @@ class LogitsTable(pd.DataFrame):
         return style + body
 
 
+def token_column(texts: list[str]) -> pd.Series:
+    """(n,) raw token texts as a column of Python strings (``object`` dtype).
+
+    Token text is untrusted and may hold anything a ``str`` can, lone surrogates
+    included; pandas' Arrow-backed string dtype (the default with pyarrow installed)
+    cannot hold those, and would make the column's type depend on what is installed.
+    """
+    return pd.Series(texts, dtype=object)
+
+
 def check_pos(pos: Any, seq_len: int) -> int:
     """A position in ``[-seq_len, seq_len)`` as an index in ``[0, seq_len)``.
 
@@ -103,7 +113,7 @@ def _position_frame(record: Record, p: int, k: int) -> pd.DataFrame:
     target = int(record.token_ids[p + 1]) if p + 1 < record.seq_len else None
     rows = {
         "token_id": ids.astype(np.int64),
-        "token": [record.token_text(i) for i in ids],
+        "token": token_column([record.token_text(i) for i in ids]),
         "logit": logit,
         "log_prob": (logit - record.log_z[p]).astype(np.float32),
         "rank": rank,
@@ -113,7 +123,7 @@ def _position_frame(record: Record, p: int, k: int) -> pd.DataFrame:
         extra = pd.DataFrame(
             {
                 "token_id": [target],
-                "token": [record.token_text(target)],
+                "token": token_column([record.token_text(target)]),
                 "logit": np.array([record.next_logprob[p] + record.log_z[p]], dtype=np.float32),
                 "log_prob": np.array([record.next_logprob[p]], dtype=np.float32),
                 "rank": np.array([record.next_rank[p]], dtype=np.int64),

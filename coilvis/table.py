@@ -22,7 +22,7 @@ import pandas as pd
 
 from coilvis import tokens as _tokens
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
-from coilvis.frames import COLUMNS, LogitsTable, check_pos, record_table
+from coilvis.frames import COLUMNS, LogitsTable, check_pos, record_table, token_column
 
 __all__ = ["LogitsTable", "logits_table", "record_table", "resolve_vocab", "COLUMNS"]
 
@@ -105,7 +105,7 @@ def _one_row_frame(
     df = pd.DataFrame(
         {
             "token_id": order.astype(np.int64),
-            "token": [texts[int(i)] for i in order],
+            "token": token_column([texts[int(i)] for i in order]),
             "logit": vals.astype(np.float32),
             "log_prob": logp[order].astype(np.float32),
             "prob": np.exp(logp[order]).astype(np.float32),

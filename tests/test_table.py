@@ -216,6 +216,19 @@ def test_html_escapes_tokens_and_shows_percentages() -> None:
     assert table["token"].iloc[0] == XSS  # the data keeps the raw text
 
 
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb", "\x00", "\u202e"], ids=["lone-high", "lone-low", "nul", "bidi"])
+def test_any_token_text_fits_in_a_table(text: str) -> None:
+    """Token text is kept raw whatever it holds, lone surrogates included (pandas'
+    Arrow-backed strings cannot hold those), in logit tables and a Record's table alike."""
+    vocab = ["a", text, "c"]
+    table = logits_table(torch.tensor([0.0, 2.0, 1.0]), vocab, k=3)
+    record = coilvis.from_logits(torch.tensor([[0.0, 2.0, 1.0], [2.0, 0.0, 1.0]]), tokens=[0, 2], vocab=vocab, k=3)
+    for got in (table, record.table(pos=0, k=3), record.table(pos=None, k=2)):
+        assert got["token"].dtype == object and text in got["token"].tolist()
+        shown = repr(got) + got._repr_html_()
+        shown.encode("utf-8")  # what is shown is escaped: no surrogate reaches the display
+
+
 def test_text_repr_shows_whitespace_and_percentages() -> None:
     table = logits_table(torch.tensor([3.0, 2.0, 1.0]), [" Paris", "\n", "x\t"], k=3)
     text = repr(table)
