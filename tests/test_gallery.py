@@ -136,6 +136,33 @@ def test_bad_examples_are_rejected_with_a_clear_message(change: dict[str, Any], 
         Example.from_dict(raw)
 
 
+#: The keys a prompts file's ``options`` may use (a file written for an earlier coilvis keeps working).
+KEYS = ["layout", "color", "attention", "layer", "hide_sink", "max_links", "animate", "pace", "duration_s",
+        "lens_stat", "lens_stride", "lens_start", "lens_end", "k", "lens_k", "lens_mid", "prepend_bos"]
+
+
+def test_option_keys_are_derived_from_the_declared_options() -> None:
+    from coilvis import options
+
+    assert sorted(gallery.OPTION_KEYS) == sorted(KEYS)
+    for api in ("coil", "lens", "run"):
+        for option in options.declared(api):
+            if option.key is not None:
+                assert gallery.OPTION_KEYS[option.key].startswith(option.help)
+    assert "(default true)" in gallery.OPTION_KEYS["animate"]  # a gallery page animates unless told not to
+
+
+def test_every_key_reaches_its_function() -> None:
+    every = {"layout": "circle", "color": "rank", "attention": "mean", "layer": 1, "hide_sink": True, "max_links": 7,
+             "animate": True, "pace": "surprisal", "duration_s": 6, "lens_stat": "entropy", "lens_stride": 3,
+             "lens_start": 2, "lens_end": 9, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False}
+    ex = Example.from_dict(entry("x", "Hello", **every))
+    assert ex.coil_kwargs() == {"layout": "circle", "color": "rank", "attention": (1, "mean"), "hide_sink": True,
+                                "max_links": 7, "animate": True, "pace": "surprisal", "duration_s": 6}
+    assert ex.lens_kwargs() == {"stat": "entropy", "stride": 3, "start": 2, "end": 9}
+    assert ex.run_kwargs() == {"attention": True, "lens": True, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False}
+
+
 def test_cache_key_depends_on_what_the_model_computes_only() -> None:
     base = Example.from_dict(entry("a", "Hello there", color="prob", attention="mean"))
     same_run = Example.from_dict({**entry("b", "Hello there", color="entropy", attention="max"), "title": "Other"})
