@@ -215,7 +215,7 @@ def test_k_is_capped_by_the_record(record: coilvis.Record) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"k": 0}, CoilvisValueError, "k: expected an int >= 1"),
+        ({"k": 0}, CoilvisValueError, "^k: expected >= 1, got 0$"),
         ({"k": 2.5}, CoilvisTypeError, "k: expected an int"),
         ({"coil_options": ["color"]}, CoilvisTypeError, "coil_options"),
         ({"lens_options": "kl"}, CoilvisTypeError, "lens_options"),

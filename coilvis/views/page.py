@@ -38,11 +38,11 @@ from bokeh.models import (
     TableColumn,
 )
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.record import Record
 from coilvis.tokens import display
 from coilvis.views.coil import coil
-from coilvis.views.lens import lens_figure
+from coilvis.views.lens import LensFigure, lens_figure
 from coilvis.views.output import View
 
 __all__ = ["page", "topk_rows"]
@@ -132,6 +132,87 @@ def _options(value: Any, name: str, view: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _topk_table(record: Record, *, k: int) -> tuple[Any, IndexFilter, Div]:
+    """The top-k table's column (``page_side``): its header, the table over
+    ``page_topk_source`` showing the last position's rows, and a note.
+
+    Returns:
+        ``(side, filter, header)``: the column, the table's ``IndexFilter`` and its header.
+    """
+    last = record.seq_len - 1
+    table_source = ColumnDataSource(topk_rows(record, k=k), name="page_topk_source")
+    table_filter = IndexFilter(indices=list(range(last * k, last * k + k)), name="page_topk_filter")
+    table = DataTable(
+        source=table_source,
+        view=CDSView(filter=table_filter),
+        columns=[
+            TableColumn(field="rank", title="#", width=30),
+            TableColumn(field="token", title="next token", formatter=StringFormatter(), width=160),
+            TableColumn(field="token_id", title="id", formatter=NumberFormatter(format="0"), width=60),
+            TableColumn(field="prob", title="probability", formatter=NumberFormatter(format="0.00%"), width=90),
+            TableColumn(field="logit", title="logit", formatter=NumberFormatter(format="0.00"), width=70),
+            TableColumn(field="actual", title="actual", width=50),
+        ],
+        index_position=None,
+        sortable=False,
+        reorderable=False,
+        selectable=False,
+        width=470,
+        height=min(30 + 25 * k, 420),
+        name="page_topk_table",
+    )
+    # text, never markup or mathematics (see coilvis.views._style.plain_text)
+    header = Div(
+        text=f"Top {k} next tokens at position {last}",
+        render_as_text=True,
+        disable_math=True,
+        name="page_topk_header",
+        styles={"font-weight": "bold"},
+    )
+    note = Div(
+        text="Tap a segment of the coil or a cell of the lens to show its position here. "
+        "\u2713 marks the token that actually came next.",
+        width=420,
+        render_as_text=True,
+        disable_math=True,
+        styles={"color": "#555555", "font-size": "12px"},
+        name="page_topk_note",
+    )
+    return column(header, table, note, name="page_side"), table_filter, header
+
+
+def _link(
+    record: Record, segments: ColumnDataSource, lens: LensFigure | None, *, table_filter: IndexFilter, header: Div, k: int
+) -> None:
+    """Tapping a coil segment or a lens cell selects its position everywhere: the table's
+    rows and header, the lens's column (panned to), the coil's segment."""
+    n = record.seq_len
+    args: dict[str, Any] = {
+        "filter": table_filter,
+        "header": header,
+        "k": k,
+        "seq_len": n,
+        "highlight": None,
+        "x_range": None,
+        "lo": 0,
+        "hi": n,
+        "segments": None,
+    }
+    if lens is not None:
+        lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
+        args.update(highlight=lens.highlight, x_range=lens.figure.x_range, lo=lo, hi=hi)
+        if lo <= n - 1 < hi:
+            lens.highlight.data = {"pos": [n - 1]}
+    segments.selected.js_on_change(
+        "indices", CustomJS(args={**args, "source": segments}, code=_SELECT_JS, name="page_select_coil")
+    )
+    if lens is not None:
+        lens.cells.selected.js_on_change(
+            "indices",
+            CustomJS(args={**args, "source": lens.cells, "segments": segments}, code=_SELECT_JS, name="page_select_lens"),
+        )
+
+
 def page(
     record: Record,
     *,
@@ -172,88 +253,21 @@ def page(
     """
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise CoilvisTypeError(f"k: expected an int, got {type(k).__name__}")
-    if k < 1:
-        raise CoilvisValueError(f"k: expected an int >= 1, got {k}")
+    k = check_int("k", k, minimum=1)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     coil_kw = _options(coil_options, "coil_options", coil)
     lens_kw = _options(lens_options, "lens_options", lens_figure)
-    k = min(int(k), record.k)
-    n = record.seq_len
-    last = n - 1
+    k = min(k, record.k)
 
     coil_view = coil(record, **coil_kw)
     coil_layout = coil_view.layout
     segments = coil_view.model("coil_segment_source")
     coil_view.doc.remove_root(coil_layout)  # it joins the page's document
-
-    table_source = ColumnDataSource(topk_rows(record, k=k), name="page_topk_source")
-    table_filter = IndexFilter(indices=list(range(last * k, last * k + k)), name="page_topk_filter")
-    table = DataTable(
-        source=table_source,
-        view=CDSView(filter=table_filter),
-        columns=[
-            TableColumn(field="rank", title="#", width=30),
-            TableColumn(field="token", title="next token", formatter=StringFormatter(), width=160),
-            TableColumn(field="token_id", title="id", formatter=NumberFormatter(format="0"), width=60),
-            TableColumn(field="prob", title="probability", formatter=NumberFormatter(format="0.00%"), width=90),
-            TableColumn(field="logit", title="logit", formatter=NumberFormatter(format="0.00"), width=70),
-            TableColumn(field="actual", title="actual", width=50),
-        ],
-        index_position=None,
-        sortable=False,
-        reorderable=False,
-        selectable=False,
-        width=470,
-        height=min(30 + 25 * k, 420),
-        name="page_topk_table",
-    )
-    # text, never markup or mathematics (see coilvis.views._style.plain_text)
-    header = Div(
-        text=f"Top {k} next tokens at position {last}",
-        render_as_text=True,
-        disable_math=True,
-        name="page_topk_header",
-        styles={"font-weight": "bold"},
-    )
-    note = Div(
-        text="Tap a segment of the coil or a cell of the lens to show its position here. "
-        "\u2713 marks the token that actually came next.",
-        width=420,
-        render_as_text=True,
-        disable_math=True,
-        styles={"color": "#555555", "font-size": "12px"},
-        name="page_topk_note",
-    )
-    side = column(header, table, note, name="page_side")
-
-    args: dict[str, Any] = {
-        "filter": table_filter,
-        "header": header,
-        "k": k,
-        "seq_len": n,
-        "highlight": None,
-        "x_range": None,
-        "lo": 0,
-        "hi": n,
-        "segments": None,
-    }
-    parts = None
-    if record.lens is not None:
-        parts = lens_figure(record, **lens_kw)
-        lo, hi = int(parts.positions[0]), int(parts.positions[-1]) + 1
-        args.update(highlight=parts.highlight, x_range=parts.figure.x_range, lo=lo, hi=hi)
-        if lo <= last < hi:
-            parts.highlight.data = {"pos": [last]}
-
-    segments.selected.js_on_change("indices", CustomJS(args={**args, "source": segments}, code=_SELECT_JS, name="page_select_coil"))
+    side, table_filter, header = _topk_table(record, k=k)
+    parts = lens_figure(record, **lens_kw) if record.lens is not None else None
+    _link(record, segments, parts, table_filter=table_filter, header=header, k=k)
     if parts is not None:
-        parts.cells.selected.js_on_change(
-            "indices",
-            CustomJS(args={**args, "source": parts.cells, "segments": segments}, code=_SELECT_JS, name="page_select_lens"),
-        )
         root = column(row(coil_layout, side), parts.figure, name="page_root")
     else:
         root = row(coil_layout, side, name="page_root")

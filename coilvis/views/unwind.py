@@ -67,6 +67,52 @@ def schedule_columns(record: Record, *, pace: str, duration_s: float | None, flo
     return schedule, {"start_s": schedule.start_s.astype(np.float32), "dwell_s": schedule.dwell_s.astype(np.float32)}
 
 
+def _widgets(n: int, schedule: Schedule, *, width_px: int) -> dict[str, Any]:
+    """The controls (``play``, ``restart``, ``loop``, ``speed``, ``scrub``) and the ``readout``."""
+    return {
+        "play": Button(label="▶ play", button_type="primary", width=90, name="coil_unwind_play"),
+        "restart": Button(label="↺ restart", width=90, name="coil_unwind_restart"),
+        "loop": Toggle(label="loop", active=False, width=60, name="coil_unwind_loop"),
+        "speed": Slider(start=0.25, end=4.0, step=0.25, value=1.0, title="speed ×", width=140, name="coil_unwind_speed"),
+        "scrub": Slider(
+            start=0.0,
+            end=float(n),
+            step=0.01,
+            value=0.0,
+            title="position",
+            width=max(160, width_px - 420),
+            name="coil_unwind_scrub",
+        ),
+        "readout": PreText(
+            text=(
+                f"Press ▶ play: the coil unwinds token by token in {schedule.duration_s:.0f} s, "
+                f"dwelling on each position for a time that grows with its {schedule.pace} "
+                f"(floor {schedule.floor_bits:g} bits + {schedule.pace} in bits)."
+            ),
+            width=width_px,
+            disable_math=True,  # token text, never mathematics
+            name="coil_unwind_readout",
+        ),
+    }
+
+
+def _playhead(figure: Any, coiled: geometry.Layout) -> ColumnDataSource:
+    """The playhead's marker (``coil_unwind_playhead``), at the first segment."""
+    playhead = ColumnDataSource({"x": [float(coiled.x[0])], "y": [float(coiled.y[0])]}, name="coil_unwind_playhead_source")
+    figure.scatter(
+        "x",
+        "y",
+        source=playhead,
+        marker="circle",
+        size=14,
+        fill_color=None,
+        line_color=_PLAYHEAD_COLOR,
+        line_width=3,
+        name="coil_unwind_playhead",
+    )
+    return playhead
+
+
 def build_unwind(
     *,
     figure: Any,
@@ -98,42 +144,8 @@ def build_unwind(
     Returns:
         :class:`UnwindParts`.
     """
-    n = coiled.n
-    play = Button(label="▶ play", button_type="primary", width=90, name="coil_unwind_play")
-    restart = Button(label="↺ restart", width=90, name="coil_unwind_restart")
-    loop = Toggle(label="loop", active=False, width=60, name="coil_unwind_loop")
-    speed = Slider(start=0.25, end=4.0, step=0.25, value=1.0, title="speed ×", width=140, name="coil_unwind_speed")
-    scrub = Slider(
-        start=0.0,
-        end=float(n),
-        step=0.01,
-        value=0.0,
-        title="position",
-        width=max(160, width_px - 420),
-        name="coil_unwind_scrub",
-    )
-    readout = PreText(
-        text=(
-            f"Press ▶ play: the coil unwinds token by token in {schedule.duration_s:.0f} s, "
-            f"dwelling on each position for a time that grows with its {schedule.pace} "
-            f"(floor {schedule.floor_bits:g} bits + {schedule.pace} in bits)."
-        ),
-        width=width_px,
-        disable_math=True,  # token text, never mathematics
-        name="coil_unwind_readout",
-    )
-    playhead = ColumnDataSource({"x": [float(coiled.x[0])], "y": [float(coiled.y[0])]}, name="coil_unwind_playhead_source")
-    figure.scatter(
-        "x",
-        "y",
-        source=playhead,
-        marker="circle",
-        size=14,
-        fill_color=None,
-        line_color=_PLAYHEAD_COLOR,
-        line_width=3,
-        name="coil_unwind_playhead",
-    )
+    widgets = _widgets(coiled.n, schedule, width_px=width_px)
+    playhead = _playhead(figure, coiled)
     # one segment on the line, in its own frame (all line segments are the same shape)
     local_x = (line.poly_xs[0] - line.x[0]).astype(np.float64)
     local_y = (line.poly_ys[0] - line.y[0]).astype(np.float64)
@@ -143,11 +155,7 @@ def build_unwind(
         "links": links,
         "labels": labels,
         "playhead": playhead,
-        "scrub": scrub,
-        "speed": speed,
-        "play": play,
-        "loop": loop,
-        "readout": readout,
+        **{name: widgets[name] for name in ("scrub", "speed", "play", "loop", "readout")},
         "text_format": text_format,
         "line_local_x": local_x.tolist(),
         "line_local_y": local_y.tolist(),
@@ -159,11 +167,12 @@ def build_unwind(
     def callback(action: str, name: str) -> CustomJS:
         return CustomJS(args={**args, "action": action}, code=code, name=name)
 
-    play.js_on_click(callback("toggle", "coil_unwind_toggle_js"))
-    restart.js_on_click(callback("restart", "coil_unwind_restart_js"))
-    loop.js_on_change("active", callback("loop", "coil_unwind_loop_js"))
-    speed.js_on_change("value", callback("speed", "coil_unwind_speed_js"))
-    scrub.js_on_change("value", callback("scrub", "coil_unwind_scrub_js"))
+    widgets["play"].js_on_click(callback("toggle", "coil_unwind_toggle_js"))
+    widgets["restart"].js_on_click(callback("restart", "coil_unwind_restart_js"))
+    widgets["loop"].js_on_change("active", callback("loop", "coil_unwind_loop_js"))
+    widgets["speed"].js_on_change("value", callback("speed", "coil_unwind_speed_js"))
+    widgets["scrub"].js_on_change("value", callback("scrub", "coil_unwind_scrub_js"))
     ready = [callback("play", "coil_unwind_autoplay_js")] if autoplay else []
-    controls = row(play, restart, loop, speed, scrub, name="coil_unwind_controls")
-    return UnwindParts(controls=controls, readout=readout, ready=ready)
+    buttons = (widgets[name] for name in ("play", "restart", "loop", "speed", "scrub"))
+    controls = row(*buttons, name="coil_unwind_controls")
+    return UnwindParts(controls=controls, readout=widgets["readout"], ready=ready)

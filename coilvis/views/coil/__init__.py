@@ -98,7 +98,7 @@ from coilvis.views.coil.groups import token_groups
 from coilvis.views.coil.labels import coil_labels, fit_labels, fitted_font_px, label_width_px
 from coilvis.views.coil.segments import segment_columns, stat_columns, topk_columns
 from coilvis.views.coil.view import CoilView
-from coilvis.views.unwind import build_unwind, schedule_columns
+from coilvis.views.unwind import UnwindParts, build_unwind, schedule_columns
 
 __all__ = [
     "coil",
@@ -142,13 +142,46 @@ def _labels(
     return draw_labels(p, lay, kept, texts, colors, font_px=font_px)
 
 
-def _root(figure: Any, arcs: ArcParts | None, unwind: Any) -> Any:
-    """The choice control, the unwind's controls, the figure and its readout, in a column."""
+def _view(
+    record: Record,
+    figure: Any,
+    segments: ColumnDataSource,
+    arcs: ArcParts | None,
+    unwind: UnwindParts | None,
+    *,
+    labels: ColumnDataSource | None,
+    coiled: geometry.Layout,
+    unwound: geometry.Layout,
+    choices: tuple[AttentionChoice, ...],
+    scale: _style.ColorScale,
+    frame: Frame,
+    font_px: int,
+    schedule: Any,
+    title: str | None,
+) -> CoilView:
+    """The view: the choice control, the unwind's controls, the figure and its readout,
+    in a column (the figure alone when there is nothing else)."""
     select = arcs.select if arcs is not None else None
     controls, readout = (unwind.controls, unwind.readout) if unwind is not None else (None, None)
     parts = [x for x in (select, controls, figure, readout) if x is not None]
-    return column(*parts, name="coil_root") if len(parts) > 1 else figure
-
+    return CoilView(
+        column(*parts, name="coil_root") if len(parts) > 1 else figure,
+        title=title if title is not None else "coilvis · coil",
+        figure=figure,
+        segments=segments,
+        links=arcs.links if arcs is not None else None,
+        labels=labels,
+        coiled=coiled,
+        unwound=unwound,
+        choices=choices,
+        scale=scale,
+        record=record,
+        px_per_unit=float(frame.px_per_unit),
+        font_px=int(font_px),
+        n_links_dropped=arcs.n_dropped if arcs is not None else 0,
+        schedule=schedule,
+        ready=unwind.ready if unwind is not None else [],
+    )
 
 def coil(
     record: Record,
@@ -263,7 +296,6 @@ def coil(
     if animate:
         pace = _check_choice_option("pace", pace, ("entropy", "surprisal"))
         schedule, schedule_cols = schedule_columns(record, pace=pace, duration_s=duration_s, floor_bits=floor_bits)
-
     word, sentence = token_groups(record.tokens)
     stats = stat_columns(record)
     scale = _style.stat_scale(color, stats[_style.STATS[color].column], palette=palette)
@@ -276,40 +308,25 @@ def coil(
     p = coil_figure(record, frame, title=title)
     draw_band(p, band_lay, lay, word, sentence)
     renderer, mapper = draw_segments(p, segments, scale)
-    arcs = None
-    if choices:
-        arcs = draw_arcs(
-            p, record, choices, segments, top_k=top_k, threshold=threshold, hide_sink=hide_sink, max_links=max_links
-        )
+    arcs = (
+        draw_arcs(p, record, choices, segments, top_k=top_k, threshold=threshold, hide_sink=hide_sink, max_links=max_links)
+        if choices
+        else None
+    )
     font_px = fitted_font_px(lay, px_per_unit=frame.px_per_unit, max_font_px=label_font_px) if labels else 0
     label_source = _labels(p, record, lay, frame, stats[scale.column], scale, font_px=font_px) if font_px else None
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
     text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight)
     add_notes(p, mapper, scale, arcs=bool(choices), width=width)
-
     links = arcs.links if arcs is not None else None
     unwind = None
     if schedule is not None:
         unwind = build_unwind(
-            figure=p, segments=segments, links=links, labels=label_source, text_format=text_format,
-            coiled=lay, line=line, schedule=schedule, autoplay=autoplay, width_px=width,
+            figure=p, segments=segments, links=links, labels=label_source, text_format=text_format, coiled=lay,
+            line=line, schedule=schedule, autoplay=autoplay, width_px=width,
         )  # fmt: skip
-    return CoilView(
-        _root(p, arcs, unwind),
-        title=title if title is not None else "coilvis · coil",
-        figure=p,
-        segments=segments,
-        links=links,
-        labels=label_source,
-        coiled=lay,
-        unwound=line,
-        choices=choices,
-        scale=scale,
-        record=record,
-        px_per_unit=float(frame.px_per_unit),
-        font_px=int(font_px),
-        n_links_dropped=arcs.n_dropped if arcs is not None else 0,
-        schedule=schedule,
-        ready=unwind.ready if unwind is not None else [],
-    )
+    return _view(
+        record, p, segments, arcs, unwind, labels=label_source, coiled=lay, unwound=line, choices=choices,
+        scale=scale, frame=frame, font_px=font_px, schedule=schedule, title=title,
+    )  # fmt: skip
