@@ -269,6 +269,13 @@ def test_drawing_reaches_no_torch(module: str) -> None:
     assert not reached, "; ".join(reached)
 
 
+def test_the_architecture_page_places_every_module() -> None:
+    """docs/architecture.md shows the same table: every top-level module or package is named there."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = sorted({first for first in map(first_part, MODULES) if first and f"`{first}`" not in page and f"`{first}/`" not in page})
+    assert not missing, f"docs/architecture.md does not place {missing}"
+
+
 # ---------------------------------------------------------------------------- the facade
 
 

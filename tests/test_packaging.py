@@ -69,7 +69,9 @@ for name, view in pages.items():
     coilvis.save(view, Path("out") / name)
 cli = {
     "cli_coil.html": ["coil", "--record", "r.coil", "-o", "out/cli_coil.html"],
+    "cli_lens.html": ["lens", "--record", "r.coil", "-o", "out/cli_lens.html"],
     "cli_page.html": ["--record", "r.coil", "-o", "out/cli_page.html"],
+    "table": ["table", "--record", "r.coil", "--k", "3"],
 }
 status = {name: main(argv) for name, argv in cli.items()}
 examples = [example.name for example in load_examples()]
@@ -116,9 +118,9 @@ def _draw(python: Path | str, folder: Path, *, block: bool) -> dict[str, Any]:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["loaded"] == [], f"drawing imported {result['loaded']}"
     assert 12 * 3 <= result["rows"] <= 12 * 4 - 1  # k rows a position, + the next token's when outside them
-    assert result["status"] == {"cli_coil.html": 0, "cli_page.html": 0}
+    assert result["status"] == {"cli_coil.html": 0, "cli_lens.html": 0, "cli_page.html": 0, "table": 0}
     assert {"eiffel", "ioi", "induction"} <= set(result["examples"])
-    for name in ("coil.html", "lens.html", "page.html", "cli_coil.html", "cli_page.html"):
+    for name in ("coil.html", "lens.html", "page.html", "cli_coil.html", "cli_lens.html", "cli_page.html"):
         page = (folder / "out" / name).read_text(encoding="utf-8")
         assert page.lstrip().lower().startswith("<!doctype html>") and "Bokeh" in page, name
     return result
