@@ -38,7 +38,8 @@ from bokeh.models import (
     TableColumn,
 )
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
+from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.options import check_k
 from coilvis.record import Record
 from coilvis.tokens import display
 from coilvis.views.coil import coil
@@ -102,7 +103,7 @@ def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
         >>> rows["token"], rows["actual"]
         (['a', '␣b', 'c', 'a'], ['', '✓', '', ''])
     """
-    k = min(k, record.k)
+    k = check_k(k, available=record.k)
     n = record.seq_len
     ids = record.topk_ids[:, :k]
     texts = {int(i): display(record.token_text(int(i))) for i in np.unique(ids)}
@@ -253,12 +254,11 @@ def page(
     """
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
-    k = check_int("k", k, minimum=1)
+    k = check_k(k, available=record.k)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     coil_kw = _options(coil_options, "coil_options", coil)
     lens_kw = _options(lens_options, "lens_options", lens_figure)
-    k = min(k, record.k)
 
     coil_view = coil(record, **coil_kw)
     coil_layout = coil_view.layout

@@ -70,7 +70,6 @@ and :mod:`~coilvis.views.coil.arcs` (the Bokeh models) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from bokeh.layouts import column
@@ -78,10 +77,11 @@ from bokeh.models import ColumnDataSource
 
 from coilvis import geometry
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_float, check_int
+from coilvis.options import DEFAULT_K, check_k, get_option, get_stat
 from coilvis.record import Record
 from coilvis.views import _style
 from coilvis.views.coil.arcs import ArcParts, draw_arcs, highlight_callback
-from coilvis.views.coil.attention import AttentionChoice, attention_option, parse_attention
+from coilvis.views.coil.attention import AttentionChoice, parse_attention
 from coilvis.views.coil.figure import (
     END_MARK,
     START_MARK,
@@ -104,7 +104,6 @@ __all__ = [
     "coil",
     "CoilView",
     "AttentionChoice",
-    "attention_option",
     "token_groups",
     "fit_labels",
     "label_width_px",
@@ -114,9 +113,11 @@ __all__ = [
 ]
 
 
-def _check_choice_option(name: str, value: Any, options: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise CoilvisValueError(f"{name}: expected one of {list(options)}, got {value!r}")
+def _check_choice(name: str, value: Any) -> str:
+    """``value`` if it is one of the choices :data:`coilvis.options.OPTIONS` declares for the coil's ``name``."""
+    choices = get_option("coil", name).choices
+    if not isinstance(value, str) or value not in choices:
+        raise CoilvisValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
     return value
 
 
@@ -124,13 +125,6 @@ def _check_flags(**flags: Any) -> None:
     for name, flag in flags.items():
         if not isinstance(flag, bool):
             raise CoilvisTypeError(f"{name}: expected True or False, got {type(flag).__name__}")
-
-
-def _tooltip_k(record: Record, tooltip_k: Any) -> int:
-    """Top next tokens in the hover: all the record kept, at most 10, unless asked."""
-    if tooltip_k is None:
-        return min(record.k, 10)
-    return min(check_int("tooltip_k", tooltip_k, minimum=1), record.k)
 
 
 def _labels(
@@ -277,8 +271,8 @@ def coil(
     """
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
-    kind = _check_choice_option("layout", layout, ("spiral", "circle", "auto"))
-    color = _check_choice_option("color", color, tuple(_style.STATS))
+    kind = _check_choice("layout", layout)
+    stat = get_stat("coil", color, arg="color")
     threshold = check_float("attention_threshold", attention_threshold, minimum=0.0, maximum=1.0)
     top_k = None if attention_top_k is None else check_int("attention_top_k", attention_top_k, minimum=1)
     max_links = check_int("max_links", max_links, minimum=0)
@@ -288,17 +282,17 @@ def coil(
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     _check_flags(hide_sink=hide_sink, labels=labels, clockwise=clockwise, animate=animate, autoplay=autoplay)
-    k = _tooltip_k(record, tooltip_k)
+    k = check_k(tooltip_k, available=record.k, name="tooltip_k", default=DEFAULT_K)
     choices = parse_attention(attention, record)
     lay, band_lay = coil_layouts(record.seq_len, kind, n_arc=n_arc, clockwise=clockwise)
     line = rows_layout(lay) if animate else geometry.unwound_layout(lay)
     schedule, schedule_cols = None, None
     if animate:
-        pace = _check_choice_option("pace", pace, ("entropy", "surprisal"))
+        pace = _check_choice("pace", pace)
         schedule, schedule_cols = schedule_columns(record, pace=pace, duration_s=duration_s, floor_bits=floor_bits)
     word, sentence = token_groups(record.tokens)
     stats = stat_columns(record)
-    scale = _style.stat_scale(color, stats[_style.STATS[color].column], palette=palette)
+    scale = _style.view_scale("coil", stat.name, stats[stat.column], palette=palette, arg="color")
     topk_cols, vocab = topk_columns(record, tooltip_k=k)
     columns = segment_columns(
         record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols

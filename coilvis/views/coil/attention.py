@@ -1,4 +1,8 @@
-"""Which attention patterns a coil embeds: the text spec, the choices, and their check against a Record."""
+"""Which attention patterns a coil embeds: the choices, checked against a Record's links.
+
+The text spec of a command line or a prompts file (``"3:1"``) is parsed by
+:func:`coilvis.options.attention_option`; this reads what :func:`coilvis.coil` takes.
+"""
 
 from __future__ import annotations
 
@@ -10,46 +14,7 @@ import numpy as np
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.record import HEAD_MAX, HEAD_MEAN, Record
 
-__all__ = ["AttentionChoice", "attention_option", "parse_attention"]
-
-
-def attention_option(value: Any, *, layer: Any = None, name: str = "attention", layer_name: str = "layer") -> Any:
-    """The coil's ``attention=`` value for a text spec, as a command line or a prompts
-    file gives it.
-
-    Args:
-        value: None, ``"mean"`` or ``"max"`` (with ``layer``: that layer only),
-            ``"LAYER:HEAD"``, or a ``[LAYER, HEAD]`` pair.
-        layer: a layer index for ``"mean"``/``"max"``, or None for every layer.
-        name: the argument name for error messages.
-        layer_name: the name of ``layer`` for error messages.
-
-    Returns:
-        What :func:`coilvis.coil` takes as ``attention``.
-
-    Examples:
-        >>> attention_option("3:1"), attention_option("mean", layer=-1), attention_option([2, 0])
-        ((3, 1), (-1, 'mean'), (2, 0))
-    """
-    if value is None:
-        return None
-    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
-        raise CoilvisTypeError(f"{layer_name}: expected an int, got {type(layer).__name__}")
-    if value in ("mean", "max"):
-        return value if layer is None else (layer, value)
-    if isinstance(value, str) and ":" in value:
-        a, b = value.split(":", 1)
-        try:
-            return (int(a), int(b))
-        except ValueError:
-            pass
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise CoilvisValueError(f"{name}: expected 'mean', 'max', 'LAYER:HEAD' or [LAYER, HEAD], got {value!r}")
+__all__ = ["AttentionChoice", "parse_attention"]
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
+from coilvis.options import COMPARE_STATS, LENS_STATS, check_k
 from coilvis.record import Record
-from coilvis.views._style import ColorScale, color_bar, resolve_palette
+from coilvis.views._style import ColorScale, color_bar, view_scale
 from coilvis.views.lens.cells import Strings, cell_columns, lens_grid, stat_values
 from coilvis.views.lens.figure import (
     add_axes,
@@ -55,54 +56,9 @@ from coilvis.views.output import View
 
 __all__ = ["COMPARE_STATS", "LENS_STATS", "LensFigure", "lens", "lens_figure", "select_rows"]
 
-#: Statistics a single-record lens colours by (``stat=``).
-LENS_STATS: tuple[str, ...] = ("prob", "entropy", "kl", "rank", "target_prob")
-#: Divergences a comparison lens colours by (``stat=`` with ``compare=``).
-COMPARE_STATS: tuple[str, ...] = ("kl", "js", "tv")
-
-# stat -> (colour bar title, palette, reversed, log scale, tick format)
-_SPECS: dict[str, tuple[str, str, bool, bool, str | None]] = {
-    "prob": ("probability of top token (%)", "Viridis", True, False, "%d%%"),
-    "entropy": ("entropy (bits)", "Magma", False, False, None),
-    "kl": ("KL(final \u2016 layer) (bits)", "Magma", False, False, None),
-    "rank": ("rank of final top token (log scale)", "Cividis", False, True, None),
-    "target_prob": ("probability of the actual next token (%)", "Viridis", True, False, "%d%%"),
-}
-_COMPARE_SPECS: dict[str, tuple[str, str, bool, bool, str | None]] = {
-    "kl": ("KL(record \u2016 compare) (bits, lower bound)", "Magma", False, False, None),
-    "js": ("Jensen-Shannon divergence (bits, \u2264 1, lower bound)", "Magma", False, False, None),
-    "tv": ("total variation distance (lower bound)", "Magma", False, False, None),
-}
-_LEGEND = {
-    "prob": "Colour: probability of the cell's top token (bright = unsure).",
-    "entropy": "Colour: entropy of the layer's next-token distribution (bright = spread out).",
-    "kl": "Colour: KL divergence from the final prediction to the layer's (bright = far from the final answer).",
-    "rank": "Colour: where the final top token ranks in the layer (1 = top; bright = far down).",
-    "target_prob": "Colour: probability the layer gives the actual next token (bright = unexpected).",
-}
-
-
-def _scale(stat: str, values: np.ndarray, *, compare: bool, palette: Any) -> ColorScale:
-    title, default, reverse, log, tick_format = (_COMPARE_SPECS if compare else _SPECS)[stat]
-    colors = resolve_palette(palette, default=default, reverse=reverse)
-    finite = values[np.isfinite(values)]
-    top = float(finite.max()) if finite.size else 0.0
-    if stat in ("prob", "target_prob"):
-        low, high = 0.0, 100.0
-    elif log:
-        low, high = 1.0, max(10.0, top)
-    elif compare and stat in ("js", "tv"):
-        low, high = 0.0, 1.0
-    else:
-        low, high = 0.0, max(1.0, top)
-    legend = _LEGEND.get(stat, "") if not compare else "Colour: how much the two runs' next-token distributions differ."
-    return ColorScale(
-        column="value", title=title, legend=legend, palette=colors, low=low, high=high, log=log, tick_format=tick_format
-    )
-
-
 def _check_stat(stat: Any, *, compare: bool) -> str:
-    """The colour statistic: ``"prob"`` by default, ``"js"`` with ``compare``."""
+    """The colour statistic: one of :data:`coilvis.options.LENS_STATS` (``"prob"`` by
+    default), or of :data:`~coilvis.options.COMPARE_STATS` with ``compare`` (``"js"``)."""
     allowed = COMPARE_STATS if compare else LENS_STATS
     if stat is None:
         stat = "js" if compare else "prob"
@@ -177,7 +133,7 @@ def lens_figure(
         compare = check_compare(compare, record)
     stat = _check_stat(stat, compare=compare is not None)
     max_label_len = check_int("max_label_len", max_label_len, minimum=1)
-    hover_k = check_int("hover_k", hover_k, minimum=1)
+    hover_k = check_k(hover_k, name="hover_k")
     max_width_px = check_int("max_width_px", max_width_px, minimum=50)
     max_height_px = check_int("max_height_px", max_height_px, minimum=50)
     cell_w, cell_h = cell_size(cell_px)
@@ -189,7 +145,7 @@ def lens_figure(
     lo, hi = window(record.seq_len, start, end)
     grid = lens_grid(record, rows, np.arange(lo, hi, dtype=np.int64), hover_k=hover_k)
     values = stat_values(record, grid, stat, compare=compare)
-    scale = _scale(stat, values, compare=compare is not None, palette=palette)
+    scale = view_scale("lens" if compare is None else "compare", stat, values, palette=palette)
     strings = Strings()
     cells = ColumnDataSource(
         data=cell_columns(record, grid, values, scale, strings, compare=compare, hover_k=hover_k), name="lens_cells"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,14 +9,13 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 
 from coilvis.compare import topk_divergence
+from coilvis.options import LN2
 from coilvis.record import Record
 from coilvis.tokens import display
 from coilvis.views._style import ColorScale, map_colors, text_colors
 
-__all__ = ["LN2", "SHORT_LEN", "Strings", "LensGrid", "lens_grid", "stat_values", "cell_columns"]
+__all__ = ["SHORT_LEN", "Strings", "LensGrid", "lens_grid", "stat_values", "cell_columns"]
 
-#: ln 2: nats divided by it are bits.
-LN2 = math.log(2.0)
 #: Characters of the short cell label (when the long one does not fit).
 SHORT_LEN = 3
 _HOVER_LEN = 24
