@@ -15,19 +15,19 @@ Only numpy is used.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.options import LN2
 
 __all__ = ["DIVERGENCES", "topk_divergence"]
 
 DIVERGENCES: tuple[str, ...] = ("kl", "js", "tv")
 """The divergences :func:`topk_divergence` computes."""
 
-_LN2 = math.log(2.0)
 
 
 def _f(kind: str, p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -136,72 +136,106 @@ def topk_divergence(
     if pi.shape[:-1] != qi.shape[:-1]:
         raise CoilvisValueError(f"q_ids: leading shape {qi.shape[:-1]} differs from p_ids leading shape {pi.shape[:-1]}")
     lead = pi.shape[:-1]
-    pi, pp = pi.reshape(-1, pi.shape[-1]), pp.reshape(-1, pp.shape[-1])
-    qi, qp = qi.reshape(-1, qi.shape[-1]), qp.reshape(-1, qp.shape[-1])
-
-    match = pi[:, :, None] == qi[:, None, :]  # (n, k_p, k_q)
-    in_q = match.any(axis=2)  # p's token also in q's list
-    in_p = match.any(axis=1)
-    # q's probability of each of p's shared tokens (0 where not shared)
-    q_at_p = (match * qp[:, None, :]).sum(axis=2)
-    shared = np.where(in_q, _f(kind, pp, q_at_p), 0.0).sum(axis=1)
-
-    mass_x = np.where(in_q, 0.0, pp).sum(axis=1)  # p(X), known
-    mass_y = np.where(in_p, 0.0, qp).sum(axis=1)  # q(Y), known
-    rest_p = np.clip(1.0 - pp.sum(axis=1), atol, 1.0)  # p(Y) + p(Z)
-    rest_q = np.clip(1.0 - qp.sum(axis=1), atol, 1.0)  # q(X) + q(Z)
-    cap_u = np.minimum((~in_q).sum(axis=1) * qp.min(axis=1), rest_q)  # bound on q(X)
-    cap_v = np.minimum((~in_p).sum(axis=1) * pp.min(axis=1), rest_p)  # bound on p(Y)
-
-    def objective(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return (
-            _f(kind, mass_x, u)
-            + _f(kind, v, mass_y)
-            # the rest's masses are floored like the leftovers: a rounding residue of
-            # p against an exact 0 of q is not an infinite KL
-            + _f(kind, np.maximum(rest_p - v, atol), np.maximum(rest_q - u, atol))
-        )
-
-    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = num / den
-        return np.where(np.isfinite(out), out, 0.0)
-
-    # The objective is jointly convex in (u, v) on the box [0, cap_u] x [0, cap_v].
-    # KL and JS have strictly convex generators: a stationary point equalises the
-    # ratio p/q over the outcomes that vary, so the minimum is the ratio-equalising
-    # point if it lies in the box, else on an edge where the 1-D minimiser is the
-    # clipped ratio-equalising point of that edge. TV is piecewise linear: its minimum
-    # lies at a vertex of the box cut by the lines u = p(X), v = q(Y) and
-    # u - v = rest_q - rest_p. Every candidate is clipped into the box (so feasible),
-    # and the minimiser is among them; the smallest value wins.
-    c = ratio(rest_p + mass_x, rest_q + mass_y)
-    cands_u = [ratio(mass_x, c), cap_u, np.zeros_like(cap_u), None, None]
-    cands_v = [c * mass_y, None, None, cap_v, np.zeros_like(cap_v)]
-    cands_v[1] = ratio(mass_y * rest_p, mass_y + rest_q - cap_u)
-    cands_v[2] = ratio(mass_y * rest_p, mass_y + rest_q)
-    cands_u[3] = ratio(mass_x * rest_q, mass_x + rest_p - cap_v)
-    cands_u[4] = ratio(mass_x * rest_q, mass_x + rest_p)
-    if kind == "tv":
-        zero = np.zeros_like(cap_u)
-        shift = rest_q - rest_p  # the line u - v = shift
-        extra = [
-            (zero, zero), (cap_u, zero), (zero, cap_v), (cap_u, cap_v),
-            (mass_x, zero), (mass_x, cap_v), (zero, mass_y), (cap_u, mass_y),
-            (zero, -shift), (cap_u, cap_u - shift), (shift, zero), (cap_v + shift, cap_v),
-            (mass_x, mass_y), (mass_x, mass_x - shift), (mass_y + shift, mass_y),
-        ]
-        cands_u += [u for u, _ in extra]
-        cands_v += [v for _, v in extra]
-    best = np.full(pi.shape[0], np.inf)
-    for u, v in zip(cands_u, cands_v):
-        value = objective(np.clip(u, 0.0, cap_u), np.clip(v, 0.0, cap_v))
-        best = np.minimum(best, value)
-    out = np.maximum(shared + best, 0.0)
+    cells = _Cells.of(
+        pi.reshape(-1, pi.shape[-1]), pp.reshape(-1, pp.shape[-1]), qi.reshape(-1, qi.shape[-1]), qp.reshape(-1, qp.shape[-1]),
+        kind=kind, atol=atol,
+    )
+    best = np.full(cells.shared.shape[0], np.inf)
+    for u, v in _candidates(kind, cells):
+        best = np.minimum(best, cells.objective(np.clip(u, 0.0, cells.cap_u), np.clip(v, 0.0, cells.cap_v)))
+    out = np.maximum(cells.shared + best, 0.0)
     if kind == "js":
-        out = np.minimum(out, _LN2)
+        out = np.minimum(out, LN2)
     elif kind == "tv":
         out = np.minimum(out, 1.0)
     if bits and kind != "tv":
-        out = out / _LN2
+        out = out / LN2
     return out.reshape(lead)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The coarse-graining of n cells (shapes (n,)): the shared tokens' divergence, the
+    known masses ``p(X)`` and ``q(Y)``, the leftovers, and the bounds on the unknown
+    masses ``u = q(X)`` and ``v = p(Y)``."""
+
+    kind: str
+    atol: float
+    shared: np.ndarray  # divergence over the tokens in both lists
+    mass_x: np.ndarray  # p(X), known
+    mass_y: np.ndarray  # q(Y), known
+    rest_p: np.ndarray  # p(Y) + p(Z)
+    rest_q: np.ndarray  # q(X) + q(Z)
+    cap_u: np.ndarray  # bound on q(X)
+    cap_v: np.ndarray  # bound on p(Y)
+
+    @classmethod
+    def of(cls, pi: np.ndarray, pp: np.ndarray, qi: np.ndarray, qp: np.ndarray, *, kind: str, atol: float) -> _Cells:
+        """From (n, k_p) and (n, k_q) ids and probabilities."""
+        match = pi[:, :, None] == qi[:, None, :]  # (n, k_p, k_q)
+        in_q = match.any(axis=2)  # p's token also in q's list
+        in_p = match.any(axis=1)
+        # q's probability of each of p's shared tokens (0 where not shared)
+        q_at_p = (match * qp[:, None, :]).sum(axis=2)
+        rest_p = np.clip(1.0 - pp.sum(axis=1), atol, 1.0)
+        rest_q = np.clip(1.0 - qp.sum(axis=1), atol, 1.0)
+        return cls(
+            kind=kind,
+            atol=atol,
+            shared=np.where(in_q, _f(kind, pp, q_at_p), 0.0).sum(axis=1),
+            mass_x=np.where(in_q, 0.0, pp).sum(axis=1),
+            mass_y=np.where(in_p, 0.0, qp).sum(axis=1),
+            rest_p=rest_p,
+            rest_q=rest_q,
+            cap_u=np.minimum((~in_q).sum(axis=1) * qp.min(axis=1), rest_q),
+            cap_v=np.minimum((~in_p).sum(axis=1) * pp.min(axis=1), rest_p),
+        )
+
+    def objective(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The divergence over X, Y and the rest for unknown masses ``u = q(X)``, ``v = p(Y)``."""
+        return (
+            _f(self.kind, self.mass_x, u)
+            + _f(self.kind, v, self.mass_y)
+            # the rest's masses are floored like the leftovers: a rounding residue of
+            # p against an exact 0 of q is not an infinite KL
+            + _f(self.kind, np.maximum(self.rest_p - v, self.atol), np.maximum(self.rest_q - u, self.atol))
+        )
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def _candidates(kind: str, c: _Cells) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Points ``(u, v)`` among which the objective's minimum over the box lies.
+
+    The objective is jointly convex in (u, v) on the box [0, cap_u] x [0, cap_v]. KL
+    and JS have strictly convex generators: a stationary point equalises the ratio p/q
+    over the outcomes that vary, so the minimum is the ratio-equalising point if it
+    lies in the box, else on an edge where the 1-D minimiser is the clipped
+    ratio-equalising point of that edge. TV is piecewise linear: its minimum lies at a
+    vertex of the box cut by the lines u = p(X), v = q(Y) and u - v = rest_q - rest_p.
+    The caller clips every candidate into the box (so feasible), and the minimiser is
+    among them; the smallest value wins.
+    """
+    ratio = _ratio(c.rest_p + c.mass_x, c.rest_q + c.mass_y)
+    zero = np.zeros_like(c.cap_u)
+    cands = [
+        (_ratio(c.mass_x, ratio), ratio * c.mass_y),
+        (c.cap_u, _ratio(c.mass_y * c.rest_p, c.mass_y + c.rest_q - c.cap_u)),
+        (np.zeros_like(c.cap_u), _ratio(c.mass_y * c.rest_p, c.mass_y + c.rest_q)),
+        (_ratio(c.mass_x * c.rest_q, c.mass_x + c.rest_p - c.cap_v), c.cap_v),
+        (_ratio(c.mass_x * c.rest_q, c.mass_x + c.rest_p), np.zeros_like(c.cap_v)),
+    ]
+    if kind == "tv":
+        shift = c.rest_q - c.rest_p  # the line u - v = shift
+        mx, my, cu, cv = c.mass_x, c.mass_y, c.cap_u, c.cap_v
+        cands += [
+            (zero, zero), (cu, zero), (zero, cv), (cu, cv),
+            (mx, zero), (mx, cv), (zero, my), (cu, my),
+            (zero, -shift), (cu, cu - shift), (shift, zero), (cv + shift, cv),
+            (mx, my), (mx, mx - shift), (my + shift, my),
+        ]
+    return cands

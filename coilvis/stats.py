@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.options import LN2
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -43,6 +43,7 @@ __all__ = [
     "entropy",
     "topk",
     "rank_of",
+    "next_ids_of",
     "position_stats",
     "kl_divergence",
     "js_divergence",
@@ -53,7 +54,6 @@ __all__ = [
 #: Rows processed at once. 32 rows of a 50k vocabulary are 6 MB of float32, small
 #: enough that the several passes per row stay in the CPU's cache.
 DEFAULT_CHUNK_SIZE = 32
-_LN2 = math.log(2.0)
 
 
 def to_numpy(tensor: Any) -> np.ndarray:
@@ -218,7 +218,7 @@ def entropy(logits: Any, *, bits: bool = False, chunk_size: int = DEFAULT_CHUNK_
         *_, h = _fast_chunk(rows[s].to(torch.float32), 1, s.start, "logits", tuple(t.shape))
         out[s] = to_numpy(h)
     if bits:
-        out /= _LN2
+        out /= LN2
     return out.reshape(tuple(t.shape[:-1]))
 
 
@@ -298,6 +298,25 @@ def rank_of(logits: Any, target_ids: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZ
         tv = x.gather(1, tid[s].unsqueeze(1))
         out[s] = to_numpy((x > tv).sum(dim=-1)) + 1
     return out.reshape(tuple(t.shape[:-1]))
+
+
+def next_ids_of(token_ids: Any) -> np.ndarray:
+    """The actual next token of each position: ``token_ids`` shifted left, -1 at the end.
+
+    Position i of a Record predicts token i + 1, so this is what ``next_ids`` of
+    :func:`position_stats` and of the logit lens takes.
+
+    Args:
+        token_ids: (seq_len,) ints (-1 where unknown).
+
+    Returns:
+        (seq_len,) int64, -1 at the last position (nothing follows it).
+
+    >>> next_ids_of([5, 7, 9]).tolist()
+    [7, 9, -1]
+    """
+    ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+    return np.append(ids[1:], -1)
 
 
 def position_stats(
@@ -383,16 +402,16 @@ def _divergence(p_logits: Any, q_logits: Any, kind: str, bits: bool, chunk_size:
                 d = torch.where(pp > 0, pp * (lp - lq), zero).sum(dim=-1)
             elif kind == "js":
                 qq = lq.exp()
-                lm = torch.logaddexp(lp, lq) - _LN2
+                lm = torch.logaddexp(lp, lq) - LN2
                 d = 0.5 * torch.where(pp > 0, pp * (lp - lm), zero).sum(dim=-1)
                 d = d + 0.5 * torch.where(qq > 0, qq * (lq - lm), zero).sum(dim=-1)
-                d = d.clamp(min=0.0, max=_LN2)
+                d = d.clamp(min=0.0, max=LN2)
             else:
                 d = 0.5 * (pp - lq.exp()).abs().sum(dim=-1)
                 d = d.clamp(min=0.0, max=1.0)
             out[s] = to_numpy(d.clamp(min=0.0) if kind == "kl" else d)
     if bits and kind != "tv":
-        out /= _LN2
+        out /= LN2
     return out.reshape(tuple(p.shape[:-1]))
 
 
