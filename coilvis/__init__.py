@@ -49,7 +49,7 @@ _LAZY = {
     "load_model": "coilvis.models",
     "run": "coilvis.runner",
     "from_logits": "coilvis.runner",
-    "from_cache": "coilvis.models.tlens",
+    "from_cache": "coilvis.runner",
     "logits_table": "coilvis.table",
     "coil": "coilvis.views.coil",
     "lens": "coilvis.views.lens",

@@ -1,7 +1,9 @@
-"""Tests for coilvis.logit_lens: every lens row against an explicit full decoding (torch
-references, tiny random models of several architectures), the final row against the
-model's own logits, mid-layer residuals against explicit hooks, chunking invariance,
-the TransformerLens cache path against the transformers path, and clear errors."""
+"""Tests for coilvis.logit_lens, the lens engine: every lens row against an explicit full
+decoding (torch references, tiny random models of several architectures), the final row
+against the model's own logits, chunking and thread invariance, the decoder self-check,
+the TransformerLens cache path against the transformers path, and clear errors. The
+model anatomy the engine is fed by (decoders, residual layout, hooks) is tested in
+tests/test_anatomy.py, the statistics kernel in tests/test_lens_kernel.py."""
 
 from __future__ import annotations
 
@@ -14,14 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from coilvis import stats
-from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
-from coilvis.logit_lens import (
-    compute_lens,
-    decoder_for,
-    lens_from_tl_cache,
-    mid_residual_hooks,
-)
+from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.logit_lens import compute_lens
+from coilvis.models.anatomy import decoder_for
 from coilvis.record import LensStats
+from coilvis.runner import lens_from_tl_cache
 from tests.ties import assert_ranks_tie_equal, assert_topk_tie_equal
 
 transformers = pytest.importorskip("transformers")
@@ -211,39 +210,6 @@ def test_final_row_equals_the_models_own_statistics(arch_model: tuple[str, Any])
     np.testing.assert_allclose(lens.final_top_prob[-1], want["topk_probs"][:, 0], atol=1e-6)
 
 
-def test_decoder_of_the_last_block_output_equals_the_logits(arch_model: tuple[str, Any]) -> None:
-    _, model = arch_model
-    ids = input_ids(seed=1)
-    out, last_block = hidden_and_last_block(model, ids)
-    with torch.no_grad():
-        got = decoder_for(model)(last_block)
-    assert got.dtype == torch.float32 and got.shape == out.logits[0].shape
-    torch.testing.assert_close(got, out.logits[0], atol=1e-4, rtol=0)
-
-
-@pytest.mark.parametrize("arch", ["gemma2", "gemma3_text"])
-def test_softcap_is_not_a_no_op(arch: str) -> None:
-    """The soft-capping test above could only pass by accident if the cap did nothing."""
-    model = tiny_model(arch)
-    out, last_block = hidden_and_last_block(model, input_ids())
-    with torch.no_grad():
-        uncapped = model.lm_head(model.model.norm(last_block))
-    assert float((uncapped - out.logits[0]).abs().max()) > 0.5
-    assert decoder_for(model).softcap == SOFTCAP
-
-
-@pytest.mark.parametrize(
-    ("arch", "tied"), [(a, t) for a, (_, t) in EXPLICIT_NORM.items()], ids=list(EXPLICIT_NORM)
-)
-def test_decoder_uses_the_models_own_head_tied_or_not(arch: str, tied: bool) -> None:
-    model = tiny_model(arch)
-    dec = decoder_for(model)
-    assert dec.unembed is model.get_output_embeddings()
-    assert dec.norm is EXPLICIT_NORM[arch][0](model)
-    assert (model.lm_head.weight is model.get_input_embeddings().weight) == tied
-    assert ("untied" not in dec.description) == tied
-
-
 # --------------------------------------------------------------------------- every row
 
 
@@ -320,38 +286,6 @@ def test_thread_count_does_not_change_the_lens_and_is_restored(stats_threads: in
     assert torch.get_num_threads() == before
 
 
-def test_auto_threads_keep_the_faster_count_and_retry_the_other() -> None:
-    """With a fake clock: one thread costs 1 unit per row, n threads 3 units (a loaded
-    machine); the chooser tries both, then keeps one thread, retrying the other now and
-    then; when the costs swap it follows."""
-    from coilvis.logit_lens import _RETRY_BLOCKS, _StatsThreads
-
-    now = [0.0]
-    cost = {1: 1.0, 4: 3.0}
-    threads = _StatsThreads(None, enabled=True, clock=lambda: now[0])
-    threads.candidates = [1, 4]
-    threads.cost = {1: 0.0, 4: 0.0}
-    threads.trials = {1: 0, 4: 0}
-    used: list[int] = []
-
-    def block() -> None:
-        n = torch.get_num_threads()
-        used.append(n)
-        now[0] += cost[n] * 32
-
-    before = torch.get_num_threads()
-    for _ in range(2 * _RETRY_BLOCKS):
-        threads.run(32, block)
-    assert torch.get_num_threads() == before
-    assert used[:6].count(1) == 3 and used[:6].count(4) == 3
-    assert used[6:].count(4) == 2  # one retry per _RETRY_BLOCKS blocks
-    cost[1], cost[4] = 3.0, 1.0
-    for _ in range(2 * _RETRY_BLOCKS):
-        threads.run(32, block)
-    tail = used[-_RETRY_BLOCKS:]
-    assert tail.count(1) == 1  # now only the retry
-
-
 def test_unknown_next_tokens_are_nan_and_minus_one() -> None:
     model = tiny_model("gpt2")
     ids = input_ids()
@@ -384,32 +318,6 @@ def test_masked_vocabulary_in_the_final_logits_gives_finite_statistics() -> None
     assert_lens_matches(lens, ref)
 
 
-#: (name, d_vocab, k): vocabulary sizes with and without a block divisor, k up to the
-#: point where the plain torch.topk takes over.
-TOPK_CASES = [("49152 k1", 49152, 1), ("49152 k5", 49152, 5), ("49152 k24", 49152, 24), ("49152 k40", 49152, 40),
-              ("50257 k5", 50257, 5), ("prime 50261 k5", 50261, 5), ("4096 k2", 4096, 2)]
-
-
-@pytest.mark.parametrize(("name", "d_vocab", "k"), TOPK_CASES, ids=[c[0] for c in TOPK_CASES])
-def test_blocked_topk_equals_torch_topk(name: str, d_vocab: int, k: int) -> None:
-    from coilvis.logit_lens import _block_size, _topk
-
-    gen = torch.Generator().manual_seed(d_vocab + k)
-    x = torch.randn(6, d_vocab, generator=gen) * 4
-    # the winners crowded into one block and spread over others
-    x[0, 5:5 + k] = 100.0 + torch.arange(k, dtype=torch.float32)
-    values, ids = _topk(x, k, _block_size(d_vocab))
-    want_values, want_ids = torch.topk(x, k, dim=-1)
-    torch.testing.assert_close(values, want_values, atol=0, rtol=0)
-    torch.testing.assert_close(ids, want_ids, atol=0, rtol=0)
-
-
-def test_block_sizes_divide_the_vocabulary() -> None:
-    from coilvis.logit_lens import _block_size
-
-    assert [_block_size(v) for v in (49152, 50257, 128256, 32000, 100, 50261)] == [1024, 1733, 1002, 1000, None, None]
-
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 def test_16_bit_models_decode_in_their_dtype_and_report_float32(dtype: torch.dtype) -> None:
     model = tiny_model("gemma2").to(dtype)
@@ -424,53 +332,6 @@ def test_16_bit_models_decode_in_their_dtype_and_report_float32(dtype: torch.dty
     # 16-bit logits differ by one 16-bit step between matmul kernels (~0.4 % of a logit)
     assert_lens_matches(lens, reference_lens(rows, next_ids_of(ids), K), atol=2e-3, rtol=2e-2, ties=True)
     assert_ranks_tie_equal(lens.next_rank[-1], logits, next_ids_of(ids), atol=5e-2)
-
-
-# --------------------------------------------------------------------------- mid residuals
-
-
-#: arch -> how the residual after attention is built from explicit hooks: the module
-#: whose output is added to the residual stream.
-MID_ADDEND = {
-    "gpt2": lambda layer: layer.attn,
-    "llama": lambda layer: layer.self_attn,
-    "qwen2": lambda layer: layer.self_attn,
-    "gemma2": lambda layer: layer.post_attention_layernorm,
-}
-
-
-@pytest.mark.parametrize("arch", list(MID_ADDEND))
-def test_mid_residual_is_hidden_state_plus_attention_output(arch: str) -> None:
-    from coilvis.models.hf import forward_for_record
-
-    model = tiny_model(arch)
-    ids = input_ids(seed=5)
-    layers = model.transformer.h if arch == "gpt2" else model.model.layers
-    addends: dict[int, torch.Tensor] = {}
-    handles = []
-    for i, layer in enumerate(layers):
-
-        def hook(mod: Any, args: Any, output: Any, i: int = i) -> None:
-            addends[i] = (output[0] if isinstance(output, tuple) else output)[0].detach().clone()
-
-        handles.append(MID_ADDEND[arch](layer).register_forward_hook(hook))
-    try:
-        out, _ = hidden_and_last_block(model, ids)
-    finally:
-        for h in handles:
-            h.remove()
-    logits, residuals, n_layers = forward_for_record(model, ids, residuals=True, mid=True)
-    assert residuals is not None
-    got = dict(residuals)
-    names = [n for n, _ in residuals]
-    assert names == ["embed"] + [x for i in range(n_layers) for x in (f"{i}.mid", str(i))]
-    for i in range(n_layers):
-        torch.testing.assert_close(got[f"{i}.mid"], out.hidden_states[i][0] + addends[i], atol=1e-6, rtol=1e-6)
-    lens = compute_lens(model, residuals, logits=logits, next_ids=next_ids_of(ids), k=K)
-    assert lens.layer_names == tuple(names)
-    with torch.no_grad():
-        rows = [explicit_decode(arch, model, t) for n, t in residuals[:-1]] + [logits]
-    assert_lens_matches(lens, reference_lens(rows, next_ids_of(ids), K))
 
 
 def test_run_keeps_the_lens_with_mid_rows(tiny_llama: Any, tiny_tokenizer: Any) -> None:
@@ -509,51 +370,6 @@ def test_coilvis_lens_stays_the_view_function_after_a_lens_run(tiny_llama: Any, 
 
 
 # --------------------------------------------------------------------------- errors
-
-
-def _mamba() -> Any:
-    torch.manual_seed(0)
-    config = transformers.MambaConfig(hidden_size=16, state_size=4, num_hidden_layers=2, vocab_size=50)
-    return transformers.AutoModelForCausalLM.from_config(config).eval()
-
-
-def _granite() -> Any:
-    torch.manual_seed(0)
-    config = transformers.GraniteConfig(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=50, logits_scaling=8.0
-    )
-    return transformers.AutoModelForCausalLM.from_config(config).eval()
-
-
-def _gpt_neox() -> Any:
-    torch.manual_seed(0)
-    config = transformers.GPTNeoXConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=50)
-    return transformers.AutoModelForCausalLM.from_config(config).eval()
-
-
-# (name, call, error type, words the message must hold)
-ERROR_CASES = [
-    ("no final norm (Mamba)", lambda: decoder_for(_mamba()), CoilvisValueError, ["final norm", "MambaForCausalLM", "ln_f"]),
-    ("logit rescaling (Granite)", lambda: decoder_for(_granite()), CoilvisValueError, ["logits_scaling", "GraniteForCausalLM"]),
-    ("not a model", lambda: decoder_for(torch.nn.Linear(2, 2)), CoilvisTypeError, ["model", "Linear"]),
-    ("mid of an unknown architecture", lambda: mid_residual_hooks(_gpt_neox(), {}), CoilvisValueError, ["lens_mid", "gpt_neox", "llama"]),
-]
-
-
-@pytest.mark.parametrize(("name", "call", "error", "words"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
-def test_unsupported_models_raise_a_clear_error(name: str, call: Any, error: type, words: list[str]) -> None:
-    with pytest.raises(error) as info:
-        call()
-    assert isinstance(info.value, CoilvisError)
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
-
-
-def test_run_refuses_an_unsupported_architecture_before_drawing() -> None:
-    from coilvis.models.hf import forward_for_record
-
-    with pytest.raises(CoilvisValueError, match="final norm"):
-        forward_for_record(_mamba(), torch.tensor([1, 2, 3]), residuals=True)
 
 
 def test_a_decoder_that_does_not_reproduce_the_logits_is_refused() -> None:

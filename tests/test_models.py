@@ -279,14 +279,6 @@ def test_resolve_model_rejects_non_models(bad: Any) -> None:
         resolve_model(bad)
 
 
-def test_model_type_detection(tiny_llama: Any) -> None:
-    assert hf.is_hf_model(tiny_llama)
-    assert not hf.is_hf_model(object())
-    assert not is_transformer_lens(tiny_llama)
-    fake = type("HookedTransformer", (), {"__module__": "transformer_lens.HookedTransformer"})()
-    assert is_transformer_lens(fake) and not hf.is_hf_model(fake)
-
-
 # --------------------------------------------------------------------------- the transformers adapter
 
 

@@ -1,7 +1,11 @@
 """Model adapters: the embedded default model, Hugging Face transformers, TransformerLens.
 
-Nothing heavy is imported here; transformers and transformer_lens load inside the
-functions that need them.
+Loading and resolving models lives here; :mod:`~coilvis.models.kinds` tells model
+families apart, :mod:`~coilvis.models.anatomy` reads a model's blocks, head and residual
+stream (one layout for every adapter), and :mod:`~coilvis.models.hf`,
+:mod:`~coilvis.models.tlens` and :mod:`~coilvis.models.default` run and load models.
+Nothing heavy is imported here (not even torch); transformers and transformer_lens load
+inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, ModelNotFoundError
+from coilvis.models.kinds import is_hf_model, is_nnsight, is_transformer_lens
 
 __all__ = [
     "LoadedModel",
@@ -165,11 +170,6 @@ def check_tokenizer(tokenizer: Any, *, name: str = "tokenizer") -> Any:
     )
 
 
-def is_transformer_lens(model: Any) -> bool:
-    """Whether ``model`` is a TransformerLens model (HookedTransformer or TransformerBridge)."""
-    return any(c.__module__.split(".")[0] == "transformer_lens" for c in type(model).__mro__)
-
-
 def context_length(model: Any, tokenizer: Any = None) -> tuple[int, str] | None:
     """How many positions a model takes, and where that number was read.
 
@@ -216,8 +216,6 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
     tokenizer is used), or an nnsight ``LanguageModel`` (the transformers model it
     wraps runs, with its tokenizer).
     """
-    from coilvis.models import hf
-
     tokenizer = check_tokenizer(tokenizer)
     if model is None or isinstance(model, str):
         loaded = load_model(model)
@@ -226,13 +224,13 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
         return model if tokenizer is None else LoadedModel(model.model, tokenizer, model.name)
     if isinstance(model, tuple) and len(model) == 2:
         return resolve_model(model[0], check_tokenizer(model[1], name="model[1]") if tokenizer is None else tokenizer)
-    if any(c.__module__.split(".")[0] == "nnsight" for c in type(model).__mro__):
+    if is_nnsight(model):
         # an nnsight LanguageModel wraps a transformers model: run that one directly
         try:
             inner = object.__getattribute__(model, "_module")  # its __getattr__ would look inside the model
         except AttributeError:
             inner = None
-        if inner is None or not hf.is_hf_model(inner):
+        if inner is None or not is_hf_model(inner):
             raise CoilvisTypeError("model: this nnsight model does not wrap a transformers model coilvis can run")
         tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
         return resolve_model(inner, tok)
@@ -242,7 +240,7 @@ def resolve_model(model: Any, tokenizer: Any = None) -> LoadedModel:
             raise CoilvisTypeError("tokenizer: this TransformerLens model has no tokenizer; pass tokenizer=")
         name = getattr(getattr(model, "cfg", None), "model_name", None) or type(model).__name__
         return LoadedModel(model, tok, str(name))
-    if hf.is_hf_model(model):
+    if is_hf_model(model):
         name = getattr(model.config, "name_or_path", "") or type(model).__name__
         if tokenizer is None:
             if not name or name == type(model).__name__:

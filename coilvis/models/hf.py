@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from coilvis.errors import CoilvisValueError, MissingDependencyError, ModelNotFoundError
+from coilvis.models.anatomy import ResidualRow, collect_residuals, final_residual_hook, mid_residual_hooks, n_layers_of, residual_layout
 
-__all__ = ["load_hf", "is_hf_model", "attention_modules", "eager_attention", "forward"]
+__all__ = ["load_hf", "attention_modules", "eager_attention", "forward", "encode", "forward_for_record"]
 
 
 def _transformers() -> Any:
@@ -29,11 +30,6 @@ def _transformers() -> Any:
             "model: Hugging Face models need transformers; install it with: pip install 'coilvis[models]'"
         ) from None
     return transformers
-
-
-def is_hf_model(model: Any) -> bool:
-    """Whether ``model`` is a transformers ``PreTrainedModel`` (without importing transformers)."""
-    return any(c.__module__.startswith("transformers.") and c.__name__ == "PreTrainedModel" for c in type(model).__mro__)
 
 
 def load_hf(name_or_path: str, *, device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
@@ -136,8 +132,6 @@ def attention_modules(model: Any) -> list[Any]:
         cls = type(module).__name__
         if cls.endswith("Attention") and not any(name.startswith(p + ".") for p, _ in found):
             found.append((name, module))
-    from coilvis.logit_lens import n_layers_of
-
     try:
         n_layers: int | None = n_layers_of(model)
     except CoilvisValueError:  # the config does not say: trust the modules found
@@ -261,15 +255,14 @@ def forward_for_record(
         mid: also return the residual after each layer's attention (needs ``residuals``).
 
     Returns:
-        ``(logits, residuals, n_layers)``: (seq_len, d_vocab) logits; when asked, a list
-        of ``(name, (seq_len, d_model) tensor)`` for ``"embed"`` and the output of
-        blocks ``"0"`` .. ``"n_layers-2"`` (the last block's output is the model's own
-        logits, which the lens uses directly), with ``"i.mid"`` entries when ``mid``,
-        and last the last block's output before the final norm, named
-        ``str(n_layers - 1)``, with which the lens checks its decoder against the logits.
+        ``(logits, residuals, n_layers)``: (seq_len, d_vocab) logits; when asked, the
+        ``(name, (seq_len, d_model) tensor)`` rows of
+        :func:`coilvis.models.anatomy.residual_layout`: ``"embed"`` (transformers'
+        first hidden state), each block's output ``"i"`` and, when ``mid``, ``"i.mid"``;
+        the last block's output is taken before the final norm by a hook (transformers'
+        last hidden state is already normed), and with it the lens checks its decoder
+        against the logits.
     """
-    from coilvis.logit_lens import final_residual_hook, mid_residual_hooks, n_layers_of
-
     n_layers = n_layers_of(model)
     mids: dict[int, torch.Tensor] = {}
     final: dict[str, torch.Tensor] = {}
@@ -287,12 +280,12 @@ def forward_for_record(
     if not residuals:
         return logits, None, n_layers
     assert hidden is not None
-    out: list[tuple[str, torch.Tensor]] = [("embed", hidden[0])]
-    for i in range(n_layers):
-        if i in mids:
-            out.append((f"{i}.mid", mids[i]))
-        if i < n_layers - 1:
-            out.append((str(i), hidden[i + 1]))
-    if "final" in final:
-        out.append((str(n_layers - 1), final["final"]))
-    return logits, out, n_layers
+
+    def tensor_of(row: ResidualRow) -> torch.Tensor | None:
+        if row.where == "mid":
+            return mids.get(row.layer)
+        if row.where == "pre":
+            return hidden[0]
+        return final.get("final") if row.layer == n_layers - 1 else hidden[row.layer + 1]
+
+    return logits, collect_residuals(residual_layout(n_layers, mid=mid), tensor_of), n_layers

@@ -1,0 +1,280 @@
+"""The logit lens's statistics kernel: a block of decoded rows reduced to what a lens cell keeps.
+
+A block is ``n_groups`` layers of the same ``P`` positions, ``(n_groups * P, d_vocab)``
+float32 logits, about :data:`STATS_BLOCK_ROWS` rows so that its dozen passes stay in
+a CPU's last-level cache. :func:`row_stats` makes them: a blocked top-k, one softmax,
+two row-wise sums of products (entropy, KL to the final row) and two comparison
+counts (ranks). :class:`StatsThreads` picks torch's thread count for these short
+passes by timing them. Nothing here knows a model: :mod:`coilvis.logit_lens` decodes
+the rows and calls this kernel.
+
+Example:
+    >>> import torch
+    >>> x = torch.tensor([[3.0, 1.0, 2.0, 0.0]])
+    >>> values, ids = blocked_topk(x, 2, None)
+    >>> ids.tolist(), values.tolist()
+    ([[0, 2]], [[3.0, 2.0]])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = [
+    "STATS_BLOCK_ROWS",
+    "FIELDS",
+    "FinalRow",
+    "Workspace",
+    "block_size",
+    "blocked_topk",
+    "row_stats",
+    "StatsThreads",
+    "stat_blocks",
+]
+
+#: Rows whose statistics are computed at once, within one matmul's rows: 32 rows of a
+#: 49k vocabulary and their two scratch buffers (18 MB) stay in a CPU's last-level
+#: cache across the dozen passes the statistics make.
+STATS_BLOCK_ROWS = 32
+#: Blocks timed per thread count before choosing one, and how often the other is retried.
+TRIAL_BLOCKS = 3
+RETRY_BLOCKS = 64
+#: The statistics of a lens cell, as :class:`~coilvis.record.LensStats` names them.
+FIELDS = ("topk_ids", "topk_probs", "entropy", "kl_to_final", "next_prob", "next_rank", "final_top_prob", "final_top_rank")
+
+
+@dataclass
+class FinalRow:
+    """The final row of one position chunk: what every layer's row is compared with."""
+
+    probs: torch.Tensor  # (P, V) softmax of the final logits
+    probs_sum: torch.Tensor  # (P,) their float32 sum (1 up to rounding)
+    neg_entropy: torch.Tensor  # (P,) sum p log p
+    top_ids: torch.Tensor  # (P, 1) int64 top token of the final row
+
+    def rows(self, start: int, stop: int) -> FinalRow:
+        return FinalRow(self.probs[start:stop], self.probs_sum[start:stop], self.neg_entropy[start:stop], self.top_ids[start:stop])
+
+
+class Workspace:
+    """Float32 buffers reused from block to block, so that the statistics allocate no
+    block-sized memory (large allocations are fresh pages every time) and their passes
+    stay in the CPU's cache."""
+
+    def __init__(self, d_vocab: int) -> None:
+        self._bufs: dict[str, torch.Tensor] = {}
+        self.block = block_size(d_vocab)
+
+    def get(self, name: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        buf = self._bufs.get(name)
+        n = shape[0] * shape[1]
+        if buf is None or buf.numel() < n or buf.device != device:
+            buf = torch.empty(n, dtype=torch.float32, device=device)
+            self._bufs[name] = buf
+        return buf[:n].view(shape)
+
+
+def block_size(d_vocab: int) -> int | None:
+    """The divisor of ``d_vocab`` in [256, 4096] nearest to 1024, or ``None``."""
+    best = None
+    for size in range(256, min(4096, d_vocab // 8) + 1):
+        if d_vocab % size == 0 and (best is None or abs(size - 1024) < abs(best - 1024)):
+            best = size
+    return best
+
+
+def blocked_topk(x: torch.Tensor, k: int, block: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(x, k)`` of a (rows, V) block, sorted, in a few cheap passes.
+
+    The vocabulary is cut into blocks of ``block`` tokens; the k largest logits lie in
+    the k blocks with the largest maxima (a block outside them has k maxima of other
+    blocks at least as large as everything it holds), so one ``amax`` pass picks k
+    blocks and the full top-k runs on those ``k * block`` logits only. Ties may be
+    ordered differently from ``torch.topk`` (whose order among ties is unspecified).
+    """
+    rows, d_vocab = x.shape
+    if block is None or k * block * 2 > d_vocab:
+        return torch.topk(x, k, dim=-1)
+    blocks = x.reshape(rows, d_vocab // block, block)
+    best_blocks = torch.topk(blocks.amax(dim=-1), k, dim=-1).indices  # (rows, k)
+    candidates = blocks.gather(1, best_blocks.unsqueeze(-1).expand(rows, k, block)).view(rows, k * block)
+    values, where = torch.topk(candidates, k, dim=-1)
+    ids = best_blocks.gather(1, where // block) * block + where % block
+    return values, ids
+
+
+def _rank(x: torch.Tensor, value: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+    """(rows,) int32 1-based rank of ``value`` (rows, 1) in each row of ``x``: 1 + the
+    number of entries strictly greater, counted as float32 ones (exact below 2**24
+    entries; summing bools casts the whole block to integers first, several times
+    slower)."""
+    return torch.gt(x, value, out=buf).sum(dim=-1).to(torch.int32) + 1
+
+
+def row_stats(
+    x: torch.Tensor,
+    *,
+    k: int,
+    next_ids: torch.Tensor,
+    final: FinalRow | None,
+    n_groups: int,
+    work: Workspace,
+    probs_out: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], FinalRow | None]:
+    """Statistics of ``x: (n_groups * P, V)`` float32 logits (``n_groups`` layers of the
+    same P positions, layer-major).
+
+    One softmax gives ``p`` and ``log Z = max - log p[argmax]``; then, with sums that
+    carry their own rounding of ``sum p`` (so no ``log Z * (1 - sum p)`` error creeps
+    in): ``H = log Z * sum p - sum p x`` and
+    ``KL(f || x) = sum p_f log p_f - sum p_f x + log Z * sum p_f``. torch's pairwise
+    sums keep these differences of ~30-nat terms accurate to ~1e-5 nats.
+
+    Args:
+        x: (n_groups * P, V) float32 logits (not modified).
+        k: top tokens kept.
+        next_ids: (P,) int64 actual next token, -1 where unknown.
+        final: the final row of these positions; ``None`` when ``x`` is that row.
+        n_groups: number of layers stacked in ``x``.
+        work: reusable buffers.
+        probs_out: (P, V) where the final row's probabilities go (``final is None``).
+
+    Returns:
+        ``(stats, final)``: tensors of shape (n_groups * P, ...) (or ``{"bad": mask}``
+        when a row has NaN/inf logits) and, when ``final`` is ``None``, the final row
+        to compare the layers with.
+    """
+    rows, d_vocab = x.shape
+    top_v, top_i = blocked_topk(x, k, work.block)
+    buf = work.get("buf", (rows, d_vocab), x.device)
+    tgt = next_ids.clamp(min=0).unsqueeze(1).repeat(n_groups, 1)
+    next_logit = x.gather(1, tgt)
+    next_rank = _rank(x, next_logit, buf)
+    if final is not None:
+        top_logit = x.gather(1, final.top_ids.repeat(n_groups, 1))
+        top_rank = _rank(x, top_logit, buf)
+    probs = torch.softmax(x, dim=-1)
+    log_z = top_v[:, 0] - probs.gather(1, top_i[:, :1]).squeeze(1).log()
+    if not bool(torch.isfinite(log_z).all()):  # NaN or +inf logits
+        return {"bad": ~torch.isfinite(log_z)}, None
+    probs_sum = probs.sum(dim=-1)
+    entropy = _entropy(x, probs, log_z, probs_sum, buf)
+    out = {
+        "topk_ids": top_i,
+        "topk_probs": (top_v - log_z.unsqueeze(1)).exp_(),
+        "entropy": entropy,
+        "next_prob": (next_logit.squeeze(1) - log_z).exp_(),
+        "next_rank": next_rank,
+    }
+    if final is None:
+        assert probs_out is not None
+        out["kl_to_final"] = torch.zeros_like(log_z)
+        out["final_top_prob"] = out["topk_probs"][:, 0].clone()
+        out["final_top_rank"] = torch.ones_like(next_rank)
+        probs_out.copy_(probs)
+        return out, FinalRow(
+            probs=probs_out,
+            probs_sum=probs_sum,
+            neg_entropy=-entropy,
+            top_ids=top_i[:, :1].to(torch.int64),
+        )
+    out["final_top_rank"] = top_rank
+    out["final_top_prob"] = (top_logit.squeeze(1) - log_z).exp_()
+    del probs
+    out["kl_to_final"] = _kl_to_final(x, final, log_z, n_groups, buf)
+    return out, None
+
+
+def _entropy(x: torch.Tensor, probs: torch.Tensor, log_z: torch.Tensor, probs_sum: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+    """(rows,) entropy in nats, ``log Z * sum p - sum p x``, of (rows, V) logits ``x``
+    and their softmax; ``buf`` (rows, V) is scratch. Rows with -inf logits (a masked
+    vocabulary) are recomputed with their ``0 * -inf`` terms counted as 0."""
+    entropy = log_z * probs_sum - torch.mul(probs, x, out=buf).sum(dim=-1)
+    masked = ~torch.isfinite(entropy)
+    if bool(masked.any()):
+        pm, xm = probs[masked], x[masked]
+        entropy[masked] = log_z[masked] * probs_sum[masked] - torch.where(pm > 0, pm * xm, torch.zeros((), dtype=pm.dtype)).sum(-1)
+    return entropy.clamp_(min=0.0)
+
+
+def _kl_to_final(x: torch.Tensor, final: FinalRow, log_z: torch.Tensor, n_groups: int, buf: torch.Tensor) -> torch.Tensor:
+    """(n_groups * P,) ``KL(final || x) = sum p_f log p_f - sum p_f x + log Z * sum p_f``,
+    in nats, clamped at 0, of ``n_groups`` layers of (P, V) logits stacked in ``x``."""
+    n_pos = x.shape[0] // n_groups
+    cross = torch.cat(
+        [torch.mul(final.probs, x[g * n_pos : (g + 1) * n_pos], out=buf[:n_pos]).sum(dim=-1) for g in range(n_groups)]
+    )
+    kl = final.neg_entropy.repeat(n_groups) - cross + log_z * final.probs_sum.repeat(n_groups)
+    return kl.clamp_(min=0.0)
+
+
+class StatsThreads:
+    """Runs each block's statistics with a chosen number of torch threads, restoring
+    torch's own count afterwards (for the matmuls in between).
+
+    With ``fixed`` the count is fixed. Otherwise it is chosen between torch's count and
+    1 by timing the blocks as they run: the statistics are many short passes over a
+    cache-sized block, and a short multi-threaded pass waits for every thread, which
+    on an idle machine saves time but on a loaded one costs a scheduler time slice per
+    pass. Each count is tried on a few blocks, the faster per row is kept, and the
+    other is tried again every :data:`RETRY_BLOCKS` blocks (costs are moving averages,
+    so a change of load is followed within a retry or two). Results do not depend on
+    the choice.
+    """
+
+    def __init__(self, fixed: int | None, *, enabled: bool, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        own = torch.get_num_threads()
+        if not enabled:
+            self.candidates: list[int | None] = [None]
+        elif fixed is not None:
+            self.candidates = [fixed]
+        else:
+            self.candidates = sorted({1, own})
+        #: seconds per row, a moving average (each block weighs half)
+        self.cost: dict[int | None, float] = {n: 0.0 for n in self.candidates}
+        self.trials: dict[int | None, int] = {n: 0 for n in self.candidates}
+        self.n_blocks = 0
+
+    def _choose(self) -> int | None:
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        self.n_blocks += 1
+        for n in self.candidates:
+            if self.trials[n] < TRIAL_BLOCKS:
+                return n
+        ranked = sorted(self.candidates, key=lambda n: self.cost[n])
+        return ranked[1] if self.n_blocks % RETRY_BLOCKS == 0 else ranked[0]
+
+    def run(self, n_rows: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        n = self._choose()
+        before = torch.get_num_threads()
+        switch = n is not None and n != before
+        if switch:
+            torch.set_num_threads(n)
+        t0 = self.clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            seconds = self.clock() - t0
+            if switch:
+                torch.set_num_threads(before)
+            if len(self.candidates) > 1:
+                per_row = seconds / max(1, n_rows)
+                self.cost[n] = per_row if self.trials[n] == 0 else (self.cost[n] + per_row) / 2
+                self.trials[n] += 1
+
+
+def stat_blocks(n_groups: int, n_pos: int, block_rows: int) -> list[tuple[int, int, int, int]]:
+    """Cut ``n_groups`` layers x ``n_pos`` positions into blocks of about ``block_rows``
+    rows for the statistics: ``(g0, g1, p0, p1)``, several whole layers per block when
+    positions are few, else one layer and a range of positions."""
+    if n_pos <= block_rows:
+        step = max(1, block_rows // n_pos)
+        return [(g, min(n_groups, g + step), 0, n_pos) for g in range(0, n_groups, step)]
+    return [(g, g + 1, p, min(n_pos, p + block_rows)) for g in range(n_groups) for p in range(0, n_pos, block_rows)]

@@ -1,0 +1,196 @@
+"""Run a prompt through a model once (transformers or TransformerLens) and keep a Record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from coilvis import stats
+from coilvis.errors import CoilvisValueError, check_float, check_int
+from coilvis.logit_lens import compute_lens
+from coilvis.models import LoadedModel, context_length, hf, resolve_model, tlens
+from coilvis.models.anatomy import n_layers_of
+from coilvis.models.kinds import is_transformer_lens
+from coilvis.options import check_k
+from coilvis.record import Record
+from coilvis.runner.assemble import AttentionCollector, show_progress, tokenizer_record
+from coilvis.runner.inputs import check_flag, check_prompt, check_truncate, layer_spec
+
+__all__ = ["run"]
+
+
+def _resolve_layers(spec: tuple[int, ...] | None, model: Any) -> frozenset[int] | None:
+    """Layer indices checked against the model's layer count, negative ones counted from the end."""
+    if spec is None:
+        return None
+    try:
+        n_layers = n_layers_of(model)
+    except CoilvisValueError:  # the config does not say: count the attention modules
+        n_layers = len(hf.attention_modules(model))
+    for layer in spec:
+        if not -n_layers <= layer < n_layers:
+            raise CoilvisValueError(
+                f"attention_layers: layer {layer} does not exist; the model has {n_layers} layers "
+                f"(0..{n_layers - 1}, or -{n_layers}..-1 counting from the last)"
+            )
+    return frozenset(layer % n_layers for layer in spec)
+
+
+def _fit_context(ids: np.ndarray, loaded: LoadedModel, truncate: str | None) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """Refuse (or truncate, when asked) token ids longer than the model's context."""
+    limit = context_length(loaded.model, loaded.tokenizer)
+    n = int(ids.shape[0])
+    if limit is None or n <= limit[0]:
+        return ids, None
+    n_ctx, source = limit
+    if truncate is None:
+        raise CoilvisValueError(
+            f"prompt: {n} tokens, but {loaded.name} takes at most {n_ctx} positions ({source}); shorten it, "
+            f"or pass truncate='left' (keep the last {n_ctx} tokens) or truncate='right' (keep the first {n_ctx})"
+        )
+    kept = ids[-n_ctx:] if truncate == "left" else ids[:n_ctx]
+    return kept, {"side": truncate, "dropped_tokens": n - n_ctx}
+
+
+class _Pass(NamedTuple):
+    """What one forward pass of :func:`run` gives."""
+
+    ids: np.ndarray  # (seq_len,) int64 token ids that ran
+    truncated: dict[str, Any] | None  # which side lost how many tokens
+    logits: torch.Tensor  # (seq_len, d_vocab)
+    residuals: list[tuple[str, torch.Tensor]] | None  # the residual layout, when the lens is on
+    n_layers: int
+
+
+def _forward(
+    loaded: LoadedModel, prompt: str, *, prepend_bos: bool | None, truncate: str | None, collector: AttentionCollector | None, lens: bool, lens_mid: bool
+) -> _Pass:
+    """Encode the prompt with the model's adapter, fit it to the context, run the model once."""
+    if is_transformer_lens(loaded.model):
+        ids = tlens.encode(loaded.model, prompt, prepend_bos=prepend_bos)
+        forward = tlens.forward
+    else:
+        ids = hf.encode(loaded.tokenizer, prompt, prepend_bos=prepend_bos)
+        forward = hf.forward_for_record
+    if ids.shape[0] == 0:
+        raise CoilvisValueError("prompt: the tokenizer produced no tokens for this prompt")
+    ids, truncated = _fit_context(ids, loaded, truncate)
+    logits, residuals, n_layers = forward(loaded.model, torch.as_tensor(ids), attention_hook=collector, residuals=lens, mid=lens_mid)
+    if collector is not None and not collector.parts and collector.layers != set():
+        raise CoilvisValueError(
+            "attention: the model ran but returned no attention patterns (it uses a fused attention kernel); "
+            "load it with attn_implementation='eager'"
+        )
+    return _Pass(ids, truncated, logits, residuals, n_layers)
+
+
+def _device_meta(model: Any) -> dict[str, str]:
+    """``device`` and ``dtype`` of a model's first parameter (``"cpu"`` and ``""`` without one)."""
+    first = next(iter(model.parameters()), None)
+    return {
+        "device": str(first.device) if first is not None else "cpu",
+        "dtype": str(first.dtype).replace("torch.", "") if first is not None else "",
+    }
+
+
+def run(
+    prompt: str,
+    model: Any = None,
+    *,
+    tokenizer: Any = None,
+    k: int = 10,
+    attention: bool = False,
+    attention_top_k: int = 4,
+    attention_min_weight: float = 0.01,
+    attention_layers: int | Sequence[int] | None = None,
+    lens: bool = False,
+    lens_k: int = 5,
+    lens_mid: bool = False,
+    prepend_bos: bool | None = None,
+    truncate: str | None = None,
+    progress: bool | None = None,
+) -> Record:
+    """Run a prompt through a model once and keep what coilvis draws.
+
+    One forward pass (batch of 1, no gradients, on whatever device and dtype the
+    model has). Position i of the Record holds the model's prediction for token i + 1.
+    Every argument is checked before the model is loaded or run.
+
+    Args:
+        prompt: the text (non-empty).
+        model: ``None`` (the embedded default model), a model id or local folder, a
+            transformers causal LM, a :class:`~coilvis.models.LoadedModel`, a
+            TransformerLens ``HookedTransformer``/``TransformerBridge``, or an nnsight
+            ``LanguageModel``.
+        tokenizer: the model's tokenizer, when ``model`` is a transformers model
+            object without a folder to load it from.
+        k: top next tokens kept per position.
+        attention: keep attention as pruned links (needs eager attention; a
+            transformers model is switched to it for this pass and switched back).
+        attention_top_k: keys kept in the Record per query, per head and for the
+            mean/max over heads (``AttentionLinks.top_k``); a view draws at most these
+            (how many of them it draws is the view's own ``attention_top_k``).
+        attention_min_weight: drop links lighter than this, a weight in [0, 1].
+        attention_layers: keep links of these layers only (default: all): one layer
+            index or a list of them; negative indices count from the last layer, as in
+            Python (-1 is the last). Needs ``attention=True``.
+        lens: also compute logit-lens statistics for every layer (see
+            :mod:`coilvis.logit_lens`).
+        lens_k: top tokens kept per lens cell.
+        lens_mid: also decode the residual after each layer's attention.
+        prepend_bos: force a BOS token on or off (``None``: the tokenizer's default).
+        truncate: what to do with a prompt longer than the model's context (see
+            :func:`coilvis.models.context_length`): ``None`` refuses it, ``"left"`` drops
+            the first tokens (keeps the last ones), ``"right"`` drops the last tokens.
+            ``Record.prompt`` keeps the whole prompt; ``extra["truncated"]`` says how
+            many tokens were dropped, and from which side.
+        progress: show progress bars (default: on for long prompts).
+
+    Returns:
+        A :class:`~coilvis.record.Record`.
+
+    Raises:
+        CoilvisTypeError: an argument has the wrong type (the message names it), or
+            ``model`` is not a model.
+        CoilvisValueError: empty prompt, a prompt longer than the model's context,
+            a bad ``k``, a layer the model does not have, a weight outside [0, 1].
+        ModelNotFoundError / MissingDependencyError: see :func:`coilvis.load_model`.
+    """
+    prompt = check_prompt(prompt)
+    k = check_k(k)
+    keys_per_query = check_int("attention_top_k", attention_top_k, minimum=1)
+    min_weight = check_float("attention_min_weight", attention_min_weight, minimum=0, maximum=1)
+    lens_k = check_k(lens_k, name="lens_k")
+    attention, lens, lens_mid = (check_flag(n, v) for n, v in (("attention", attention), ("lens", lens), ("lens_mid", lens_mid)))
+    prepend_bos = check_flag("prepend_bos", prepend_bos, optional=True)
+    progress = check_flag("progress", progress, optional=True)
+    spec = layer_spec(attention_layers)
+    if spec is not None and not attention:
+        raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
+    truncate = check_truncate(truncate)
+    loaded = resolve_model(model, tokenizer)
+    layers = _resolve_layers(spec, loaded.model) if attention else None
+    collector = AttentionCollector(keys_per_query=keys_per_query, min_weight=min_weight, layers=layers) if attention else None
+    t0 = time.perf_counter()
+    fwd = _forward(loaded, prompt, prepend_bos=prepend_bos, truncate=truncate, collector=collector, lens=bool(lens), lens_mid=bool(lens_mid))
+    next_ids = stats.next_ids_of(fwd.ids)
+    d_vocab = int(fwd.logits.shape[-1])
+    pos_stats = stats.position_stats(fwd.logits, k=check_k(k, available=d_vocab), next_ids=next_ids)
+    forward_s = time.perf_counter() - t0
+    lens_stats = None
+    if lens:
+        show = show_progress(progress, fwd.ids.shape[0])
+        lens_stats = compute_lens(loaded.model, fwd.residuals, logits=fwd.logits, next_ids=next_ids, k=check_k(lens_k, available=d_vocab, name="lens_k"), progress=show)
+    adapter = "transformer_lens" if is_transformer_lens(loaded.model) else "transformers"
+    extra: dict[str, Any] = {"forward_s": round(forward_s, 4)}
+    if fwd.truncated is not None:
+        extra["truncated"] = fwd.truncated
+    return tokenizer_record(
+        loaded.tokenizer, fwd.ids, pos_stats, d_vocab=d_vocab, model_name=loaded.name, prompt=prompt, lens_stats=lens_stats,
+        attention=collector.links(fwd.n_layers) if collector is not None else None,
+        meta={**_device_meta(loaded.model), "adapter": adapter}, extra=extra,
+    )

@@ -1,0 +1,63 @@
+"""Tests for coilvis.lens_kernel, the logit lens's statistics kernel: the blocked top-k
+against torch.topk, vocabulary block sizes, and the thread-count chooser on a fake clock.
+The kernel's statistics against full-distribution references are tested through the
+engine, in tests/test_lens.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from coilvis.lens_kernel import RETRY_BLOCKS, StatsThreads, block_size, blocked_topk
+
+
+def test_auto_threads_keep_the_faster_count_and_retry_the_other() -> None:
+    """With a fake clock: one thread costs 1 unit per row, n threads 3 units (a loaded
+    machine); the chooser tries both, then keeps one thread, retrying the other now and
+    then; when the costs swap it follows."""
+    now = [0.0]
+    cost = {1: 1.0, 4: 3.0}
+    threads = StatsThreads(None, enabled=True, clock=lambda: now[0])
+    threads.candidates = [1, 4]
+    threads.cost = {1: 0.0, 4: 0.0}
+    threads.trials = {1: 0, 4: 0}
+    used: list[int] = []
+
+    def block() -> None:
+        n = torch.get_num_threads()
+        used.append(n)
+        now[0] += cost[n] * 32
+
+    before = torch.get_num_threads()
+    for _ in range(2 * RETRY_BLOCKS):
+        threads.run(32, block)
+    assert torch.get_num_threads() == before
+    assert used[:6].count(1) == 3 and used[:6].count(4) == 3
+    assert used[6:].count(4) == 2  # one retry per RETRY_BLOCKS blocks
+    cost[1], cost[4] = 3.0, 1.0
+    for _ in range(2 * RETRY_BLOCKS):
+        threads.run(32, block)
+    tail = used[-RETRY_BLOCKS:]
+    assert tail.count(1) == 1  # now only the retry
+
+
+#: (name, d_vocab, k): vocabulary sizes with and without a block divisor, k up to the
+#: point where the plain torch.topk takes over.
+TOPK_CASES = [("49152 k1", 49152, 1), ("49152 k5", 49152, 5), ("49152 k24", 49152, 24), ("49152 k40", 49152, 40),
+              ("50257 k5", 50257, 5), ("prime 50261 k5", 50261, 5), ("4096 k2", 4096, 2)]
+
+
+@pytest.mark.parametrize(("name", "d_vocab", "k"), TOPK_CASES, ids=[c[0] for c in TOPK_CASES])
+def test_blocked_topk_equals_torch_topk(name: str, d_vocab: int, k: int) -> None:
+    gen = torch.Generator().manual_seed(d_vocab + k)
+    x = torch.randn(6, d_vocab, generator=gen) * 4
+    # the winners crowded into one block and spread over others
+    x[0, 5:5 + k] = 100.0 + torch.arange(k, dtype=torch.float32)
+    values, ids = blocked_topk(x, k, block_size(d_vocab))
+    want_values, want_ids = torch.topk(x, k, dim=-1)
+    torch.testing.assert_close(values, want_values, atol=0, rtol=0)
+    torch.testing.assert_close(ids, want_ids, atol=0, rtol=0)
+
+
+def testblock_sizes_divide_the_vocabulary() -> None:
+    assert [block_size(v) for v in (49152, 50257, 128256, 32000, 100, 50261)] == [1024, 1733, 1002, 1000, None, None]
