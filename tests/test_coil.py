@@ -1,4 +1,7 @@
-"""Tests for coilvis.views.coil: the Bokeh model graph first, then the page in headless Chromium."""
+"""The coil (coilvis.views.coil): segments, colours, tooltip, markers, options and safety on the Bokeh model
+graph first, then the page in headless Chromium. Attention choices, links, arcs, labels and word/sentence
+groups have their own files (test_coil_attention.py, test_coil_links.py, test_coil_arcs.py,
+test_coil_labels.py, test_coil_groups.py), as the package has its modules."""
 
 from __future__ import annotations
 
@@ -16,55 +19,19 @@ from bokeh.models import ColorBar, CustomJS, CustomJSHover, CustomJSTransform, H
 import coilvis
 from coilvis import geometry
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
-from coilvis.record import HEAD_MAX, HEAD_MEAN
 from coilvis.tokens import display
 from coilvis.views import _style
-from coilvis.views.coil import (
-    END_MARK,
-    START_MARK,
-    AttentionChoice,
-    CoilView,
-    fit_labels,
-    label_width_px,
-    token_groups,
-)
+from coilvis.views.coil import END_MARK, START_MARK, CoilView, label_width_px
 
 try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
     from browser import browser_session  # noqa: F401  (a fixture)
+    from coil_records import causal_pattern, make_record
 except ImportError:  # tests is a package
     from tests.browser import browser_session  # noqa: F401
+    from tests.coil_records import causal_pattern, make_record
 
 EIFFEL = "The Eiffel Tower is located in the city of"
 VIEWS = Path(coilvis.__file__).parent / "views"
-
-
-def causal_pattern(rng: np.random.Generator, n_layers: int, n_heads: int, n: int) -> np.ndarray:
-    scores = rng.normal(size=(n_layers, n_heads, n, n)) * 2.0
-    scores[..., 0] += 1.5  # a sink
-    scores = np.where(np.tril(np.ones((n, n), dtype=bool)), scores, -np.inf)
-    scores -= scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
-    return (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def make_record(
-    n: int = 24,
-    *,
-    vocab: list[str] | None = None,
-    tokens: list[int] | None = None,
-    n_layers: int = 2,
-    n_heads: int = 3,
-    attention: bool = True,
-    seed: int = 0,
-) -> coilvis.Record:
-    rng = np.random.default_rng(seed)
-    if vocab is None:
-        vocab = [" the", " cat", " sat", ".", " on", " mat", "\n", "A", " dog", " ran"]
-    logits = rng.normal(size=(n, len(vocab))) * 3.0
-    if tokens is None:
-        tokens = rng.integers(0, len(vocab), size=n).tolist()
-    pattern = causal_pattern(rng, n_layers, n_heads, n) if attention else None
-    return coilvis.from_logits(logits, tokens=tokens, vocab=vocab, attention=pattern, attention_top_k=4)
 
 
 @pytest.fixture(scope="module")
@@ -272,241 +239,7 @@ def test_alike_tokens_have_distinct_labels_and_their_ids() -> None:
     assert len(set(vocab["label"])) == len(ALIKE) - 1
 
 
-# ------------------------------------------------------------------------------ attention
-
-
-def test_attention_choices(record: coilvis.Record) -> None:
-    assert coilvis.coil(record).choices == ()
-    assert coilvis.coil(record).links is None
-    assert coilvis.coil(record, attention="mean").choices == (
-        AttentionChoice(0, HEAD_MEAN),
-        AttentionChoice(1, HEAD_MEAN),
-    )
-    assert coilvis.coil(record, attention=(-1, "max")).choices == (AttentionChoice(1, HEAD_MAX),)
-    view = coilvis.coil(record, attention=[(0, 2), "max", (0, 2)])
-    assert view.choices == (AttentionChoice(0, 2), AttentionChoice(0, HEAD_MAX), AttentionChoice(1, HEAD_MAX))
-    select = view.model("coil_attention_select")
-    assert [label for _, label in select.options] == [
-        "layer 0 · head 2",
-        "layer 0 · max over heads",
-        "layer 1 · max over heads",
-    ]
-    assert view.model("coil_choice_filter").group == 0
-    single = coilvis.coil(record, attention=(1, 0))
-    assert not list(single.doc.select({"name": "coil_attention_select"}))
-
-
-@pytest.mark.parametrize(
-    ("spec", "error", "pattern"),
-    [
-        ("median", CoilvisValueError, "attention"),
-        ((5, 0), CoilvisValueError, "layer 5"),
-        ((0, 7), CoilvisValueError, "head 7"),
-        ((0, "sum"), CoilvisTypeError, "attention"),
-        (3, CoilvisTypeError, "attention"),
-        ([], CoilvisValueError, "attention"),
-    ],
-)
-def test_bad_attention_choices_name_the_argument(
-    record: coilvis.Record, spec: object, error: type, pattern: str
-) -> None:
-    with pytest.raises(error, match=pattern):
-        coilvis.coil(record, attention=spec)
-
-
-def test_attention_without_links_in_the_record_is_an_error() -> None:
-    with pytest.raises(CoilvisValueError, match="attention: the record has no attention"):
-        coilvis.coil(make_record(8, attention=False), attention="mean")
-
-
-def candidate_links(
-    record: coilvis.Record, choice: AttentionChoice, *, threshold: float, top_k: int, hide_sink: bool
-) -> set[tuple[int, int]]:
-    q, k, w = record.attention.select(choice.layer, choice.head)
-    out = set()
-    for query in np.unique(q):
-        rows = [
-            (float(wj), int(kj))
-            for qj, kj, wj in zip(q, k, w, strict=True)
-            if qj == query and kj != qj and wj >= threshold and not (hide_sink and kj == 0)
-        ]
-        rows.sort(reverse=True)
-        out.update((int(query), key) for _, key in rows[:top_k])
-    return out
-
-
-@pytest.mark.parametrize(("top_k", "threshold", "hide_sink"), [(1, 0.0, False), (3, 0.05, False), (2, 0.0, True)])
-def test_links_follow_top_k_threshold_and_sink(
-    record: coilvis.Record, top_k: int, threshold: float, hide_sink: bool
-) -> None:
-    view = coilvis.coil(
-        record,
-        attention=[(0, 1), (1, "mean")],
-        attention_top_k=top_k,
-        attention_threshold=threshold,
-        hide_sink=hide_sink,
-    )
-    data = view.links.data
-    for c, choice in enumerate(view.choices):
-        rows = data["choice"] == c
-        got = set(zip(data["query"][rows].tolist(), data["key"][rows].tolist(), strict=True))
-        assert got == candidate_links(record, choice, threshold=threshold, top_k=top_k, hide_sink=hide_sink)
-        q, k, w = record.attention.select(choice.layer, choice.head)
-        weights = {(int(a), int(b)): float(c_) for a, b, c_ in zip(q, k, w, strict=True)}
-        assert [
-            weights[pair] for pair in zip(data["query"][rows].tolist(), data["key"][rows].tolist(), strict=True)
-        ] == pytest.approx(data["weight"][rows].tolist())
-        assert np.all(np.diff(data["weight"][rows]) >= 0)  # heavier drawn last
-    assert np.all(data["query"] != data["key"])
-    assert np.all(data["weight"] >= threshold)
-    if hide_sink:
-        assert np.all(data["key"] != 0)
-    assert view.n_links_dropped == 0
-
-
-def test_links_obey_the_page_budget(record: coilvis.Record) -> None:
-    free = coilvis.coil(
-        record, attention=[(0, 0), (0, "mean"), (1, "max")], attention_top_k=None, attention_threshold=0.0
-    )
-    counts = np.bincount(free.links.data["choice"], minlength=3)
-    budget = int(counts.sum() * 0.5)
-    view = coilvis.coil(
-        record,
-        attention=[(0, 0), (0, "mean"), (1, "max")],
-        attention_top_k=None,
-        attention_threshold=0.0,
-        max_links=budget,
-    )
-    data = view.links.data
-    assert len(data["query"]) == budget
-    assert view.n_links_dropped == counts.sum() - budget
-    kept = np.bincount(data["choice"], minlength=3)
-    for c in range(3):  # shared evenly: a choice keeps all its links or about as many as any other
-        assert kept[c] == counts[c] or kept[c] >= kept.max() - 1
-    for c in range(3):  # each choice keeps its heaviest links
-        all_w = np.sort(free.links.data["weight"][free.links.data["choice"] == c])
-        kept_w = np.sort(data["weight"][data["choice"] == c])
-        np.testing.assert_allclose(kept_w, all_w[all_w.size - kept_w.size :])
-    assert len(coilvis.coil(record, attention="mean", max_links=0).links.data["query"]) == 0
-
-
-def test_a_choice_with_few_links_keeps_them_all() -> None:
-    n = 30
-    uniform = np.tril(np.ones((n, n))) / np.arange(1, n + 1)[:, None]  # weight 1/(q+1) on every key
-    previous = np.eye(n, k=-1) * 0.9 + np.eye(n) * 0.1  # 0.9 on the previous token
-    previous[0, 0] = 1.0
-    pattern = np.stack([uniform, previous])[:, None].astype(np.float32)  # 2 layers x 1 head
-    rec = coilvis.from_logits(
-        np.zeros((n, 3)), tokens=[0] * n, vocab=["a", "b", "c"], attention=pattern, attention_top_k=8
-    )
-    spec = [(0, 0), (1, 0)]
-    free = coilvis.coil(rec, attention=spec, attention_threshold=0.2, attention_top_k=None)
-    counts = np.bincount(free.links.data["choice"], minlength=2)
-    assert counts.tolist() == [1 + 2 + 3 + 4, n - 1]  # queries 1-4 see keys of weight >= 0.2
-    view = coilvis.coil(rec, attention=spec, attention_threshold=0.2, attention_top_k=None, max_links=20)
-    assert np.bincount(view.links.data["choice"], minlength=2).tolist() == [10, 10]
-    assert view.n_links_dropped == n - 1 - 10
-
-
-def test_arcs_are_drawn_from_the_segment_anchors(record: coilvis.Record) -> None:
-    view = coilvis.coil(record, attention="mean")
-    data, seg = view.links.data, view.segments.data
-    assert set(data) == {"query", "key", "weight", "choice"}
-    anchors = geometry.arc_curves(view.coiled, np.arange(record.seq_len), np.arange(record.seq_len), anchor="inner")
-    np.testing.assert_allclose(seg["anchor_x"], anchors.x0, atol=1e-5)
-    np.testing.assert_allclose(seg["anchor_y"], anchors.y0, atol=1e-5)
-    glyph = view.model("coil_arcs").glyph
-    for name, field, transform_name in (
-        ("x0", "query", "coil_anchor_x"),
-        ("y0", "query", "coil_anchor_y"),
-        ("x1", "key", "coil_anchor_x"),
-        ("y1", "key", "coil_anchor_y"),
-        ("cx", "query", "coil_control_x"),
-        ("cy", "query", "coil_control_y"),
-    ):
-        spec = getattr(glyph, name)
-        assert spec.field == field and spec.transform is view.model(transform_name), name
-        assert isinstance(spec.transform, CustomJSTransform)
-    assert view.model("coil_arcs").view.filter is view.model("coil_choice_filter")
-    assert view.model("coil_arc_highlight").data_source is view.links
-
-
-# ------------------------------------------------------------------------------ labels, groups, markers
-
-
-def test_labels_are_thinned_and_never_overlap() -> None:
-    vocab = ["abcdefghijklmn", " x", " longer token", "."]
-    rec = make_record(60, vocab=vocab, attention=False)
-    view = coilvis.coil(rec, width=400, height=400)
-    labels = view.labels.data
-    assert view.font_px >= 7
-    assert 0 < len(labels["text"]) < rec.seq_len
-    pos = labels["pos"]
-    along = (pos + 0.5) * view.coiled.arc_len * view.px_per_unit
-    widths = np.array([label_width_px(t, view.font_px) for t in labels["text"]])
-    gaps = (along[1:] - 0.5 * widths[1:]) - (along[:-1] + 0.5 * widths[:-1])
-    assert np.all(gaps >= 0.5 * view.font_px - 1e-9)
-    assert list(labels["text"]) == [display(rec.tokens[i], max_len=16) for i in pos]
-    np.testing.assert_allclose(labels["angle_rad"], view.coiled.label_angle_rad[pos], atol=1e-6)
-    colors = _style.map_colors(view.segments.data[view.scale.column][pos], view.scale)
-    assert list(labels["text_color"]) == _style.text_colors(colors)
-
-
-def test_labels_are_left_out_when_segments_are_too_thin() -> None:
-    view = coilvis.coil(make_record(2000, vocab=["a", " b"], attention=False), width=300, height=300)
-    assert view.font_px == 0 and view.labels is None
-    assert not list(view.doc.select({"name": "coil_labels"}))
-    assert not list(coilvis.coil(make_record(10, attention=False), labels=False).doc.select({"name": "coil_labels"}))
-
-
-def test_fit_labels() -> None:
-    along = np.array([5.0, 15.0, 25.0, 35.0])
-    assert fit_labels(along, np.array([8.0, 8.0, 8.0, 8.0]), gap_px=1.0).tolist() == [True, True, True, True]
-    assert fit_labels(along, np.array([8.0, 8.0, 8.0, 8.0]), gap_px=3.0).tolist() == [True, False, True, False]
-    assert fit_labels(along, np.array([8.0, np.inf, 8.0, 8.0]), gap_px=1.0).tolist() == [True, False, True, True]
-    # a closed track: the last label must also clear the first one, one lap later
-    assert fit_labels(along, np.array([8.0, 8.0, 8.0, 12.0]), gap_px=1.0, closed_px=40.0).tolist() == [
-        True,
-        True,
-        True,
-        False,
-    ]
-
-
-def test_label_width_estimate_grows_with_text() -> None:
-    assert label_width_px("", 10) == 0
-    assert label_width_px("WWW", 10) > label_width_px("ABC", 10) > label_width_px("abc", 10) > label_width_px("iii", 10)
-    assert label_width_px("日本", 10) > label_width_px("ab", 10)
-
-
-@pytest.mark.parametrize(
-    ("tokens", "words", "sentences"),
-    [
-        (["The", " cat", " sat", ".", " It", " ran", "."], [0, 1, 2, 2, 3, 4, 4], [0, 0, 0, 0, 1, 1, 1]),
-        (["Pi", " is", " 3", ".", "14", "."], [0, 1, 2, 2, 2, 2], [0, 0, 0, 0, 0, 0]),  # 3.14 ends nothing
-        (["a", "\n", "\n", "b", "c"], [0, 1, 2, 3, 3], [0, 0, 0, 1, 1]),
-        (["Hi", "!", " Yes", "?", " ", "No"], [0, 0, 1, 1, 2, 3], [0, 0, 1, 1, 1, 2]),
-        (["x"], [0], [0]),
-    ],
-)
-def test_token_groups(tokens: list[str], words: list[int], sentences: list[int]) -> None:
-    word, sentence = token_groups(tokens)
-    assert word.tolist() == words
-    assert sentence.tolist() == sentences
-
-
-def test_outer_band_and_sentence_marks(record: coilvis.Record) -> None:
-    rec = make_record(30, vocab=[" a", "b", ".", " c"], attention=False)
-    view = coilvis.coil(rec)
-    word, sentence = token_groups(rec.tokens)
-    assert view.segments.data["word"].tolist() == word.tolist()
-    assert view.segments.data["sentence"].tolist() == sentence.tolist()
-    bands = view.model("coil_band_source").data
-    assert len(bands["xs"]) == 4 and len(set(bands["color"])) == 4
-    n_polygons = sum(int(np.isnan(xs).sum()) + (1 if len(xs) else 0) for xs in bands["xs"])
-    assert n_polygons == word.max() + 1  # one band piece per word
-    marks = view.model("coil_sentence_mark_source").data
-    assert len(marks["x0"]) == sentence.max()  # a tick where each sentence but the first starts
+# ------------------------------------------------------------------------------ markers
 
 
 def test_start_and_end_are_marked(record: coilvis.Record) -> None:
@@ -796,29 +529,3 @@ def test_alike_tokens_never_look_the_same_in_the_hover(browser_session, tmp_path
     assert page.errors == []
 
 
-@pytest.mark.slow
-@pytest.mark.browser
-@pytest.mark.xdist_group("browser")
-def test_arc_curves_in_the_page_are_the_geometrys(browser_session, tmp_path: Path) -> None:  # noqa: F811
-    rec = make_record(50)
-    for layout in ("spiral", "circle"):
-        view = coilvis.coil(rec, attention=[(0, "mean"), (1, 2)], layout=layout)
-        page = browser_session.open(coilvis.save(view, tmp_path / f"arcs_{layout}.html"))
-        computed = page.evaluate(
-            """() => {
-                const r = Bokeh.documents[0].get_model_by_name("coil_arcs")
-                const out = {}
-                for (const name of ["x0", "y0", "x1", "y1", "cx", "cy"]) {
-                    const spec = r.glyph[name]
-                    out[name] = Array.from(spec.transform.v_compute(r.data_source.data[spec.field]))
-                }
-                return out
-            }"""
-        )
-        data = view.links.data
-        curves = geometry.arc_curves(view.coiled, data["query"], data["key"], anchor="inner")
-        assert len(computed["cx"]) == len(data["query"]) > 0
-        for name in ("x0", "y0", "x1", "y1", "cx", "cy"):
-            np.testing.assert_allclose(computed[name], getattr(curves, name), atol=1e-4, err_msg=f"{layout} {name}")
-        assert page.errors == []
-        page.close()

@@ -1,4 +1,4 @@
-"""The lens heatmap (coilvis.views.lens): the Bokeh model graph first, then headless Chromium.
+"""The lens heatmap (coilvis.views.lens, a package): the Bokeh model graph first, then headless Chromium.
 
 Records come from :mod:`lens_records` (lens statistics computed with numpy from known
 distributions), so every drawn value can be checked against an exact one; one slow test
@@ -495,11 +495,14 @@ def test_lens_view_imports_no_model_code() -> None:
 
     import coilvis.views.lens as module
 
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    imported = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"__future__", "math", "collections", "dataclasses", "typing", "numpy", "bokeh", "coilvis"}
-    assert "torch" not in imported and "transformers" not in imported
+    files = sorted(Path(module.__file__).parent.glob("*.py"))  # the package: __init__, grid, cells, figure
+    assert len(files) >= 4
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert imported <= {"__future__", "math", "collections", "dataclasses", "typing", "numpy", "bokeh", "coilvis"}, path.name
+        assert "torch" not in imported and "transformers" not in imported
 
 
 # ------------------------------------------------------------------ the real default model

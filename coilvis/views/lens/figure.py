@@ -28,7 +28,7 @@ from bokeh.transform import transform
 
 from coilvis.record import Record
 from coilvis.tokens import display
-from coilvis.views._style import FONT, ColorScale, color_bar, color_mapper, plain_text, tooltip_html
+from coilvis.views._style import FONT, ColorScale, color_mapper, plain_text, tooltip_html
 from coilvis.views.lens.cells import SHORT_LEN, LensGrid
 
 __all__ = ["CellTexts", "lens_frame", "draw_cells", "draw_texts", "draw_outlines", "add_axes", "add_hover", "add_tap", "add_zoom_labels"]
