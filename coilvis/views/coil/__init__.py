@@ -40,8 +40,10 @@ position with columns:
   its rows);
 * ``x``, ``y``, ``angle_rad``: segment centres and direction on the coil;
   ``x_line``, ``y_line``, ``angle_line_rad``: the same on the unwound line
-  (:func:`coilvis.geometry.unwound_layout`), for the unwind animation;
-* ``anchor_x``, ``anchor_y``: where arcs attach (the inner edge's midpoint).
+  (:func:`coilvis.geometry.unwound_layout`; with ``animate``, the rows below the coil,
+  :func:`coilvis.geometry.wrapped_line_layout`), for the unwind animation;
+* ``anchor_x``, ``anchor_y``: where arcs attach (the inner edge's midpoint,
+  :func:`coilvis.geometry.arc_anchors`).
 
 ``coil_bands`` over ``coil_band_source`` (word/sentence band, NaN-separated polygons,
 four rows: sentence parity x word parity), ``coil_sentence_marks``, ``coil_labels``
@@ -50,7 +52,7 @@ text_color``), ``coil_markers`` (start/end), ``coil_color_bar``, ``coil_color_ma
 ``coil_hover``. With attention: ``coil_arcs`` and ``coil_arc_highlight`` over
 ``coil_link_source`` (``query, key, weight, choice``: the arcs' end and control points
 are computed in the page from ``anchor_x/anchor_y`` of the segment source, as
-:func:`coilvis.geometry.arc_curves` places them, by the transforms ``coil_anchor_x``,
+:func:`coilvis.geometry.bent_arcs` places them, by the transforms ``coil_anchor_x``,
 ``coil_anchor_y``, ``coil_control_x``, ``coil_control_y``; after moving the anchors,
 emit ``coil_link_source.change`` to redraw the arcs), ``coil_choice_filter`` (a
 ``GroupFilter`` on ``choice``), ``coil_highlight_filter`` (an ``IndexFilter``), and

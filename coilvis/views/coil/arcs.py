@@ -50,7 +50,7 @@ _SELECT_JS = "choice.group = Number(cb_obj.value)"
 # the anchors' midpoint pulled toward the centre by f = min(depth_max, depth_scale *
 # |key - query| / n). Computed in the page from the link's ends, so a link costs its
 # query, key, weight and choice only. xs: the query column. The constants come from
-# coilvis.geometry.js_constants() as data (the transform's args), never as source.
+# coilvis.geometry.arcs.js_constants() as data (the transform's args), never as source.
 _CONTROL_JS = """
 const key = links.data.key, a = anchors.data[column], n = a.length
 const out = new Float64Array(xs.length)
