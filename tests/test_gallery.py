@@ -415,7 +415,7 @@ def test_an_interrupted_build_keeps_the_previous_index(tmp_path: Path, tiny_mode
             raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(gallery.os, "replace", replace_fails_for_index)
+    monkeypatch.setattr(os, "replace", replace_fails_for_index)
     with pytest.raises(OSError, match="No space"):
         build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
     assert (out / "index.html").read_bytes() == good

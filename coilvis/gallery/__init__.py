@@ -1,0 +1,62 @@
+"""The gallery: example prompts built into a folder of standalone pages.
+
+A prompts file (:mod:`coilvis.gallery.prompts`; coilvis ships one, see
+:func:`default_prompts_path`) lists the examples (a name, a title, the prompt, one or two
+sentences on what to look for, and view options). :func:`build_gallery` runs each
+prompt through a model once, keeps its :class:`~coilvis.record.Record` in
+``OUT/records/NAME.coil``, and draws:
+
+* ``OUT/pages/NAME.html``: the full page (animated coil, lens and table, see
+  :func:`coilvis.page`);
+* ``OUT/thumbs/NAME.png``: a thumbnail of the coil (headless Chromium);
+* ``OUT/index.html``: one card per example with its thumbnail, title, caption and
+  prompt, linking to its page.
+
+A record is reused when its cache key (a hash of the prompt, the options that change
+what the model computes, the model's name and the coilvis version) still matches, so
+a rebuild without changes redraws every page without running the model, and without
+loading it. A failing example is reported (in the result, on stderr and on the index)
+while the others still build. Every file is written atomically, the index last, so an
+interrupted build never leaves a broken index over a good one
+(:mod:`coilvis.gallery.builder`; the index page: :mod:`coilvis.gallery.index`; what a
+build did: :mod:`coilvis.gallery.results`).
+
+From the command line::
+
+    coilvis gallery -o gallery/_build
+    coilvis gallery -o gallery/_build --only eiffel induction --force
+
+The prompts file format (``version`` 1)::
+
+    {"format": "coilvis.gallery", "version": 1, "examples": [
+        {"name": "eiffel", "title": "...", "prompt": "...", "look_for": "...",
+         "options": {"attention": "mean", "color": "prob", "lens_stat": "prob"}}]}
+
+>>> ex = Example.from_dict({"name": "eiffel", "title": "Eiffel", "prompt": "The Eiffel Tower is in",
+...                         "look_for": "Paris.", "options": {"attention": "mean", "lens_stat": "kl"}})
+>>> ex.run_kwargs()["attention"], ex.lens_kwargs()
+(True, {'stat': 'kl'})
+"""
+
+from __future__ import annotations
+
+from coilvis.files import atomic_write  # noqa: F401  (the one atomic writer every gallery file goes through)
+from coilvis.gallery.builder import THUMB_PX, build_gallery, cache_key
+from coilvis.gallery.index import render_index
+from coilvis.gallery.prompts import OPTION_KEYS, PROMPTS_FORMAT, PROMPTS_VERSION, Example, default_prompts_path, load_examples
+from coilvis.gallery.results import ExampleResult, GalleryResult
+
+__all__ = [
+    "Example",
+    "ExampleResult",
+    "GalleryResult",
+    "build_gallery",
+    "cache_key",
+    "default_prompts_path",
+    "load_examples",
+    "render_index",
+    "OPTION_KEYS",
+    "PROMPTS_FORMAT",
+    "PROMPTS_VERSION",
+    "THUMB_PX",
+]
