@@ -328,6 +328,16 @@ def test_position_stats_agrees_with_the_separate_functions(logits: torch.Tensor)
     }
 
 
+@pytest.mark.parametrize(
+    ("token_ids", "want"),
+    [([5, 7, 9], [7, 9, -1]), ([3], [-1]), (np.array([[4, -1, 2]]), [-1, 2, -1]), (torch.tensor([1, 2]), [2, -1])],
+    ids=["list", "one-token", "batch-of-one-with-unknown", "tensor"],
+)
+def test_next_ids_of_shifts_left_and_ends_unknown(token_ids: object, want: list[int]) -> None:
+    got = stats.next_ids_of(token_ids)
+    assert got.dtype == np.int64 and got.tolist() == want
+
+
 def test_position_stats_without_next_ids_marks_every_position_unknown(logits: torch.Tensor) -> None:
     out = stats.position_stats(logits, k=1)
     assert np.isnan(out["next_logprob"]).all()
