@@ -45,7 +45,20 @@ from coilvis.record_format import FORMAT_VERSION, Contents, encode_meta, read_re
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["AttentionLinks", "LensStats", "Record", "FORMAT_VERSION", "HEAD_MEAN", "HEAD_MAX"]
+__all__ = ["AttentionLinks", "LensStats", "Record", "FORMAT_VERSION", "HEAD_MEAN", "HEAD_MAX", "next_ids_of"]
+
+def next_ids_of(token_ids: Any) -> np.ndarray:
+    """(seq_len,) int64 the token that came next at each position, -1 at the last one.
+
+    Position ``i`` predicts the token at ``i + 1``; the last position's next token is
+    unknown.
+
+    >>> next_ids_of([5, 7, 9]).tolist()
+    [7, 9, -1]
+    """
+    ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+    return np.append(ids[1:], -1)
+
 
 #: ``AttentionLinks.head`` value of links pruned from the mean over a layer's heads.
 HEAD_MEAN = -1
@@ -299,6 +312,11 @@ class Record:
     def k(self) -> int:
         """Number of top next tokens kept per position."""
         return int(self.topk_ids.shape[1])
+
+    @property
+    def next_ids(self) -> np.ndarray:
+        """(seq_len,) int64 id of the actual next token (-1 at the last position)."""
+        return next_ids_of(self.token_ids)
 
     @property
     def next_prob(self) -> np.ndarray:

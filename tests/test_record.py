@@ -755,3 +755,8 @@ def test_the_same_record_saved_in_two_processes_gives_the_same_bytes(tmp_path: P
     with zipfile.ZipFile(here) as zf:
         assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert zf.namelist()[0] == "meta.json"
+
+
+def test_next_ids_are_the_following_tokens() -> None:
+    record = make_record(seq_len=4)
+    assert record.next_ids.tolist() == record.token_ids[1:].tolist() + [-1]

@@ -107,7 +107,7 @@ def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
     n = record.seq_len
     ids = record.topk_ids[:, :k]
     texts = {int(i): display(record.token_text(int(i))) for i in np.unique(ids)}
-    next_ids = np.append(record.token_ids[1:], -1)
+    next_ids = record.next_ids
     actual = (ids == next_ids[:, None]) & (next_ids[:, None] >= 0)
     return {
         "pos": np.repeat(np.arange(n, dtype=np.int32), k),

@@ -50,7 +50,7 @@ def topk_columns(record: Record, *, tooltip_k: int) -> tuple[dict[str, Any], dic
     ids = record.topk_ids[:, :tooltip_k]
     known_tokens = record.token_ids[record.token_ids >= 0]
     table = np.unique(np.concatenate([ids.ravel(), known_tokens]))
-    next_ids = np.append(record.token_ids[1:], -1)
+    next_ids = record.next_ids
     next_local = np.searchsorted(table, next_ids).clip(0, max(table.size - 1, 0))
     next_vocab = np.where((next_ids >= 0) & np.isfinite(record.next_logprob), next_local, -1)
     columns = {

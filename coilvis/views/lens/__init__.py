@@ -152,7 +152,7 @@ def lens_figure(
     )
     string_source = strings.source(max_label_len=max_label_len)
     highlight = ColumnDataSource(data={"pos": []}, name="lens_highlight")
-    next_ids = np.append(record.token_ids[1:], -1)[grid.pos]
+    next_ids = record.next_ids[grid.pos]
     match = (grid.top_ids == next_ids) & (next_ids >= 0)
 
     fig, cell_h = lens_frame(
