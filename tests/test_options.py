@@ -7,11 +7,13 @@ drift from the API.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import math
 import subprocess
 import sys
 import typing
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ import pytest
 
 import coilvis
 from coilvis import options
-from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.options import (
     COIL_STATS,
     COMPARE_STATS,
@@ -165,21 +167,19 @@ def test_attention_errors_name_the_arguments_given() -> None:
         attention_option("mean", layer="3", layer_name="options.layer")
 
 
-def _outcome(function: Any, kwargs: dict[str, Any]) -> Any:
-    try:
-        return function(**kwargs)
-    except CoilvisError as exc:
-        return type(exc), str(exc)
-
-
-@pytest.mark.parametrize(("kwargs", "want"), ATTENTION_CASES, ids=[repr(c[0]) for c in ATTENTION_CASES])
-def test_attention_option_matches_the_coil_modules_copy_while_it_exists(kwargs: dict[str, Any], want: Any) -> None:
-    import coilvis.views.coil as coil_module
-
-    other = getattr(coil_module, "attention_option", None)
-    if other is None or other is attention_option:
-        pytest.skip("the coil imports coilvis.options.attention_option")
-    assert _outcome(attention_option, kwargs) == _outcome(other, kwargs)
+def test_each_concept_is_defined_once_in_the_package() -> None:
+    """The attention parser, the k rule and ln 2 live in coilvis.options only."""
+    package = Path(coilvis.__file__).resolve().parent
+    found: dict[str, list[str]] = {"attention_option": [], "check_k": [], "LN2": []}
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in found:
+                found[node.name].append(path.name)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and ast.unparse(node.value) == "math.log(2.0)":
+                found["LN2"].append(path.name)
+    assert found["attention_option"] == ["options.py"] and found["check_k"] == ["options.py"]
+    assert "options.py" in found["LN2"]
 
 
 # ------------------------------------------------------------------ k
