@@ -27,6 +27,7 @@ import pandas as pd
 
 from coilvis import tokens as _tokens
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.options import check_k
 
 if TYPE_CHECKING:  # pragma: no cover
     from coilvis.record import Record
@@ -141,16 +142,14 @@ def record_table(record: Record, *, pos: int | None = -1, k: int = 10) -> Logits
     Args:
         record: a Record.
         pos: position, or ``None`` for all positions.
-        k: rows per position, 1 <= k <= record.k.
+        k: rows per position, >= 1; more than the record kept gives all it kept
+            (:func:`coilvis.options.check_k`).
 
     Returns:
         :class:`LogitsTable` with ``token_id, token, logit, log_prob, prob, rank,
         is_target``; the actual next token's row is appended when outside the top k.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise CoilvisTypeError(f"k: expected an int, got {type(k).__name__}")
-    if not (1 <= k <= record.k):
-        raise CoilvisValueError(f"k: expected 1 <= k <= {record.k} (the top-k this record kept), got {k}")
+    k = check_k(k, available=record.k)
     positions = range(record.seq_len) if pos is None else [check_pos(pos, record.seq_len)]
     frames = []
     for p in positions:

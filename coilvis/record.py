@@ -29,7 +29,6 @@ by a newer coilvis (higher ``version``) or a damaged file raises
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -41,6 +40,7 @@ from coilvis._version import __version__
 from coilvis.errors import CoilvisFileNotFoundError, CoilvisTypeError, CoilvisValueError, RecordFormatError, check_int
 from coilvis.files import as_path, atomic_writer, check_output_path
 from coilvis.record_format import FORMAT_VERSION, Contents, encode_meta, read_record_file, write_record_file
+from coilvis.options import DEFAULT_K, LN2, check_k
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -65,7 +65,6 @@ HEAD_MEAN = -1
 #: ``AttentionLinks.head`` value of links pruned from the max over a layer's heads.
 HEAD_MAX = -2
 
-_LN2 = math.log(2.0)
 
 
 def _as(array: Any, dtype: Any, name: str, ndim: int) -> np.ndarray:
@@ -326,12 +325,12 @@ class Record:
     def surprisal(self, *, bits: bool = True) -> np.ndarray:
         """(seq_len,) surprisal ``-log p(actual next token)``, in bits (default) or nats."""
         s = -self.next_logprob.astype(np.float64)
-        return (s / _LN2 if _check_bits(bits) else s).astype(np.float32)
+        return (s / LN2 if _check_bits(bits) else s).astype(np.float32)
 
     def entropy_in(self, *, bits: bool = True) -> np.ndarray:
         """(seq_len,) entropy of each next-token distribution, in bits (default) or nats."""
         h = self.entropy.astype(np.float64)
-        return (h / _LN2 if _check_bits(bits) else h).astype(np.float32)
+        return (h / LN2 if _check_bits(bits) else h).astype(np.float32)
 
     def token_text(self, token_id: int) -> str:
         """Raw text of a token id (``"<id N>"`` when the record has no string for it)."""
@@ -353,7 +352,7 @@ class Record:
         """
         from coilvis.frames import record_table
 
-        return record_table(self, pos=pos, k=min(10, self.k) if k is None else k)
+        return record_table(self, pos=pos, k=check_k(k, available=self.k, default=DEFAULT_K))
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike[str]) -> Path:

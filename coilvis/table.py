@@ -22,6 +22,7 @@ import pandas as pd
 
 from coilvis import tokens as _tokens
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.options import check_k
 from coilvis.frames import COLUMNS, LogitsTable, check_pos, record_table, token_column
 
 __all__ = ["LogitsTable", "logits_table", "record_table", "resolve_vocab", "COLUMNS"]
@@ -87,10 +88,7 @@ def _one_row_frame(
     if k is None:
         order = np.argsort(-row, kind="stable")
     else:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise CoilvisTypeError(f"k: expected an int or None, got {type(k).__name__}")
-        if not (1 <= k <= d_vocab):
-            raise CoilvisValueError(f"k: expected 1 <= k <= d_vocab ({d_vocab}), got {k}")
+        k = check_k(k, available=d_vocab)
         part = np.argpartition(-row, k - 1)[:k] if k < d_vocab else np.arange(d_vocab)
         order = part[np.argsort(-row[part], kind="stable")]
     if target is not None and target not in set(order[: len(order)].tolist()):

@@ -281,7 +281,6 @@ def test_record_table_pos_none() -> None:
 @pytest.mark.parametrize(
     "kwargs, error, words",
     [
-        pytest.param({"k": 11}, CoilvisValueError, ["k", "11", "10"], id="k-above-kept"),
         pytest.param({"k": 0}, CoilvisValueError, ["k"], id="k-zero"),
         pytest.param({"k": 2.5}, CoilvisTypeError, ["k"], id="k-float"),
         pytest.param({"pos": 4}, CoilvisValueError, ["pos", "4", "seq_len 4"], id="pos-too-big"),
@@ -313,10 +312,8 @@ def test_record_table_bad_input(kwargs: dict, error: type, words: list[str]) -> 
         pytest.param(lambda: logits_table(torch.zeros(5), "abcde"), CoilvisTypeError, ["tokenizer_or_vocab", "str"], id="vocab-str"),
         pytest.param(lambda: logits_table(torch.zeros(3), ["a", 1, "c"]), CoilvisTypeError, ["vocab"], id="vocab-non-str-entry"),
         pytest.param(lambda: logits_table(torch.zeros(5), k=0), CoilvisValueError, ["k", "0"], id="k-zero"),
-        pytest.param(lambda: logits_table(torch.zeros(5), k=6), CoilvisValueError, ["k", "6", "d_vocab (5)"], id="k-above-d_vocab"),
         pytest.param(lambda: logits_table(torch.zeros(5), k=-1), CoilvisValueError, ["k", "-1"], id="k-negative"),
         pytest.param(lambda: logits_table(torch.zeros(5), k=2.0), CoilvisTypeError, ["k", "float"], id="k-float"),
-        pytest.param(lambda: logits_table(torch.zeros(3, 5), k=6, pos=None), CoilvisValueError, ["k", "6"], id="k-above-d_vocab-all-positions"),
         pytest.param(lambda: logits_table(torch.zeros(3, 5), pos=3), CoilvisValueError, ["pos", "3", "seq_len 3"], id="pos-too-big"),
         pytest.param(lambda: logits_table(torch.zeros(3, 5), pos=-4), CoilvisValueError, ["pos", "-4"], id="pos-too-small"),
         pytest.param(lambda: logits_table(torch.zeros(3, 5), pos=1.0), CoilvisTypeError, ["pos", "float"], id="pos-float"),
@@ -374,3 +371,11 @@ def test_partly_masked_row_is_fine() -> None:
     assert table["token_id"].tolist()[:3] == [0, 1, 2]
     np.testing.assert_allclose(table["prob"].to_numpy()[:3], 1 / 3, atol=1e-6)
     assert (table["prob"].to_numpy()[3:] == 0).all()
+
+
+def test_k_above_what_there_is_gives_all_of_it() -> None:
+    """The one k rule (coilvis.options.check_k): more rows than exist means all of them."""
+    record = coilvis.from_logits(random_logits(4, 30), tokens=[1, 2, 3, 4], vocab=vocab_of(30), k=10)
+    pd.testing.assert_frame_equal(record.table(pos=0, k=11), record.table(pos=0, k=10))
+    assert len(logits_table(random_logits(5), vocab_of(5), k=6)) == 5
+    assert len(logits_table(random_logits(3, 5), vocab_of(5), k=6, pos=None)) == 15
