@@ -170,7 +170,7 @@ def lens_figure(
     draw_outlines(fig, cells, highlight, match=match, n_shown=rows.shape[0])
     add_axes(fig, record, grid, max_label_len=max_label_len)
     fig.add_layout(color_bar(mapper, scale, name="lens_color_bar"), "right")
-    compare_k = None if compare is None else min(hover_k, compare.lens.topk_ids.shape[2])
+    compare_k = None if compare is None else check_k(hover_k, available=compare.lens.topk_ids.shape[2], name="hover_k")
     add_hover(fig, renderer, cells, string_source, scale, hover_k=grid.topk_ids.shape[1], compare_k=compare_k)
     add_tap(cells, highlight)
     add_zoom_labels(fig, texts)

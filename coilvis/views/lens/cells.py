@@ -9,7 +9,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 
 from coilvis.compare import topk_divergence
-from coilvis.options import LN2
+from coilvis.options import LN2, check_k
 from coilvis.record import Record
 from coilvis.tokens import display
 from coilvis.views._style import ColorScale, map_colors, text_colors
@@ -106,7 +106,7 @@ def lens_grid(record: Record, rows: np.ndarray, positions: np.ndarray, *, hover_
     assert ls is not None
     n_shown, n_pos = rows.shape[0], positions.shape[0]
     sub = (rows[:, None], positions[None, :])
-    hk = min(hover_k, ls.topk_ids.shape[2])
+    hk = check_k(hover_k, available=ls.topk_ids.shape[2], name="hover_k")
     return LensGrid(
         rows=rows,
         positions=positions,
@@ -181,7 +181,7 @@ def cell_columns(
     if compare is not None:
         cl = compare.lens
         assert cl is not None
-        chk = min(hover_k, cl.topk_ids.shape[2])
+        chk = check_k(hover_k, available=cl.topk_ids.shape[2], name="hover_k")
         c_ids = cl.topk_ids[grid.sub][:, :, :chk].reshape(-1, chk)
         c_probs = cl.topk_probs[grid.sub][:, :, :chk].reshape(-1, chk)
         for j in range(chk):
