@@ -47,6 +47,7 @@ import torch
 
 from coilvis import stats
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
+from coilvis.options import check_k
 from coilvis.lens_kernel import FIELDS, STATS_BLOCK_ROWS, FinalRow, StatsThreads, Workspace, row_stats, stat_blocks
 from coilvis.models.anatomy import decoder_for, final_row_name, n_layers_of
 from coilvis.record import LensStats
@@ -94,7 +95,8 @@ def compute_lens(
             device: the final row.
         next_ids: (seq_len,) actual next token ids, -1 where unknown (the last
             position); ``None`` means unknown everywhere.
-        k: top tokens kept per cell, 1 <= k <= d_vocab.
+        k: top tokens kept per cell, >= 1 (more than ``d_vocab`` keeps all of them:
+            :func:`coilvis.options.check_k`).
         decoder: ``(rows, d_model) -> (rows, d_vocab)`` logits, instead of the model's
             head (then ``model`` may be ``None``).
         final_name: name of the final row (default ``str(n_layers - 1)``, or one more
@@ -122,9 +124,7 @@ def compute_lens(
     seq_len, d_vocab = int(t_logits.shape[0]), int(t_logits.shape[1])
     if seq_len < 1:
         raise CoilvisValueError("logits: no positions (shape (0, d_vocab))")
-    k = check_int("k", k)
-    if not 1 <= k <= d_vocab:
-        raise CoilvisValueError(f"k: expected 1 <= k <= d_vocab ({d_vocab}), got {k}")
+    k = check_k(k, available=d_vocab)
     chunk_rows = check_int("chunk_rows", chunk_rows, minimum=1)
     if stats_threads is not None:
         stats_threads = check_int("stats_threads", stats_threads, minimum=1)

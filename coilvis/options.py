@@ -438,7 +438,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("run", "tokenizer", "object", None, "the model's tokenizer"),
     Option("run", "k", "int", 10, "top next tokens kept per position when running a model", minimum=1, flag="--k", key="k"),
     Option("run", "attention", "bool", False, "keep pruned attention links", flag="--attention"),
-    Option("run", "attention_top_k", "int", 4, "keys kept per query and head", minimum=1),
+    Option("run", "attention_top_k", "int", 4, "keys kept in the Record per query and head (the arcs a coil draws are its own attention_top_k)", minimum=1),
     Option("run", "attention_min_weight", "float", 0.01, "drop links lighter than this weight", minimum=0.0, maximum=1.0),
     Option("run", "attention_layers", "object", None, "keep links of these layers only"),
     Option("run", "lens", "bool", False, "keep logit-lens statistics", flag="--lens"),

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
-from coilvis.options import LN2
+from coilvis.options import LN2, check_k
+from coilvis.record import next_ids_of
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -223,11 +224,7 @@ def entropy(logits: Any, *, bits: bool = False, chunk_size: int = DEFAULT_CHUNK_
 
 
 def _check_k(k: int, d_vocab: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise CoilvisTypeError(f"k: expected an int, got {type(k).__name__}")
-    if not (1 <= k <= d_vocab):
-        raise CoilvisValueError(f"k: expected 1 <= k <= d_vocab ({d_vocab}), got {k}")
-    return int(k)
+    return check_k(k, available=d_vocab)
 
 
 def topk(logits: Any, k: int, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -235,7 +232,8 @@ def topk(logits: Any, k: int, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[
 
     Args:
         logits: (..., d_vocab) logits.
-        k: how many tokens, 1 <= k <= d_vocab.
+        k: how many tokens, >= 1 (more than ``d_vocab`` gives all of them:
+            :func:`coilvis.options.check_k`).
         chunk_size: rows computed at once.
 
     Returns:
@@ -300,23 +298,6 @@ def rank_of(logits: Any, target_ids: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZ
     return out.reshape(tuple(t.shape[:-1]))
 
 
-def next_ids_of(token_ids: Any) -> np.ndarray:
-    """The actual next token of each position: ``token_ids`` shifted left, -1 at the end.
-
-    Position i of a Record predicts token i + 1, so this is what ``next_ids`` of
-    :func:`position_stats` and of the logit lens takes.
-
-    Args:
-        token_ids: (seq_len,) ints (-1 where unknown).
-
-    Returns:
-        (seq_len,) int64, -1 at the last position (nothing follows it).
-
-    >>> next_ids_of([5, 7, 9]).tolist()
-    [7, 9, -1]
-    """
-    ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
-    return np.append(ids[1:], -1)
 
 
 def position_stats(

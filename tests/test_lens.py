@@ -395,7 +395,7 @@ def _bad_inputs() -> list[tuple[str, dict[str, Any], type, str]]:
     nan = [("embed", resid[0][1].clone())]
     nan[0][1][1, 0] = torch.nan
     return [
-        ("k too large", {**good, "k": 21}, CoilvisValueError, "k"),
+        ("k zero", {**good, "k": 0}, CoilvisValueError, "k"),
         ("k not an int", {**good, "k": 2.0}, CoilvisTypeError, "k"),
         ("wrong seq_len", {**good, "residuals": [("embed", torch.randn(4, 4))]}, CoilvisValueError, "residuals"),
         ("not pairs", {**good, "residuals": [torch.randn(3, 4)]}, CoilvisTypeError, "residuals"),
@@ -408,6 +408,17 @@ def _bad_inputs() -> list[tuple[str, dict[str, Any], type, str]]:
         ("no model, no decoder", {**good, "decoder": None}, CoilvisTypeError, "model"),
         ("1-D logits", {**good, "logits": torch.randn(20)}, CoilvisValueError, "logits"),
     ]
+
+
+def test_k_above_d_vocab_keeps_the_whole_vocabulary() -> None:
+    """The one k rule (coilvis.options.check_k): more than d_vocab means all of them."""
+    gen = torch.Generator().manual_seed(6)
+    w_u = torch.randn(20, 4, generator=gen)
+    resid = [("embed", torch.randn(3, 4, generator=gen))]
+    kwargs = {"logits": torch.randn(3, 20, generator=gen), "next_ids": [1, 2, -1], "decoder": lambda x: x @ w_u.T}
+    lens = compute_lens(None, resid, k=21, **kwargs)
+    assert lens.topk_ids.shape == (2, 3, 20)
+    np.testing.assert_array_equal(lens.topk_probs, compute_lens(None, resid, k=20, **kwargs).topk_probs)
 
 
 @pytest.mark.parametrize(("name", "kwargs", "error", "words"), _bad_inputs(), ids=[c[0] for c in _bad_inputs()])
