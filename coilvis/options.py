@@ -228,7 +228,8 @@ def attention_option(value: Any, *, layer: Any = None, name: str = "attention", 
     Args:
         value: None, ``"mean"`` or ``"max"`` (with ``layer``: that layer only),
             ``"LAYER:HEAD"``, or a ``[LAYER, HEAD]`` pair.
-        layer: a layer index for ``"mean"``/``"max"``, or None for every layer.
+        layer: a layer index for ``"mean"``/``"max"``, or None for every layer (the
+            coil opens on the last layer).
         name: the argument name for error messages.
         layer_name: the name of ``layer`` for error messages.
 
@@ -377,7 +378,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("coil", "color", "choice", "prob", f"what colours each segment: {_choices_help(COIL_STATS, 'coil')}",
            choices=COIL_STATS, flag="--color", key="color"),
     Option("coil", "attention", "attention", None,
-           "attention arcs: 'mean' or 'max' over heads (of one layer, or of every layer), or LAYER:HEAD (e.g. 3:1); none if not given",
+           "attention arcs: 'mean' or 'max' over heads (of the one layer given, else of every layer recorded, "
+           "opening on the last layer), or LAYER:HEAD (e.g. 3:1); none if not given",
            flag="--attention", key="attention"),
     Option("coil", "layer", "int", None, "the layer of 'mean' or 'max' arcs only (negative counts from the end)",
            flag="--layer", key="layer", requires="attention", keyword=False),

@@ -455,3 +455,17 @@ def test_usage_errors_show_hidden_characters_as_escapes_on_one_line(arg, inputs,
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"coilvis: error: unrecognized arguments: {arg.encode('unicode_escape').decode()}"
     assert all(ch.isprintable() for ch in err.splitlines()[-1])
+
+
+def test_attention_help_says_mean_opens_on_the_last_layer(capsys):
+    """--attention mean opens on the last layer (tests/test_coil_attention.py checks the page);
+    the command line's help, the option's help and coilvis.coil's docstring say so."""
+    import coilvis
+    from coilvis import options
+
+    with pytest.raises(SystemExit):
+        cli.main(["coil", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "opening on the last layer" in out
+    assert "opening on the last layer" in options.get_option("coil", "attention").help
+    assert "opening on the last layer" in " ".join(coilvis.coil.__doc__.split())

@@ -232,7 +232,7 @@ def page(
     Args:
         record: the Record (``coilvis.run(prompt, lens=True)`` for the lens).
         coil_options: keyword options for :func:`coilvis.coil` (``layout``, ``color``,
-            ``attention``, ...).
+            ``attention``, ...; ``attention="mean"`` or ``"max"`` opens on the last layer).
         lens_options: keyword options for :func:`coilvis.lens` (``stat``, ``stride``,
             ``start``, ``end``, ``compare``, ...); ignored when the record has no lens.
         k: rows of the table (at most the ``k`` the record kept).

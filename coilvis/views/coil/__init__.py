@@ -55,7 +55,7 @@ are computed in the page from ``anchor_x/anchor_y`` of the segment source, as
 :func:`coilvis.geometry.bent_arcs` places them, by the transforms ``coil_anchor_x``,
 ``coil_anchor_y``, ``coil_control_x``, ``coil_control_y``; after moving the anchors,
 emit ``coil_link_source.change`` to redraw the arcs), ``coil_choice_filter`` (a
-``GroupFilter`` on ``choice``), ``coil_highlight_filter`` (an ``IndexFilter``), and
+``GroupFilter`` on ``choice``; its group is the choice shown), ``coil_highlight_filter`` (an ``IndexFilter``), and
 ``coil_attention_select`` when more than one layer/head is embedded.
 
 The package
@@ -83,7 +83,7 @@ from coilvis.options import DEFAULT_K, check_k, get_option, get_stat
 from coilvis.record import Record
 from coilvis.views import _style
 from coilvis.views.coil.arcs import ArcParts, draw_arcs, highlight_callback
-from coilvis.views.coil.attention import AttentionChoice, parse_attention
+from coilvis.views.coil.attention import AttentionChoice, opening_choice, parse_attention
 from coilvis.views.coil.figure import (
     END_MARK,
     START_MARK,
@@ -218,10 +218,11 @@ def coil(
             next token, 1 = top, log scale). Bright means unexpected for every default
             palette.
         attention: None (no arcs); ``"mean"`` or ``"max"`` (that reduction over heads, for
-            every layer the record holds); ``(layer, head)`` with ``head`` an int,
-            ``"mean"`` or ``"max"`` (negative layers count from the end); or a list of
-            these. Every choice is embedded; with more than one, a control in the page
-            switches between them.
+            every layer the record holds, opening on the last layer: early layers
+            attend mostly by position); ``(layer, head)`` with ``head`` an int,
+            ``"mean"`` or ``"max"`` (that layer; negative layers count from the end); or
+            a list of these, opening on the first. Every choice is embedded; with more
+            than one, a control in the page switches between them.
         attention_threshold: links lighter than this weight are not drawn.
         attention_top_k: at most this many keys per query and choice (None: all kept).
         max_links: at most this many links in the page, over all choices (the heaviest
@@ -305,7 +306,17 @@ def coil(
     draw_band(p, band_lay, lay, word, sentence)
     renderer, mapper = draw_segments(p, segments, scale)
     arcs = (
-        draw_arcs(p, record, choices, segments, top_k=top_k, threshold=threshold, hide_sink=hide_sink, max_links=max_links)
+        draw_arcs(
+            p,
+            record,
+            choices,
+            segments,
+            top_k=top_k,
+            threshold=threshold,
+            hide_sink=hide_sink,
+            max_links=max_links,
+            initial=opening_choice(attention, choices),
+        )
         if choices
         else None
     )

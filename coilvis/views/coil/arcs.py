@@ -106,10 +106,10 @@ def _arc_ends(links: ColumnDataSource, segments: ColumnDataSource) -> dict[str, 
     }
 
 
-def _choice_select(choices: tuple[AttentionChoice, ...], choice_filter: GroupFilter) -> Select:
+def _choice_select(choices: tuple[AttentionChoice, ...], choice_filter: GroupFilter, initial: int) -> Select:
     select = Select(
         title="Attention arcs",
-        value="0",
+        value=str(initial),
         options=[(str(c), choice.label) for c, choice in enumerate(choices)],
         width=280,
         name="coil_attention_select",
@@ -128,9 +128,11 @@ def draw_arcs(
     threshold: float,
     hide_sink: bool,
     max_links: int,
+    initial: int = 0,
 ) -> ArcParts:
     """Draw the links of ``choices`` as arcs (``coil_arcs``) and their highlight
-    (``coil_arc_highlight``); with more than one choice, a control switches between them.
+    (``coil_arc_highlight``); with more than one choice, a control switches between them,
+    showing ``choices[initial]`` first.
 
     Width and opacity grow with the weight; many arcs at once are fainter, so that the
     strongest still stand out. Links are chosen by :func:`~coilvis.views.coil.links.select_links`.
@@ -144,7 +146,7 @@ def draw_arcs(
     per_choice = link_cols["weight"].size / max(len(choices), 1)
     alpha_max = float(np.clip(2500.0 / max(per_choice, 1.0), 0.2, 0.8))
     ends = _arc_ends(links, segments)
-    choice_filter = GroupFilter(column_name="choice", group=0, name="coil_choice_filter")
+    choice_filter = GroupFilter(column_name="choice", group=initial, name="coil_choice_filter")
     figure.quadratic(
         **ends,
         source=links,
@@ -164,7 +166,7 @@ def draw_arcs(
         line_alpha=transform("weight", LinearInterpolator(x=[0.0, w_max], y=[0.55, 1.0])),
         name="coil_arc_highlight",
     )
-    select = _choice_select(choices, choice_filter) if len(choices) > 1 else None
+    select = _choice_select(choices, choice_filter, initial) if len(choices) > 1 else None
     return ArcParts(links=links, highlight=highlight, select=select, n_dropped=int(n_dropped))
 
 

@@ -1,7 +1,8 @@
 """Which attention patterns a coil embeds: the choices, checked against a Record's links.
 
 The text spec of a command line or a prompts file (``"3:1"``) is parsed by
-:func:`coilvis.options.attention_option`; this reads what :func:`coilvis.coil` takes.
+:func:`coilvis.options.attention_option`; this reads what :func:`coilvis.coil` takes,
+and says which choice the page opens on (:func:`opening_choice`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.record import HEAD_MAX, HEAD_MEAN, Record
 
-__all__ = ["AttentionChoice", "parse_attention"]
+__all__ = ["AttentionChoice", "opening_choice", "parse_attention"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,30 @@ def parse_attention(spec: Any, record: Record) -> tuple[AttentionChoice, ...]:
                 f"attention: expected None, 'mean', 'max', a (layer, head) tuple or a list of these, got {item!r}"
             )
     return tuple(dict.fromkeys(choices))
+
+
+def opening_choice(spec: Any, choices: tuple[AttentionChoice, ...]) -> int:
+    """The index in ``choices`` of the one the page opens on: the first asked.
+
+    ``"mean"`` or ``"max"`` embeds that reduction for every layer the record holds and
+    opens on the last of them (early layers attend mostly by position, the last ones
+    by content); a ``(layer, head)`` opens on its own layer.
+
+    Args:
+        spec: what :func:`coilvis.coil` took as ``attention=``.
+        choices: what :func:`parse_attention` made of it, for the same record.
+
+    Returns:
+        An index into ``choices`` (0 when there are none).
+
+    Examples:
+        >>> from coilvis.record import HEAD_MEAN
+        >>> opening_choice("mean", (AttentionChoice(0, HEAD_MEAN), AttentionChoice(5, HEAD_MEAN)))
+        1
+    """
+    first = spec[0] if isinstance(spec, list) and spec else spec
+    if not isinstance(first, str) or first not in ("mean", "max"):
+        return 0
+    head = HEAD_MEAN if first == "mean" else HEAD_MAX
+    layers = [c.layer for c in choices if c.head == head]
+    return choices.index(AttentionChoice(max(layers), head)) if layers else 0
