@@ -20,7 +20,7 @@ only, so ``Record.table()`` works where torch is not installed. Tables of raw lo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,26 @@ from coilvis import tokens as _tokens
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.options import check_k
 
-if TYPE_CHECKING:  # pragma: no cover
-    from coilvis.record import Record
+
+
+class RecordLike(Protocol):
+    """What a table reads of a :class:`~coilvis.record.Record` (this module does not
+    import the record module, which imports it)."""
+
+    topk_ids: np.ndarray
+    topk_logits: np.ndarray
+    token_ids: np.ndarray
+    log_z: np.ndarray
+    next_logprob: np.ndarray
+    next_rank: np.ndarray
+
+    @property
+    def seq_len(self) -> int: ...
+
+    @property
+    def k(self) -> int: ...
+
+    def token_text(self, token_id: int) -> str: ...
 
 __all__ = ["COLUMNS", "LogitsTable", "check_pos", "record_table", "token_column"]
 
@@ -106,7 +124,7 @@ def check_pos(pos: Any, seq_len: int) -> int:
     return int(pos) % seq_len
 
 
-def _position_frame(record: Record, p: int, k: int) -> pd.DataFrame:
+def _position_frame(record: RecordLike, p: int, k: int) -> pd.DataFrame:
     """Rows of position ``p``: its top ``k``, then the actual next token when outside them."""
     ids = record.topk_ids[p, :k]
     logit = record.topk_logits[p, :k]
@@ -136,7 +154,7 @@ def _position_frame(record: Record, p: int, k: int) -> pd.DataFrame:
     return f
 
 
-def record_table(record: Record, *, pos: int | None = -1, k: int = 10) -> LogitsTable:
+def record_table(record: RecordLike, *, pos: int | None = -1, k: int = 10) -> LogitsTable:
     """The top-k table of a :class:`~coilvis.record.Record` (see :meth:`Record.table`).
 
     Args:
