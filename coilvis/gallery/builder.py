@@ -178,8 +178,8 @@ def build_gallery(
 
     Args:
         out_dir: the gallery folder (created if missing).
-        prompts_path: the prompts file (default: ``gallery/prompts.json`` of the
-            source tree, see :func:`default_prompts_path`).
+        prompts_path: the prompts file (default: the example prompts shipped with
+            coilvis, see :func:`default_prompts_path`).
         only: build these examples only (names); the index still lists every example,
             linking pages built earlier.
         model: the model (anything :func:`coilvis.run` takes; default the embedded
@@ -198,22 +198,13 @@ def build_gallery(
         CoilvisValueError: the prompts file is unreadable, two examples share a name, or
             ``only`` names an unknown example.
     """
-    import coilvis
     from tqdm import tqdm
 
     t_start = time.perf_counter()
     out = Path(out_dir)
     prompts = Path(prompts_path) if prompts_path is not None else default_prompts_path()
     entries = _parse_entries(_read_prompts(prompts))
-    names = [e.name for e in entries]
-    selected: set[str] | None = None
-    if only is not None:
-        if isinstance(only, str):
-            only = [only]
-        selected = set(only)
-        unknown = sorted(selected - set(names))
-        if unknown:
-            raise CoilvisValueError(f"only: no example named {unknown} in {str(prompts)!r}; examples: {names}")
+    selected = _selected(entries, only, prompts)
     for sub in ("pages", "thumbs", "records"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -230,20 +221,8 @@ def build_gallery(
                 continue
             bar.set_postfix_str(entry.name)
             res, record = _build_page(entry, out, slot, force=force)
-            if res.status == "built" and make_thumbnails:
-                t0 = time.perf_counter()
-                try:
-                    _write_thumbnail(coilvis.coil(record, **entry.coil_kwargs(animate=False)), out / "thumbs" / f"{entry.name}.png")
-                    res.thumbnail = out / "thumbs" / f"{entry.name}.png"
-                except MissingDependencyError as exc:
-                    make_thumbnails = False  # no browser: say it once, build the rest without
-                    res.warning = f"no thumbnails: {exc}"
-                except Exception as exc:
-                    res.warning = f"no thumbnail: {type(exc).__name__}: {exc}"
-                res.thumbnail_s = time.perf_counter() - t0
-            elif res.status == "built":
-                old = out / "thumbs" / f"{entry.name}.png"
-                res.thumbnail = old if old.is_file() else None
+            if res.status == "built":
+                make_thumbnails = _thumbnail(entry, res, record, out, draw=make_thumbnails)
             if res.status == "failed":
                 say(f"coilvis gallery: {res.name} failed: {res.error}", file=sys.stderr)
             elif res.warning:
@@ -265,6 +244,44 @@ def build_gallery(
     result = GalleryResult(out, index, results, model_load_s=slot.load_s, index_s=time.perf_counter() - t0)
     result.total_s = time.perf_counter() - t_start
     return result
+
+
+def _selected(entries: list[Any], only: Iterable[str] | None, prompts: Path) -> set[str] | None:
+    """The names ``only`` asks for (None: every example), each checked to exist."""
+    if only is None:
+        return None
+    names = [e.name for e in entries]
+    selected = {only} if isinstance(only, str) else set(only)
+    unknown = sorted(selected - set(names))
+    if unknown:
+        raise CoilvisValueError(f"only: no example named {unknown} in {str(prompts)!r}; examples: {names}")
+    return selected
+
+
+def _thumbnail(entry: Example, res: ExampleResult, record: Any, out: Path, *, draw: bool) -> bool:
+    """Draw a built example's thumbnail (or keep an earlier one when ``draw`` is off).
+
+    Returns:
+        Whether later thumbnails should be drawn: False once the browser is missing,
+        which is said once and the rest built without.
+    """
+    import coilvis
+
+    path = out / "thumbs" / f"{entry.name}.png"
+    if not draw:
+        res.thumbnail = path if path.is_file() else None
+        return False
+    t0 = time.perf_counter()
+    try:
+        _write_thumbnail(coilvis.coil(record, **entry.coil_kwargs(animate=False)), path)
+        res.thumbnail = path
+    except MissingDependencyError as exc:
+        draw = False
+        res.warning = f"no thumbnails: {exc}"
+    except Exception as exc:
+        res.warning = f"no thumbnail: {type(exc).__name__}: {exc}"
+    res.thumbnail_s = time.perf_counter() - t0
+    return draw
 
 
 def _safe_label(model: Any) -> str:
