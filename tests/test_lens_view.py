@@ -653,3 +653,49 @@ def test_compare_page_renders(browser_session, tmp_path) -> None:
     text = page.tooltip_text()
     assert HOSTILE_IMG in text and "top-k (compare)" in text
     assert page.evaluate("() => window.__pwned === undefined")
+
+
+def test_a_long_lens_opens_on_its_last_position() -> None:
+    rec, _ = lens_record_and_logits([f"w{i % 30}" for i in range(120)], n_layers=3, k=3, seed=8)
+    fig = lens(rec, cell_px=(56, 20), max_width_px=1400).model("lens_figure")
+    x_range = fig.x_range
+    assert (x_range.start, x_range.end) == (119.5 - 25, 119.5)  # 25 columns of 56 px, ending at the last
+    assert x_range.bounds == (-0.5, 119.5)  # panning reaches back to the first position
+    assert fig.frame_width == 25 * 56
+    # a short one fits whole
+    short, _ = lens_record_and_logits(["w1", "w2", "w3", "w4"], n_layers=3, k=3, seed=8)
+    x_range = lens(short).model("lens_x_range")
+    assert (x_range.start, x_range.end) == (-0.5, 3.5) and x_range.bounds == (-0.5, 3.5)
+
+
+def test_an_explicit_window_is_shown_whole() -> None:
+    rec, _ = lens_record_and_logits([f"w{i % 30}" for i in range(120)], n_layers=3, k=3, seed=9)
+    view = lens(rec, start=10, end=20)
+    x_range = view.model("lens_x_range")
+    assert (x_range.start, x_range.end) == (9.5, 19.5) and x_range.bounds == (9.5, 19.5)
+    # wider than max_width_px at the cell size: the cells narrow, nothing is cropped
+    view = lens(rec, start=0, end=100, cell_px=(56, 20), max_width_px=1000)
+    fig = view.model("lens_figure")
+    assert (fig.x_range.start, fig.x_range.end) == (-0.5, 99.5) and fig.frame_width == 1000
+    assert not view.model("lens_text").visible  # 10 px cells: too narrow for labels
+    assert not view.model("lens_text_short").visible
+    view = lens(rec, end=-1, cell_px=(56, 20), max_width_px=119 * 30)  # 30 px cells: short labels
+    assert (view.model("lens_x_range").start, view.model("lens_x_range").end) == (-0.5, 118.5)
+    assert view.model("lens_text_short").visible and not view.model("lens_text").visible
+    view = lens(rec, start=-5)  # fits at its cell size
+    fig = view.model("lens_figure")
+    assert (fig.x_range.start, fig.x_range.end) == (114.5, 119.5) and fig.frame_width == 5 * 56
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_the_rendered_lens_shows_its_last_position(browser_session, tmp_path) -> None:
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=10)
+    page = browser_session.open(coilvis.save(lens(rec, max_width_px=560), tmp_path / "last.html"))
+    x_range = "() => { const r = Bokeh.documents[0].get_model_by_name('lens_x_range'); return [r.start, r.end] }"
+    assert page.evaluate(x_range) == [49.5, 59.5]
+    page.evaluate("() => Bokeh.documents[0].get_model_by_name('lens_x_range').setv({start: -0.5, end: 9.5})")
+    page.wait_idle(0.2)
+    assert page.evaluate(x_range) == [-0.5, 9.5]  # panning back to the first position
+    assert page.errors == []

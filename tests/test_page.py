@@ -295,7 +295,7 @@ def test_tapping_the_coil_pans_the_lens_to_the_position(browser_session, tmp_pat
     loaded = browser_session.open(coilvis.save(view, tmp_path / "long.html"), viewport=(1500, 1400))
     x_range = "() => { const r = Bokeh.documents[0].get_model_by_name('lens_x_range'); return [r.start, r.end] }"
     start, end = loaded.evaluate(x_range)
-    assert end - start == 7 and end < 40  # 7 columns of 56 px in view, position 40 not among them
+    assert (start, end) == (52.5, 59.5)  # 7 columns of 56 px in view, the last ones; position 40 not among them
     loaded.click_data("coil_figure", *_segment_centre(view, 40))
     assert loaded.column("lens_highlight", "pos") == [40]
     start2, end2 = loaded.evaluate(x_range)
@@ -368,3 +368,92 @@ def test_default_model_page(browser_session, default_model, tmp_path) -> None:  
     assert loaded.model_attr("page_topk_filter", "indices") == list(range(10, 20))
     assert loaded.column("lens_highlight", "pos") == [1]
     assert last > 1 and loaded.errors == []
+
+
+# ------------------------------------------------------------------ the prompt panel
+
+
+def test_prompt_panel_holds_every_token_in_order(record: coilvis.Record) -> None:
+    view = page(record, k=K)
+    fig = view.model("page_prompt")
+    source = view.model("page_prompt_source")
+    assert fig is not None and source is not None
+    data = source.data
+    assert list(data["pos"]) == list(range(record.seq_len))
+    assert list(data["token_id"]) == [int(i) for i in record.token_ids]
+    assert data["text"] == [display(t) for t in record.tokens]
+    assert HOSTILE_IMG in data["text"] and "␣Paris" in data["text"]
+    assert source.selected.indices == [record.seq_len - 1]  # the last position, as the table
+    code = " ".join(cb.code for cb in view.doc.select({"type": CustomJS}))
+    assert HOSTILE_IMG not in code and "Paris" not in code
+    assert "{safe}" not in " ".join(str(h.tooltips) for h in view.doc.select({"type": HoverTool}))
+
+
+def test_prompt_selection_is_linked(record: coilvis.Record) -> None:
+    view = page(record, k=K)
+    prompt = view.model("page_prompt_source")
+    cb = view.model("page_select_prompt")
+    assert cb in prompt.selected.js_property_callbacks["change:indices"]
+    assert cb.args["source"] is prompt and cb.args["segments"] is view.model("coil_segment_source")
+    assert cb.args["filter"] is view.model("page_topk_filter")
+    for name in ("page_select_coil", "page_select_lens"):
+        assert view.model(name).args["prompt"] is prompt
+
+
+def test_long_prompts_fold_into_lines() -> None:
+    from coilvis.views.page import PROMPT_LINE_CHARS, prompt_rows
+
+    rec = lens_record([f"w{i % 9}" for i in range(120)], n_layers=2, k=3, seed=1)
+    rows = prompt_rows(rec)
+    lines = rows["line"].tolist()
+    assert lines == sorted(lines) and lines[-1] >= 2  # folded, in reading order
+    right = rows["x"] + rows["width"] / 2
+    assert float(right.max()) <= PROMPT_LINE_CHARS
+    for line in set(lines):  # boxes of one line do not overlap
+        on = np.flatnonzero(rows["line"] == line)
+        left = rows["x"][on] - rows["width"][on] / 2
+        assert np.all(left[1:] >= right[on][:-1])
+    newline = lens_record(["w1", "\n", "w2"], n_layers=2, k=3, seed=1)
+    assert prompt_rows(newline)["line"].tolist() == [0, 0, 1]  # a newline token ends its line
+    with pytest.raises(CoilvisValueError, match="line_chars"):
+        prompt_rows(rec, line_chars=0)
+
+
+def _prompt_centre(view: View, pos: int) -> tuple[float, float]:
+    data = view.model("page_prompt_source").data
+    return float(data["x"][pos]), float(data["y"][pos])
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_prompt_panel_renders_and_selects(browser_session, record: coilvis.Record, tmp_path) -> None:  # noqa: F811
+    view = page(record, k=K)
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "prompt.html"), viewport=(1500, 1400))
+    assert loaded.errors == [] and loaded.external_requests == []
+    assert loaded.column("page_prompt_source", "text") == [display(t) for t in record.tokens]
+    assert loaded.view_indices("page_prompt_text") == list(range(record.seq_len))  # every token drawn
+    assert loaded.evaluate("() => document.querySelector('img[src=x]') === null")
+    assert loaded.evaluate("() => window.__pwned === undefined")
+
+    # hovering the hostile token shows it literally
+    hostile = TOKENS.index(HOSTILE_IMG)
+    loaded.hover_data("page_prompt", *_prompt_centre(view, hostile))
+    assert HOSTILE_IMG in loaded.tooltip_text()
+    assert "<img" not in loaded.tooltip_html().replace("&lt;img", "")
+
+    # tapping a prompt token selects that position in the table, the lens and the coil
+    loaded.click_data("page_prompt", *_prompt_centre(view, 2))
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(2 * K, 3 * K))
+    assert loaded.model_attr("page_topk_header", "text") == f"Top {K} next tokens at position 2"
+    assert loaded.column("lens_highlight", "pos") == [2]
+    coil_sel = "() => Array.from(Bokeh.documents[0].get_model_by_name('coil_segment_source').selected.indices)"
+    assert loaded.evaluate(coil_sel) == [2]
+
+    # selecting a coil segment highlights its token in the prompt
+    loaded.click_data("coil_figure", *_segment_centre(view, 5))
+    prompt_sel = "() => Array.from(Bokeh.documents[0].get_model_by_name('page_prompt_source').selected.indices)"
+    assert loaded.evaluate(prompt_sel) == [5]
+    assert loaded.model_attr("page_topk_filter", "indices") == list(range(5 * K, 6 * K))
+    assert loaded.evaluate("() => window.__pwned === undefined")
+    assert loaded.errors == []

@@ -9,8 +9,10 @@ prediction was right); cells whose top token *is* the actual next token are outl
 
 Positions are numbers on the x axis with token labels as overrides, so a token that
 occurs twice keeps two columns. Cells have a fixed size in pixels: a long prompt makes a
-figure you pan through (drag, or wheel-zoom), never a squashed one; when zooming out
-makes cells too small for their labels, the labels shorten and then hide.
+figure you pan through (drag, or wheel-zoom), never a squashed one, and it opens on the
+last positions (the prediction the prompt is for); a window chosen with ``start``/``end``
+is shown whole. When zooming out makes cells too small for their labels, the labels
+shorten and then hide.
 
 ``coilvis.lens(record_a, compare=record_b, stat="js")`` colours each cell by how much the
 two runs' distributions differ there (see :func:`coilvis.compare.topk_divergence`).
@@ -155,7 +157,7 @@ def lens_figure(
     next_ids = record.next_ids[grid.pos]
     match = (grid.top_ids == next_ids) & (next_ids >= 0)
 
-    fig, cell_h = lens_frame(
+    fig, shown_w, cell_h = lens_frame(
         record,
         grid,
         cell_w=cell_w,
@@ -164,9 +166,10 @@ def lens_figure(
         max_height_px=max_height_px,
         title=title,
         compare=compare is not None,
+        fit=start is not None or end is not None,
     )
     renderer, mapper = draw_cells(fig, cells, scale)
-    texts = draw_texts(fig, cells, string_source, cell_w=cell_w, cell_h=cell_h, max_label_len=max_label_len)
+    texts = draw_texts(fig, cells, string_source, cell_w=shown_w, cell_h=cell_h, max_label_len=max_label_len)
     draw_outlines(fig, cells, highlight, match=match, n_shown=rows.shape[0])
     add_axes(fig, record, grid, max_label_len=max_label_len)
     fig.add_layout(color_bar(mapper, scale, name="lens_color_bar"), "right")
@@ -227,7 +230,10 @@ def lens(
 
     Cells have a fixed size (``cell_px``); a lens larger than ``max_width_px`` x
     ``max_height_px`` shows part of itself and pans (drag; wheel zoom is on the
-    toolbar). Labels shorten, then hide, when zooming out makes cells too small.
+    toolbar): it opens on the last positions and the top rows (the model's output),
+    and on the whole prompt when it fits. With ``start`` or ``end`` the chosen window
+    is shown whole, its cells narrowed to fit ``max_width_px`` when they must (a PNG
+    of it is never cropped). Labels shorten, then hide, when cells get too small.
 
     Args:
         record: a Record with lens statistics (``coilvis.run(prompt, lens=True)``).

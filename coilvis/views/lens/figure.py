@@ -96,19 +96,30 @@ def lens_frame(
     max_height_px: int,
     title: str | None,
     compare: bool,
-) -> tuple[Any, int]:
+    fit: bool = False,
+) -> tuple[Any, float, int]:
     """The empty figure (``lens_figure``): cells of a fixed size, panning past ``max_width_px``
     x ``max_height_px``; a lens of few rows gets taller cells (its colour bar stays readable).
 
+    The view opens on the last positions drawn (the prediction a prompt is for), and on
+    every position when they fit; panning reaches back to the first. With ``fit`` (a
+    window the caller chose), every drawn position is in view: cells narrow to fit
+    ``max_width_px`` when they must.
+
     Returns:
-        ``(figure, cell_h)``: the figure and the cells' height in pixels.
+        ``(figure, cell_w, cell_h)``: the figure and the cells' width and height in pixels
+        as first shown.
     """
     n_shown, n_pos = grid.rows.shape[0], grid.positions.shape[0]
     lo, hi = int(grid.positions[0]), int(grid.positions[-1]) + 1
     cell_h = max(cell_h, min(3 * cell_h, math.ceil(_MIN_FRAME_PX / n_shown)))
     vis_cols = min(n_pos, max(1, max_width_px // cell_w))
+    frame_w = vis_cols * cell_w
+    shown_w: float = cell_w
+    if fit and vis_cols < n_pos:
+        vis_cols, frame_w, shown_w = n_pos, max_width_px, max_width_px / n_pos
     vis_rows = min(n_shown, max(1, max_height_px // cell_h))
-    x_range = Range1d(lo - 0.5, lo - 0.5 + vis_cols, bounds=(lo - 0.5, hi - 0.5), name="lens_x_range")
+    x_range = Range1d(hi - 0.5 - vis_cols, hi - 0.5, bounds=(lo - 0.5, hi - 0.5), name="lens_x_range")
     y_range = Range1d(n_shown - 0.5 - vis_rows, n_shown - 0.5, bounds=(-0.5, n_shown - 0.5), name="lens_y_range")
     if title is None:
         what = "logit lens" if not compare else "logit lens comparison"
@@ -118,7 +129,7 @@ def lens_frame(
         name="lens_figure",
         x_range=x_range,
         y_range=y_range,
-        frame_width=vis_cols * cell_w,
+        frame_width=frame_w,
         frame_height=vis_rows * cell_h,
         tools="xpan,ypan,pan,xwheel_zoom,wheel_zoom,reset,save",
         active_drag="pan" if vis_rows < n_shown and vis_cols < n_pos else ("ypan" if vis_rows < n_shown else "xpan"),
@@ -134,7 +145,7 @@ def lens_frame(
     fig.background_fill_color = "#ffffff"
     fig.title.text = plain_text(title)
     fig.title.text_font = FONT
-    return fig, cell_h
+    return fig, shown_w, cell_h
 
 
 def draw_cells(fig: Any, cells: ColumnDataSource, scale: ColorScale) -> tuple[GlyphRenderer, Any]:
@@ -175,7 +186,7 @@ class CellTexts:
 
 
 def draw_texts(
-    fig: Any, cells: ColumnDataSource, strings: ColumnDataSource, *, cell_w: int, cell_h: int, max_label_len: int
+    fig: Any, cells: ColumnDataSource, strings: ColumnDataSource, *, cell_w: float, cell_h: int, max_label_len: int
 ) -> CellTexts:
     """Each cell's top token, cut to ``max_label_len`` characters, or to 3 when that does
     not fit; none when neither fits. White on dark cells."""
