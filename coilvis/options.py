@@ -409,7 +409,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("coil", "floor_bits", "float", 0.5,
            "added to every position's pace value (bits), so certain positions still take a moment",
            minimum=0.0, maximum=64.0, above=True, flag="--floor-bits", requires="animate"),
-    Option("coil", "autoplay", "bool", False, "start the unwind when the page opens", flag="--autoplay", requires="animate"),
+    Option("coil", "autoplay", "bool", True, "start the unwind by itself when the page opens", flag="--no-autoplay",
+           requires="animate"),
     # coilvis.lens
     Option("lens", "stat", "choice", None,
            f"what colours each lens cell (default prob): {_choices_help(LENS_STATS, 'lens')}; "

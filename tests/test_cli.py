@@ -82,13 +82,13 @@ def test_command_line_values_reach_the_functions_as_declared():
     argv = ["page", "--record", "r.coil", "--layout", "circle", "--color", "rank", "--attention", "mean", "--layer", "2",
             "--threshold", "0.1", "--links-per-query", "2", "--max-links", "9", "--hide-sink", "--palette", "Magma",
             "--size", "300", "--no-labels", "--clockwise", "--animate", "--pace", "surprisal", "--duration", "5",
-            "--floor-bits", "1", "--autoplay", "--k", "4", "--stat", "kl", "--stride", "2", "--start", "1", "--end", "-1",
+            "--floor-bits", "1", "--no-autoplay", "--k", "4", "--stat", "kl", "--stride", "2", "--start", "1", "--end", "-1",
             "--lens-palette", "Cividis_r", "--prepend-bos", "no", "--mid"]
     args = cli.build_parser().parse_args(argv)
     assert cli._kwargs(args, "coil") == {
         "layout": "circle", "color": "rank", "attention": (2, "mean"), "attention_threshold": 0.1, "attention_top_k": 2,
         "max_links": 9, "hide_sink": True, "palette": "Magma", "width": 300, "height": 300, "labels": False, "tooltip_k": 4,
-        "clockwise": True, "animate": True, "pace": "surprisal", "duration_s": 5.0, "floor_bits": 1.0, "autoplay": True,
+        "clockwise": True, "animate": True, "pace": "surprisal", "duration_s": 5.0, "floor_bits": 1.0, "autoplay": False,
     }
     assert cli._kwargs(args, "lens") == {"stat": "kl", "stride": 2, "start": 1, "end": -1, "palette": "Cividis_r"}
     assert cli._kwargs(args, "page") == {"k": 4}
@@ -282,7 +282,7 @@ def test_run_options_with_a_record_are_refused_by_name(extra, named, inputs, tmp
         (["coil", "--pace", "surprisal"], "--pace"),
         (["coil", "--duration", "5"], "--duration"),
         (["coil", "--floor-bits", "1"], "--floor-bits"),
-        (["coil", "--autoplay"], "--autoplay"),
+        (["coil", "--no-autoplay"], "--no-autoplay"),
         (["coil", "--threshold", "0.5"], "--threshold"),
         (["coil", "--links-per-query", "2"], "--links-per-query"),
         (["coil", "--max-links", "10"], "--max-links"),

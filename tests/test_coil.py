@@ -507,7 +507,7 @@ _FORMAT_JS = """
 def test_alike_tokens_never_look_the_same_in_the_hover(browser_session, tmp_path: Path) -> None:  # noqa: F811
     rec = alike_record()
     n = len(ALIKE)
-    view = coilvis.coil(rec, layout="circle", animate=True, tooltip_k=n)
+    view = coilvis.coil(rec, layout="circle", animate=True, tooltip_k=n, autoplay=False)  # scrubbed below
     page = browser_session.open(coilvis.save(view, tmp_path / "alike.html"))
     assert page.errors == []
     tokens = page.evaluate(_FORMAT_JS, [n, "token"])

@@ -83,6 +83,23 @@ def test_the_javascript_comes_from_the_package_file_and_holds_no_token_text() ->
     assert view.ready and view.ready[0].name == "coil_unwind_autoplay_js"
 
 
+def test_an_animated_coil_autoplays_by_default() -> None:
+    """The default animated coil plays by itself once the page is ready; autoplay=False
+    (what tests that drive the controls pass) leaves it paused; a still coil has nothing to play."""
+    rec = paced_record()
+    view = coilvis.coil(rec, animate=True)
+    assert [cb.name for cb in view.ready] == ["coil_unwind_autoplay_js"]
+    assert view.ready[0].args["action"] == "play"
+    assert view.model("coil_unwind_loop").active is False  # so it stops at the end
+    # the page runs it on document_ready
+    callbacks = view.doc.callbacks.js_event_callbacks.get("document_ready", [])
+    assert view.ready[0] in callbacks
+    paused = coilvis.coil(rec, animate=True, autoplay=False)
+    assert paused.ready == [] and "document_ready" not in paused.doc.callbacks.js_event_callbacks
+    assert coilvis.coil(rec).ready == []
+    assert coilvis.coil(rec, autoplay=False).ready == []  # autoplay needs animate to matter
+
+
 def test_bad_unwind_options_name_the_argument() -> None:
     rec = paced_record()
     with pytest.raises(CoilvisValueError, match="pace"):
@@ -117,7 +134,7 @@ def _progress(page) -> float:
 @pytest.mark.browser
 def test_play_pause_and_scrub_in_the_browser(browser_session, tmp_path) -> None:  # noqa: F811
     rec = paced_record(16)
-    view = coilvis.coil(rec, animate=True, duration_s=4.0)
+    view = coilvis.coil(rec, animate=True, duration_s=4.0, autoplay=False)  # paused until ▶ play
     page = browser_session.open(coilvis.save(view, tmp_path / "unwind.html"))
     assert page.errors == [] and page.external_requests == []
     assert _progress(page) == 0.0
@@ -146,12 +163,56 @@ def test_play_pause_and_scrub_in_the_browser(browser_session, tmp_path) -> None:
     assert page.errors == []
 
 
+_STATE_OF = "Bokeh.documents[0].get_model_by_name('coil_segment_source').__coilvis_unwind?.state"
+_STATE = f"() => {_STATE_OF}"  # the unwind's controller state, read from the page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_default_animated_page_plays_by_itself_and_stops_at_the_end(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = paced_record(8)
+    view = coilvis.coil(rec, animate=True, duration_s=1.5)  # autoplay by default, loop off
+    page = browser_session.open(coilvis.save(view, tmp_path / "autoplay.html"))
+    page.evaluate(SAMPLER)
+    # no click: the playhead moves by itself once the page is ready
+    page.page.wait_for_function(f"() => {_STATE_OF}?.playing === true && {_STATE_OF}.progress > 0", timeout=5000)
+    assert page.model_attr("coil_unwind_play", "label") == "❚❚ pause"
+    # and stops at the end: the last position, paused, offering a replay
+    page.page.wait_for_function(f"() => {_STATE_OF}?.playing === false", timeout=10000)
+    state = page.evaluate(_STATE)
+    assert state["progress"] == rec.seq_len and _progress(page) == rec.seq_len
+    assert page.model_attr("coil_unwind_play", "label") == "↻ replay"
+    time.sleep(0.5)
+    assert page.evaluate(_STATE)["progress"] == rec.seq_len and not page.evaluate(_STATE)["playing"]  # it stays there
+    progress = np.array(page.evaluate("() => window.__samples"))[:, 1]
+    assert progress.max() == rec.seq_len and np.all(np.diff(progress) >= 0)  # once through, never back
+    assert page.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_with_loop_on_the_unwind_starts_again_at_the_end(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = paced_record(8)
+    view = coilvis.coil(rec, animate=True, duration_s=0.8, autoplay=False)
+    page = browser_session.open(coilvis.save(view, tmp_path / "loop.html"))
+    assert _progress(page) == 0.0  # autoplay=False: paused until asked
+    page.page.click("text=loop")
+    page.evaluate(SAMPLER)
+    page.page.click("text=▶ play")
+    time.sleep(2.5)  # three times through
+    state = page.evaluate(_STATE)
+    assert state["playing"] and state["loop"]
+    progress = np.array(page.evaluate("() => window.__samples"))[:, 1]
+    assert np.sum(np.diff(progress) < -rec.seq_len / 2) >= 2  # wrapped back to the start, more than once
+    assert page.errors == []
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_dwell_follows_entropy_in_the_browser(browser_session, tmp_path) -> None:  # noqa: F811
     rec = paced_record(8)
     duration_s, floor = 3.6, 0.5
-    view = coilvis.coil(rec, animate=True, duration_s=duration_s, floor_bits=floor)
+    view = coilvis.coil(rec, animate=True, duration_s=duration_s, floor_bits=floor, autoplay=False)
     page = browser_session.open(coilvis.save(view, tmp_path / "paced.html"))
     page.evaluate(SAMPLER)
     page.page.click("text=▶ play")
@@ -219,7 +280,7 @@ def test_unwind_js_follows_the_geometry_between_its_ends(browser_session, tmp_pa
     arcs and the playhead where coilvis.geometry's reference blend says, at playhead times
     between the coil and the rows (forward and back), to a fraction of a pixel."""
     rec = attention_record(40)
-    view = coilvis.coil(rec, animate=True, attention=[(0, "mean"), (1, 0)], layout=layout)
+    view = coilvis.coil(rec, animate=True, attention=[(0, "mean"), (1, 0)], layout=layout, autoplay=False)
     coiled, line, n = view.coiled, view.unwound, rec.seq_len
     page = browser_session.open(coilvis.save(view, tmp_path / f"unwind_{layout}.html"))
     x0, y0 = page.data_to_page("coil_figure", 0.0, 0.0)

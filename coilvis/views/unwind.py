@@ -67,8 +67,9 @@ def schedule_columns(record: Record, *, pace: str, duration_s: float | None, flo
     return schedule, {"start_s": schedule.start_s.astype(np.float32), "dwell_s": schedule.dwell_s.astype(np.float32)}
 
 
-def _widgets(n: int, schedule: Schedule, *, width_px: int) -> dict[str, Any]:
+def _widgets(n: int, schedule: Schedule, *, width_px: int, autoplay: bool) -> dict[str, Any]:
     """The controls (``play``, ``restart``, ``loop``, ``speed``, ``scrub``) and the ``readout``."""
+    lead = "The coil unwinds" if autoplay else "Press ▶ play: the coil unwinds"
     return {
         "play": Button(label="▶ play", button_type="primary", width=90, name="coil_unwind_play"),
         "restart": Button(label="↺ restart", width=90, name="coil_unwind_restart"),
@@ -85,7 +86,7 @@ def _widgets(n: int, schedule: Schedule, *, width_px: int) -> dict[str, Any]:
         ),
         "readout": PreText(
             text=(
-                f"Press ▶ play: the coil unwinds token by token in {schedule.duration_s:.0f} s, "
+                f"{lead} token by token in {schedule.duration_s:.0f} s, "
                 f"dwelling on each position for a time that grows with its {schedule.pace} "
                 f"(floor {schedule.floor_bits:g} bits + {schedule.pace} in bits)."
             ),
@@ -123,7 +124,7 @@ def build_unwind(
     coiled: geometry.Layout,
     line: geometry.Layout,
     schedule: Schedule,
-    autoplay: bool = False,
+    autoplay: bool = True,
     width_px: int = 720,
 ) -> UnwindParts:
     """Add the unwind's controls, playhead and readout to a coil figure.
@@ -138,13 +139,14 @@ def build_unwind(
         coiled: the coil's layout.
         line: the layout the segments unwind to (kind ``"line"``).
         schedule: the timing.
-        autoplay: start playing when the page is ready.
+        autoplay: start playing when the page is ready (playback stops at the end
+            unless loop is on).
         width_px: width of the controls row.
 
     Returns:
         :class:`UnwindParts`.
     """
-    widgets = _widgets(coiled.n, schedule, width_px=width_px)
+    widgets = _widgets(coiled.n, schedule, width_px=width_px, autoplay=autoplay)
     playhead = _playhead(figure, coiled)
     # one segment on the line, in its own frame (all line segments are the same shape)
     local_x = (line.poly_xs[0] - line.x[0]).astype(np.float64)

@@ -202,7 +202,7 @@ def coil(
     pace: Literal["entropy", "surprisal"] = "entropy",
     duration_s: float | None = None,
     floor_bits: float = 0.5,
-    autoplay: bool = False,
+    autoplay: bool = True,
 ) -> CoilView:
     """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
 
@@ -255,7 +255,9 @@ def coil(
             between 4 s and 180 s).
         floor_bits: added to every position's pace value, so certain positions still
             take a moment.
-        autoplay: start the unwind as soon as the page is ready.
+        autoplay: start the unwind by itself as soon as the page is ready (the default);
+            False starts it paused, waiting for ▶ play. Either way it stops at the end
+            unless loop is on.
 
     Returns:
         A :class:`CoilView`; ``coilvis.save(view, "coil.html")`` writes it.
