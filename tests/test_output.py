@@ -383,3 +383,18 @@ def test_the_page_title_shows_hidden_characters_as_escapes(tmp_path):
     title = html[html.index("<title>") : html.index("</title>")]
     assert "\u202e" not in title and "\x00" not in title and "<b>" not in title
     assert "\\u202e" in title and "\\x00" in title and "&lt;b&gt;" in title
+
+
+def test_an_image_shows_the_page_as_it_opens_before_autoplay() -> None:
+    """A PNG of an animated coil is drawn without the page's start-up callbacks (the
+    autoplay), so it shows the coil, not a frame mid-unwind; the view keeps them."""
+    from bokeh.resources import INLINE
+
+    record = coilvis.from_logits(np.random.default_rng(0).normal(size=(6, 10)).astype(np.float32))
+    view = coilvis.coil(record, animate=True)
+    assert view.doc.callbacks.js_event_callbacks["document_ready"]
+    page = output._page_html(view, INLINE, "t")
+    with output._still(view):
+        still = output._page_html(view, INLINE, "t")
+    assert page.count("document_ready") > still.count("document_ready")
+    assert output._page_html(view, INLINE, "t") == page

@@ -14,6 +14,7 @@ escaped JSON, so a notebook exported to HTML (nbconvert) runs none of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 import time
 import webbrowser
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -363,11 +365,25 @@ def _wait_idle(driver: Any, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def _still(view: View) -> Iterator[None]:
+    """The view without its ``document_ready`` callbacks (an image shows the page as it
+    opens, before an animation starts playing by itself)."""
+    callbacks = view.doc.callbacks.js_event_callbacks
+    ready = callbacks.pop("document_ready", None)
+    try:
+        yield
+    finally:
+        if ready is not None:
+            callbacks["document_ready"] = ready
+
+
 def _png_bytes(view: View, *, timeout_s: float) -> bytes:
     from PIL import Image
 
     browser, driver_path = find_chromium()
-    html = _page_html(view, INLINE, view.title, template=_BARE_TEMPLATE)
+    with _still(view):
+        html = _page_html(view, INLINE, view.title, template=_BARE_TEMPLATE)
     with tempfile.TemporaryDirectory(prefix="coilvis-png-") as tmp:
         page = Path(tmp, "view.html")
         page.write_text(html, encoding="utf-8")
