@@ -419,6 +419,14 @@ def test_long_prompts_fold_into_lines() -> None:
         prompt_rows(rec, line_chars=0)
 
 
+_PROMPT_FRAME_JS = """
+() => {
+  const v = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('page_prompt'))
+  return [v.frame.bbox.right, v.canvas_view.el.getBoundingClientRect().width]
+}
+"""
+
+
 def _prompt_centre(view: View, pos: int) -> tuple[float, float]:
     data = view.model("page_prompt_source").data
     return float(data["x"][pos]), float(data["y"][pos])
@@ -433,6 +441,8 @@ def test_prompt_panel_renders_and_selects(browser_session, record: coilvis.Recor
     assert loaded.errors == [] and loaded.external_requests == []
     assert loaded.column("page_prompt_source", "text") == [display(t) for t in record.tokens]
     assert loaded.view_indices("page_prompt_text") == list(range(record.seq_len))  # every token drawn
+    frame_right, canvas_width = loaded.evaluate(_PROMPT_FRAME_JS)
+    assert frame_right <= canvas_width  # the folded lines are not cut at the right
     assert loaded.evaluate("() => document.querySelector('img[src=x]') === null")
     assert loaded.evaluate("() => window.__pwned === undefined")
 

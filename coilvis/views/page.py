@@ -1,30 +1,35 @@
 """One page with everything: the coil, the lens and the top-k table, linked.
 
-``coilvis.page(record)`` puts the coil (:func:`coilvis.views.coil.coil`) and, next to
+``coilvis.page(record)`` shows the prompt as text (``page_prompt``: one box per token,
+whitespace visible, folded into lines), then the coil (:func:`coilvis.views.coil.coil`) and, next to
 it, the table of the model's top next tokens at the selected position; the logit lens
 (:func:`coilvis.views.lens.lens`) goes underneath when the record has lens statistics.
-Tapping a coil segment or a lens cell selects that position: the table shows its top-k,
-the lens outlines its column (and pans to it), and a lens tap also selects the coil's
-segment.
+Tapping a coil segment, a lens cell or a prompt token selects that position: the table
+shows its top-k, the lens outlines its column (and pans to it), the prompt highlights
+its token and the coil selects its segment.
 
 The table's rows for every position are computed once, in Python, into one data source
 (``page_topk_source``, with a ``pos`` column); the page script only changes which rows
 an ``IndexFilter`` lets through, so no token text is ever part of JavaScript source.
+The prompt's tokens are data too (``page_prompt_source``), drawn by a text glyph.
 
 Named models: ``page_root``, ``page_side``, ``page_topk_source``,
 ``page_topk_filter`` (its ``indices`` are the selected position's rows),
-``page_topk_table``, ``page_topk_header``, ``page_select_coil`` and
-``page_select_lens`` (the two scripts), plus the coil's (``coil_*``) and the lens's
-(``lens_*``).
+``page_topk_table``, ``page_topk_header``, ``page_prompt`` (the prompt's figure),
+``page_prompt_source`` (its ``selected`` indices are the selected position),
+``page_select_coil``, ``page_select_lens`` and ``page_select_prompt`` (the scripts),
+plus the coil's (``coil_*``) and the lens's (``lens_*``).
 """
 
 from __future__ import annotations
 
 import inspect
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from bokeh.core.properties import value
 from bokeh.layouts import column, row
 from bokeh.models import (
     CDSView,
@@ -32,13 +37,17 @@ from bokeh.models import (
     CustomJS,
     DataTable,
     Div,
+    HoverTool,
     IndexFilter,
     NumberFormatter,
+    Range1d,
     StringFormatter,
     TableColumn,
+    TapTool,
 )
+from bokeh.plotting import figure
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.options import check_k
 from coilvis.record import Record
 from coilvis.tokens import display
@@ -46,7 +55,7 @@ from coilvis.views.coil import coil
 from coilvis.views.lens import LensFigure, lens_figure
 from coilvis.views.output import View
 
-__all__ = ["page", "topk_rows"]
+__all__ = ["page", "prompt_rows", "topk_rows"]
 
 _CHECK = "\u2713"  # ✓
 
@@ -72,11 +81,21 @@ if (highlight != null) {
     }
   }
 }
+if (prompt != null) {
+  const sel = prompt.selected.indices
+  if (!(sel.length == 1 && sel[0] == pos)) prompt.selected.indices = [pos]
+}
 if (segments != null) {
   const sel = segments.selected.indices
   if (!(sel.length == 1 && sel[0] == pos)) segments.selected.indices = [pos]
 }
 """
+
+#: Characters per line of the prompt panel before it folds.
+PROMPT_LINE_CHARS = 100
+_CHAR_PX = 8  # the panel's monospace 13 px font advances ~7.8 px a character
+_LINE_PX = 22
+_PROMPT_MAX_LINES = 16  # more lines pan vertically; the view opens on the last ones
 
 
 def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
@@ -118,6 +137,112 @@ def topk_rows(record: Record, *, k: int = 10) -> dict[str, Any]:
         "logit": record.topk_logits[:, :k].reshape(-1).astype(np.float32),
         "actual": [_CHECK if a else "" for a in actual.reshape(-1).tolist()],
     }
+
+
+def _cells(text: str) -> int:
+    """Monospace cells a label takes: wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def prompt_rows(record: Record, *, line_chars: int = PROMPT_LINE_CHARS) -> dict[str, Any]:
+    """The prompt's tokens laid out as folded lines of text, as data-source columns.
+
+    Shapes: every column has ``seq_len`` rows, one per position, in order. A token
+    goes on the next line when it would pass ``line_chars`` cells, and after a token
+    that ends in a newline.
+
+    Args:
+        record: the Record.
+        line_chars: monospace cells per line before the prompt folds.
+
+    Returns:
+        Columns ``pos`` (int32), ``token_id`` (int32), ``text`` (the exact display label
+        of :func:`coilvis.tokens.display`, whitespace visible), ``label`` (the same, cut
+        to ``line_chars`` cells), ``x`` (the label's centre, in cells), ``width`` (cells),
+        ``line`` (int32, 0 = first) and ``y`` (``-line``).
+
+    Examples:
+        >>> import numpy as np, coilvis
+        >>> rec = coilvis.from_logits(np.zeros((3, 3)), tokens=[0, 1, 2], vocab=["a", " bb", "c"])
+        >>> rows = prompt_rows(rec, line_chars=5)
+        >>> rows["text"], rows["line"].tolist()
+        (['a', '␣bb', 'c'], [0, 0, 1])
+    """
+    line_chars = check_int("line_chars", line_chars, minimum=1)
+    texts = [display(t) for t in record.tokens]
+    labels = [t if _cells(t) <= line_chars else display(raw, max_len=line_chars) for t, raw in zip(texts, record.tokens)]
+    xs, widths, lines = [], [], []
+    col, line = 0.0, 0
+    for raw, label in zip(record.tokens, labels):
+        width = max(_cells(label), 1)
+        if col > 0 and col + width > line_chars:
+            col, line = 0.0, line + 1
+        xs.append(col + width / 2)
+        widths.append(width)
+        lines.append(line)
+        col += width + 0.5
+        if raw.endswith("\n"):
+            col, line = 0.0, line + 1
+    line_arr = np.asarray(lines, dtype=np.int32)
+    return {
+        "pos": np.arange(record.seq_len, dtype=np.int32),
+        "token_id": np.asarray(record.token_ids, dtype=np.int32),
+        "text": texts,
+        "label": labels,
+        "x": np.asarray(xs, dtype=np.float64),
+        "width": np.asarray(widths, dtype=np.float64),
+        "line": line_arr,
+        "y": -line_arr.astype(np.float64),
+    }
+
+
+def _prompt_panel(record: Record) -> tuple[Any, ColumnDataSource]:
+    """The prompt as text (``page_prompt``), one box per token over ``page_prompt_source``;
+    the selected position (the last one at first) is highlighted and a tap selects one.
+
+    Token text reaches the page only as data, drawn on the canvas by a text glyph.
+
+    Returns:
+        ``(figure, source)``.
+    """
+    rows = prompt_rows(record)
+    source = ColumnDataSource(rows, name="page_prompt_source")
+    source.selected.indices = [record.seq_len - 1]
+    n_lines = int(rows["line"].max()) + 1 if record.seq_len else 1
+    used = max(float((rows["x"] + rows["width"] / 2).max()), 10.0)
+    shown = min(n_lines, _PROMPT_MAX_LINES)
+    fig = figure(
+        name="page_prompt",
+        title="Prompt (tap a token to select its position)",
+        x_range=Range1d(-0.5, used + 0.5, bounds="auto"),
+        y_range=Range1d(-(n_lines - 0.5), -(n_lines - shown) + 0.5, bounds=(-(n_lines - 0.5), 0.5)),
+        frame_width=int((used + 1) * _CHAR_PX),
+        frame_height=shown * _LINE_PX,
+        tools="ypan" if n_lines > shown else "",
+        toolbar_location=None,
+        min_border=4,
+        outline_line_color=None,
+        x_axis_location=None,
+        y_axis_location=None,
+    )
+    fig.grid.visible = False
+    boxes = fig.rect(
+        x="x", y="y", width="width", height=0.82, source=source, name="page_prompt_boxes",
+        fill_color="#f3f3f3", line_color="#d6d6d6",
+        selection_fill_color="#ffd54f", selection_line_color="#b07f00",
+        nonselection_fill_color="#f3f3f3", nonselection_line_color="#d6d6d6",
+        nonselection_fill_alpha=1.0, nonselection_line_alpha=1.0,
+    )
+    fig.text(
+        x="x", y="y", text="label", source=source, name="page_prompt_text",
+        text_align="center", text_baseline="middle", text_font=value("monospace"), text_font_size="13px",
+        nonselection_text_alpha=1.0,
+    )
+    fig.add_tools(
+        TapTool(renderers=[boxes]),
+        HoverTool(renderers=[boxes], tooltips=[("position", "@pos"), ("token", "@text"), ("id", "@token_id")]),
+    )
+    return fig, source
 
 
 def _options(value: Any, name: str, view: Any) -> dict[str, Any]:
@@ -183,10 +308,18 @@ def _topk_table(record: Record, *, k: int) -> tuple[Any, IndexFilter, Div]:
 
 
 def _link(
-    record: Record, segments: ColumnDataSource, lens: LensFigure | None, *, table_filter: IndexFilter, header: Div, k: int
+    record: Record,
+    segments: ColumnDataSource,
+    lens: LensFigure | None,
+    *,
+    prompt: ColumnDataSource,
+    table_filter: IndexFilter,
+    header: Div,
+    k: int,
 ) -> None:
-    """Tapping a coil segment or a lens cell selects its position everywhere: the table's
-    rows and header, the lens's column (panned to), the coil's segment."""
+    """Tapping a coil segment, a lens cell or a prompt token selects its position
+    everywhere: the table's rows and header, the lens's column (panned to), the
+    prompt's token, the coil's segment."""
     n = record.seq_len
     args: dict[str, Any] = {
         "filter": table_filter,
@@ -198,6 +331,7 @@ def _link(
         "lo": 0,
         "hi": n,
         "segments": None,
+        "prompt": prompt,
     }
     if lens is not None:
         lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
@@ -212,6 +346,10 @@ def _link(
             "indices",
             CustomJS(args={**args, "source": lens.cells, "segments": segments}, code=_SELECT_JS, name="page_select_lens"),
         )
+    prompt.selected.js_on_change(
+        "indices",
+        CustomJS(args={**args, "source": prompt, "segments": segments}, code=_SELECT_JS, name="page_select_prompt"),
+    )
 
 
 def page(
@@ -224,10 +362,11 @@ def page(
 ) -> View:
     """The coil, the lens and the top-k table of one Record on one page, linked.
 
-    Tapping a coil segment selects its position: the table lists that position's top
-    ``k`` next tokens (``✓`` on the token that actually came next), and the lens
-    outlines that column and pans to it. Tapping a lens cell does the same and selects
-    the coil's segment. A record without lens statistics gives the coil and the table.
+    The prompt shows as text on top, whitespace visible, folded into lines. Tapping a
+    coil segment selects its position: the table lists that position's top ``k`` next
+    tokens (``✓`` on the token that actually came next), the lens outlines that column
+    and pans to it, and the prompt highlights its token. Tapping a lens cell or a
+    prompt token does the same and selects the coil's segment. A record without lens statistics gives the coil and the table.
 
     Args:
         record: the Record (``coilvis.run(prompt, lens=True)`` for the lens).
@@ -266,11 +405,10 @@ def page(
     coil_view.doc.remove_root(coil_layout)  # it joins the page's document
     side, table_filter, header = _topk_table(record, k=k)
     parts = lens_figure(record, **lens_kw) if record.lens is not None else None
-    _link(record, segments, parts, table_filter=table_filter, header=header, k=k)
-    if parts is not None:
-        root = column(row(coil_layout, side), parts.figure, name="page_root")
-    else:
-        root = row(coil_layout, side, name="page_root")
+    prompt_fig, prompt = _prompt_panel(record)
+    _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k)
+    views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else [])
+    root = column(prompt_fig, column(*views), name="page_root")  # the prompt's frame not aligned to the lens's
     view = View(root, title=title if title is not None else "coilvis", kind="page")
     for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
         view.doc.js_on_event("document_ready", callback)
