@@ -39,6 +39,7 @@ from coilvis.record import next_ids_of
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "as_logits",
+    "as_tensor",
     "to_numpy",
     "log_softmax",
     "entropy",
@@ -74,6 +75,36 @@ def to_numpy(tensor: Any) -> np.ndarray:
     return np.asarray(tensor)
 
 
+def as_tensor(value: Any, *, name: str, expected: str) -> torch.Tensor:
+    """A torch tensor, numpy array or nested list of numbers as a tensor (no copy where
+    possible), before any shape check.
+
+    Args:
+        value: the argument.
+        name: the argument name used in error messages.
+        expected: what the argument should be, for the message when it is not array-like.
+
+    Raises:
+        CoilvisTypeError: not array-like, not numeric, or complex.
+        CoilvisValueError: ragged nested lists.
+    """
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+    elif isinstance(value, (np.ndarray, list, tuple)):
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            raise CoilvisValueError(f"{name}: ragged nested lists (rows of different lengths); expected a dense array") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise CoilvisTypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise CoilvisTypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+    if t.is_complex():
+        raise CoilvisTypeError(f"{name}: expected real numbers, got dtype {t.dtype}")
+    return t
+
+
 def as_logits(logits: Any, *, name: str = "logits", ndim: Sequence[int] = (1, 2)) -> torch.Tensor:
     """Check and convert logits to a floating torch tensor (no copy where possible).
 
@@ -91,27 +122,12 @@ def as_logits(logits: Any, *, name: str = "logits", ndim: Sequence[int] = (1, 2)
         CoilvisTypeError: not array-like, or not numeric.
         CoilvisValueError: wrong number of dimensions, or an empty vocabulary axis.
     """
-    if isinstance(logits, torch.Tensor):
-        t = logits.detach()
-    elif isinstance(logits, (np.ndarray, list, tuple)):
-        try:
-            arr = np.asarray(logits)
-        except ValueError:
-            raise CoilvisValueError(f"{name}: ragged nested lists (rows of different lengths); expected a dense array") from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise CoilvisTypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    else:
-        raise CoilvisTypeError(
-            f"{name}: expected a torch tensor or numpy array, got {type(logits).__name__}"
-        )
+    t = as_tensor(logits, name=name, expected="a torch tensor or numpy array")
     if t.dim() not in tuple(ndim):
         want = " or ".join(f"{d}-D" for d in ndim)
         raise CoilvisValueError(f"{name}: expected a {want} tensor (.., d_vocab), got shape {tuple(t.shape)}")
     if t.shape[-1] < 1:
         raise CoilvisValueError(f"{name}: the vocabulary axis is empty (shape {tuple(t.shape)})")
-    if t.is_complex():
-        raise CoilvisTypeError(f"{name}: expected real numbers, got dtype {t.dtype}")
     if not t.is_floating_point():
         t = t.to(torch.float32)
     return t

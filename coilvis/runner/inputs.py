@@ -145,23 +145,12 @@ def token_ids(tokens: Any, *, seq_len: int, d_vocab: int, vocab: Any) -> tuple[n
 
 def check_attention_pattern(attention: Any, seq_len: int) -> torch.Tensor:
     """A (n_layers, n_heads, seq_len, seq_len) causal pattern, checked layer by layer."""
-    if isinstance(attention, torch.Tensor):
-        pat = attention.detach()
-    elif isinstance(attention, (np.ndarray, list, tuple)):
-        try:
-            arr = np.asarray(attention)
-        except ValueError:
-            raise CoilvisValueError("attention: ragged nested lists (rows of different lengths); expected a dense pattern") from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise CoilvisTypeError(f"attention: expected numbers, got an array of dtype {arr.dtype}")
-        pat = torch.from_numpy(np.ascontiguousarray(arr))
-    else:
-        hint = " (to choose which heads a view shows, pass attention= to coilvis.coil or coilvis.page)" if isinstance(attention, str) else ""
+    if isinstance(attention, str):
         raise CoilvisTypeError(
-            f"attention: expected a pattern (n_layers, n_heads, seq_len, seq_len) as a tensor or array, got {type(attention).__name__}{hint}"
+            "attention: expected a pattern (n_layers, n_heads, seq_len, seq_len) as a tensor or array, got str "
+            "(to choose which heads a view shows, pass attention= to coilvis.coil or coilvis.page)"
         )
-    if pat.is_complex():
-        raise CoilvisTypeError(f"attention: expected real numbers, got dtype {pat.dtype}")
+    pat = stats.as_tensor(attention, name="attention", expected="a pattern (n_layers, n_heads, seq_len, seq_len) as a tensor or array")
     if pat.dim() == 3:
         pat = pat.unsqueeze(0)
     if pat.dim() != 4 or pat.shape[-1] != seq_len or pat.shape[-2] != seq_len:
