@@ -26,10 +26,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coilvis"
 #: layers below it lazily and is imported only by the apps.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("_version", "errors", "options", "files")),
-    ("data", ("tokens", "record", "record_format", "frames", "geometry")),
-    ("maths", ("stats", "compare", "table", "lens_kernel")),
+    ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "geometry")),
+    ("maths", ("stats", "compare", "table", "lens_kernel", "pair_kernel")),
     ("models", ("models",)),
-    ("runs", ("logit_lens", "runner", "tree")),
+    ("runs", ("logit_lens", "lens_pair", "runner", "tree")),
     ("views", ("views",)),
     ("facade", ("",)),
     ("apps", ("cli", "gallery", "serve")),
@@ -52,16 +52,20 @@ FORBIDDEN: dict[str, set[str]] = {
     "record": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "record_format": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
     "frames": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
+    "comparison": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
+    "comparison_frames": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
+    "comparison_format": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
     "stats": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "compare": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "table": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "lens_kernel": {"bokeh", "transformers", "transformer_lens", "nnsight"},
+    "pair_kernel": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "views": {"torch", "transformers", "transformer_lens", "nnsight"},
 }
 #: Libraries that only ever load inside the function that needs them.
 HEAVY = {"transformers", "transformer_lens", "nnsight"}
 #: Modules that draw a saved record: nothing they import, directly or not, imports torch.
-DRAWING = ("record", "frames", "record_format", "views", "geometry", "tokens", "files", "errors", "options")
+DRAWING = ("record", "frames", "record_format", "comparison", "comparison_frames", "comparison_format", "views", "geometry", "tokens", "files", "errors", "options")
 
 
 # ---------------------------------------------------------------------------- reading imports
