@@ -15,7 +15,7 @@ Exactness: :func:`coilvis.compare` computes every divergence over the full vocab
 while both runs' distributions exist (``exact`` is True everywhere). Two Records
 compared later keep only their top-k: there ``exact`` is False where either run's top-k
 does not hold all of its mass, and the values are lower bounds (see
-:func:`coilvis.compare.topk_divergence`); mover probabilities a run did not keep are NaN.
+:func:`coilvis.topk_bounds.topk_divergence`); mover probabilities a run did not keep are NaN.
 
 Views read a Comparison like a Record (:func:`coilvis.coil`, :func:`coilvis.lens`,
 :func:`coilvis.page`); it saves to and loads from one versioned file

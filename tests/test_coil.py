@@ -321,7 +321,7 @@ def test_views_import_no_model_libraries(name: str) -> None:
     allowed_coilvis = {
         "coilvis",
         "coilvis.geometry",
-        "coilvis.compare",
+        "coilvis.topk_bounds",
         "coilvis.record",
         "coilvis.tokens",
         "coilvis.errors",

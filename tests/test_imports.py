@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coilvis"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("_version", "errors", "options", "files")),
     ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "geometry")),
-    ("maths", ("stats", "compare", "table", "lens_kernel", "pair_kernel")),
+    ("maths", ("stats", "topk_bounds", "table", "lens_kernel", "pair_kernel")),
     ("models", ("models",)),
     ("runs", ("logit_lens", "lens_pair", "runner", "tree")),
     ("views", ("views",)),
@@ -56,7 +56,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "comparison_frames": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "comparison_format": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
     "stats": {"bokeh", "transformers", "transformer_lens", "nnsight"},
-    "compare": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
+    "topk_bounds": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "table": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "lens_kernel": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "pair_kernel": {"bokeh", "transformers", "transformer_lens", "nnsight"},

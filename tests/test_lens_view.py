@@ -15,7 +15,7 @@ import pytest
 from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, LogColorMapper
 
 import coilvis
-from coilvis.compare import topk_divergence
+from coilvis.topk_bounds import topk_divergence
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.tokens import display
 from coilvis.views.lens import COMPARE_STATS, LENS_STATS, lens, lens_figure, select_rows

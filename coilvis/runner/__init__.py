@@ -23,4 +23,4 @@ from coilvis.runner.cache import from_cache, lens_from_tl_cache
 from coilvis.runner.logits import from_logits
 from coilvis.runner.prompt import run
 
-__all__ = ["run", "from_cache", "from_logits", "lens_from_tl_cache"]
+__all__ = ["from_cache", "from_logits", "lens_from_tl_cache", "run"]

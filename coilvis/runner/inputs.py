@@ -22,13 +22,13 @@ from coilvis import stats
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 
 __all__ = [
-    "check_prompt",
+    "check_attention_pattern",
     "check_flag",
+    "check_logits",
+    "check_prompt",
     "check_truncate",
     "layer_spec",
-    "check_logits",
     "token_ids",
-    "check_attention_pattern",
 ]
 
 

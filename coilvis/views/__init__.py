@@ -25,7 +25,7 @@ reaches a page only as data (escaped by Bokeh), never in HTML templates or JavaS
 
 Views import bokeh, numpy and coilvis's torch-free layers only (:mod:`coilvis.options`,
 :mod:`coilvis.record`, :mod:`coilvis.tokens`, :mod:`coilvis.geometry`,
-:mod:`coilvis.compare`, :mod:`coilvis.files`), never torch or a model, so a saved
+:mod:`coilvis.topk_bounds`, :mod:`coilvis.files`), never torch or a model, so a saved
 :class:`~coilvis.record.Record` can be drawn on a machine without either.
 """
 

@@ -15,7 +15,7 @@ is shown whole. When zooming out makes cells too small for their labels, the lab
 shorten and then hide.
 
 ``coilvis.lens(record_a, compare=record_b, stat="js")`` colours each cell by how much the
-two runs' distributions differ there (see :func:`coilvis.compare.topk_divergence`).
+two runs' distributions differ there (see :func:`coilvis.topk_bounds.topk_divergence`).
 
 Token text reaches the page only as data: one table of distinct strings
 (``lens_strings``) that the cells index with binary int32 columns (a 30 x 1024 lens
@@ -226,7 +226,7 @@ def lens(
     between *coarse-grained* distributions (the tokens in both top-k lists, the tokens
     in only one, and the rest), minimised over what the top-k lists leave unknown: by
     the data-processing inequality a **lower bound** of the true divergence, exact when
-    the top-k covers the probability mass. See :func:`coilvis.compare.topk_divergence`.
+    the top-k covers the probability mass. See :func:`coilvis.topk_bounds.topk_divergence`.
 
     Cells have a fixed size (``cell_px``); a lens larger than ``max_width_px`` x
     ``max_height_px`` shows part of itself and pans (drag; wheel zoom is on the

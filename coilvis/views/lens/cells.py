@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from bokeh.models import ColumnDataSource
 
-from coilvis.compare import topk_divergence
+from coilvis.topk_bounds import topk_divergence
 from coilvis.options import LN2, check_k
 from coilvis.record import Record
 from coilvis.tokens import display

@@ -1,4 +1,4 @@
-"""coilvis.compare: divergences of distributions known through their top-k.
+"""coilvis.topk_bounds: divergences of distributions known through their top-k.
 
 Checked against textbook references (numpy, themselves checked against scipy when it is
 installed) and coilvis.stats' torch implementation on full distributions,
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coilvis.compare import DIVERGENCES, topk_divergence
+from coilvis.topk_bounds import DIVERGENCES, topk_divergence
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 
 LN2 = math.log(2.0)
