@@ -526,7 +526,9 @@ def _cmd_page(args: argparse.Namespace) -> int:
     from coilvis.errors import CoilvisValueError
 
     rec = _record(args, attention=args.attention is not None, lens=True)
-    lens_only = _given(args, [o.dest for o in _command_options("page") if o.api == "lens"])
+    chosen = _command_options("page")
+    shared = {o.flag for o in chosen if o.api != "lens"}  # e.g. --whitespace: the coil's and the page's too
+    lens_only = _given(args, [o.dest for o in chosen if o.api == "lens" and o.flag not in shared])
     if rec.lens is None and lens_only:
         raise CoilvisValueError(f"{', '.join(lens_only)}: the record {str(args.record)!r} has no lens to apply them to")
     view = coilvis.page(rec, coil_options=_kwargs(args, "coil"), lens_options=_kwargs(args, "lens"), **_kwargs(args, "page"))

@@ -36,6 +36,8 @@ __all__ = [
     "token_text",
     "display",
     "display_lines",
+    "LABEL_WHITESPACE",
+    "label_whitespace",
     "detect_scheme",
     "vocab_texts",
     "vocab_from_list",
@@ -44,11 +46,18 @@ __all__ = [
 SCHEMES: tuple[str, ...] = ("byte_level", "sentencepiece", "plain")
 """The piece encodings coilvis knows, as accepted by ``scheme=`` arguments."""
 
-_WHITESPACE_MODES = ("edges", "all", "none")
+_WHITESPACE_MODES = ("edges", "all", "none", "subtle")
+
+#: The ``whitespace=`` option of the views (how dense labels show leading and trailing
+#: spaces) and the :func:`display` mode each one draws with: ``"markers"`` the exact
+#: label (``␣``), ``"subtle"`` a light, narrow ``·`` (not exact), ``"plain"`` plain
+#: spaces (not exact).
+LABEL_WHITESPACE: Mapping[str, str] = {"markers": "edges", "subtle": "subtle", "plain": "none"}
 _SP_SPACE = "\u2581"  # ▁
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _ALWAYS_VISIBLE = {"\n": "\u21b5", "\t": "\u21e5", "\r": "\u240d"}  # ↵ ⇥ ␍
 _SPACE_MARK = "\u2423"  # ␣
+_SUBTLE_MARK = "\u00b7"  # ·
 _EMPTY_MARK = "\u2205"  # ∅
 _ELLIPSIS = "\u2026"  # …
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
@@ -255,7 +264,11 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
             cut before a whole character or escape and ends with ``…``. None: no limit.
         whitespace: Which spaces (U+0020) become ``␣``: ``"edges"`` the leading and
             trailing ones, ``"all"`` every one, ``"none"`` none. A text of spaces only
-            shows every space as ``␣`` in every mode.
+            shows every space marked in every mode. ``"subtle"`` is ``"edges"`` with a
+            light, narrow ``·`` (U+00B7) as the marker instead of ``␣``, for dense
+            places (a heatmap's cells): its labels are **not exact**, since a literal
+            ``·`` in the text is not escaped (the exactness above holds for the other
+            modes).
 
     Returns:
         The label, a str of length <= ``max_len``.
@@ -269,6 +282,8 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
         ('␣New York', '↵↵', '␣␣', '∅')
         >>> display(" New York", whitespace="all"), display("abcdef", max_len=4)
         ('␣New␣York', 'abc…')
+        >>> display(" New York ", whitespace="subtle"), display(" New York ", whitespace="none")
+        ('·New York·', ' New York ')
         >>> print(display("\\\\n"), display("\\\\x00"), display("\\x00"), display("↵"), display("\\\\xe2"))
         \\n \\\\x00 \\x00 \\u21b5 \\xe2
     """
@@ -287,13 +302,14 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
     n_chars = len(text)
     if whitespace == "all" or text.count(" ") == n_chars:
         start, stop = n_chars, n_chars  # no inner range: every space is marked
-    elif whitespace == "edges":
+    elif whitespace in ("edges", "subtle"):
         start, stop = n_chars - len(text.lstrip(" ")), len(text.rstrip(" "))
     else:
         start, stop = 0, n_chars
+    mark = _SUBTLE_MARK if whitespace == "subtle" else _SPACE_MARK
     for index, char in enumerate(text):
         if char == " " and not start <= index < stop:
-            units[index] = _SPACE_MARK
+            units[index] = mark
     label = "".join(units)
     if max_len is None or len(label) <= max_len:
         return label
@@ -305,6 +321,21 @@ def display(text: str, *, max_len: int | None = None, whitespace: str = "edges")
         kept.append(unit)
         n_kept += len(unit)
     return "".join(kept) + _ELLIPSIS
+
+
+def label_whitespace(whitespace: Any) -> str:
+    """The :func:`display` mode of a view's ``whitespace=`` option (see :data:`LABEL_WHITESPACE`).
+
+    Raises:
+        CoilvisValueError: ``whitespace`` is not ``"markers"``, ``"subtle"`` or ``"plain"``.
+
+    Examples:
+        >>> label_whitespace("subtle"), display(" Paris", whitespace=label_whitespace("plain"))
+        ('subtle', ' Paris')
+    """
+    if not isinstance(whitespace, str) or whitespace not in LABEL_WHITESPACE:
+        raise CoilvisValueError(f"whitespace: expected one of {list(LABEL_WHITESPACE)}, got {whitespace!r}")
+    return LABEL_WHITESPACE[whitespace]
 
 
 def display_lines(text: str) -> str:

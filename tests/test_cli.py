@@ -83,15 +83,18 @@ def test_command_line_values_reach_the_functions_as_declared():
             "--threshold", "0.1", "--links-per-query", "2", "--max-links", "9", "--hide-sink", "--palette", "Magma",
             "--size", "300", "--no-labels", "--clockwise", "--animate", "--pace", "surprisal", "--duration", "5",
             "--floor-bits", "1", "--no-autoplay", "--k", "4", "--stat", "kl", "--stride", "2", "--start", "1", "--end", "-1",
-            "--lens-palette", "Cividis_r", "--prepend-bos", "no", "--mid"]
+            "--lens-palette", "Cividis_r", "--prepend-bos", "no", "--mid", "--whitespace", "plain"]
     args = cli.build_parser().parse_args(argv)
     assert cli._kwargs(args, "coil") == {
         "layout": "circle", "color": "rank", "attention": (2, "mean"), "attention_threshold": 0.1, "attention_top_k": 2,
         "max_links": 9, "hide_sink": True, "palette": "Magma", "width": 300, "height": 300, "labels": False, "tooltip_k": 4,
         "clockwise": True, "animate": True, "pace": "surprisal", "duration_s": 5.0, "floor_bits": 1.0, "autoplay": False,
+        "whitespace": "plain",
     }
-    assert cli._kwargs(args, "lens") == {"stat": "kl", "stride": 2, "start": 1, "end": -1, "palette": "Cividis_r"}
-    assert cli._kwargs(args, "page") == {"k": 4}
+    assert cli._kwargs(args, "lens") == {
+        "stat": "kl", "stride": 2, "start": 1, "end": -1, "palette": "Cividis_r", "whitespace": "plain",
+    }
+    assert cli._kwargs(args, "page") == {"k": 4, "whitespace": "plain"}
     assert cli._kwargs(args, "run") == {"prepend_bos": False, "k": 4, "lens_mid": True}
 
 
@@ -99,9 +102,10 @@ def test_options_not_given_are_left_to_the_functions_defaults():
     args = cli.build_parser().parse_args(["page", "--record", "r.coil"])
     assert cli._kwargs(args, "coil") == {
         "layout": "spiral", "color": "prob", "width": 720, "height": 720, "labels": True, "tooltip_k": 10,
-        "clockwise": False, "animate": False,
+        "clockwise": False, "animate": False, "whitespace": "subtle",
     }
-    assert cli._kwargs(args, "lens") == {}
+    assert cli._kwargs(args, "lens") == {"whitespace": "subtle"}
+    assert cli._kwargs(args, "page") == {"k": 10, "whitespace": "subtle"}
     assert cli._kwargs(args, "run") == {"k": 10, "lens_mid": False}
     args = cli.build_parser().parse_args(["table", "--pos", "all", "--record", "r.coil"])
     assert cli._kwargs(args, "table") == {"pos": None, "k": 10}  # None: every position
@@ -237,6 +241,35 @@ def test_every_drawing_command_draws_a_saved_record_without_a_prompt(command, in
     else:
         assert out.strip() == str((tmp_path / f"{command}.html").resolve())
         assert (tmp_path / f"{command}.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("command", ["coil", "lens", "page"])
+@pytest.mark.parametrize(("whitespace", "paris"), [(None, "·Paris"), ("markers", "␣Paris"), ("plain", " Paris")])
+def test_whitespace_flag_reaches_the_drawn_labels(command, whitespace, paris, inputs, tmp_path, capsys):
+    out = tmp_path / f"{command}.html"
+    flag = [] if whitespace is None else ["--whitespace", whitespace]
+    assert cli.main([command, "--record", str(inputs.full), *flag, "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    if command in ("lens", "page"):
+        (axis,) = _models_named(html, "lens_input_axis")
+        assert paris in json.dumps(axis["major_label_overrides"], ensure_ascii=False)
+    if command in ("coil", "page"):
+        (labels,) = _models_named(html, "coil_label_source")
+        assert paris in json.dumps(labels["data"], ensure_ascii=False)
+    if command == "page":
+        (prompt,) = _models_named(html, "page_prompt_source")
+        assert paris in json.dumps(prompt["data"], ensure_ascii=False)
+
+
+def test_whitespace_applies_to_a_page_of_a_record_without_lens(inputs, tmp_path, capsys):
+    out = tmp_path / "p.html"
+    assert cli.main(["page", "--record", str(inputs.plain), "--whitespace", "markers", "-o", str(out)]) == 0
+    assert not _models_named(out.read_text(encoding="utf-8"), "lens_cells")
+
+
+def test_a_bad_whitespace_is_a_usage_error(inputs, tmp_path, capsys):
+    line = _usage_error(["lens", "--record", str(inputs.full), "--whitespace", "none", "-o", str(tmp_path / "x.html")], capsys)
+    assert "--whitespace" in line and "'none'" in line
 
 
 def test_a_bare_record_option_means_page(inputs, tmp_path, capsys):

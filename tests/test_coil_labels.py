@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import coilvis
+from coilvis.errors import CoilvisValueError
 from coilvis.tokens import display
 from coilvis.views import _style
 from coilvis.views.coil import fit_labels, label_width_px
@@ -27,10 +29,33 @@ def test_labels_are_thinned_and_never_overlap() -> None:
     widths = np.array([label_width_px(t, view.font_px) for t in labels["text"]])
     gaps = (along[1:] - 0.5 * widths[1:]) - (along[:-1] + 0.5 * widths[:-1])
     assert np.all(gaps >= 0.5 * view.font_px - 1e-9)
-    assert list(labels["text"]) == [display(rec.tokens[i], max_len=16) for i in pos]
+    assert list(labels["text"]) == [display(rec.tokens[i], max_len=16, whitespace="subtle") for i in pos]  # the default
     np.testing.assert_allclose(labels["angle_rad"], view.coiled.label_angle_rad[pos], atol=1e-6)
     colors = _style.map_colors(view.segments.data[view.scale.column][pos], view.scale)
     assert list(labels["text_color"]) == _style.text_colors(colors)
+
+
+@pytest.mark.parametrize(
+    ("whitespace", "expected"),
+    [("markers", ["␣x", "y␣", "␣␣"]), ("subtle", ["·x", "y·", "··"]), ("plain", [" x", "y ", "␣␣"])],
+)
+def test_labels_show_spaces_as_whitespace_says_and_the_hover_stays_exact(whitespace: str, expected: list[str]) -> None:
+    rec = make_record(3, vocab=[" x", "y ", "  "], tokens=[0, 1, 2], attention=False)
+    view = coilvis.coil(rec, whitespace=whitespace, layout="circle")
+    labels = view.labels.data
+    assert list(labels["pos"]) == [0, 1, 2]
+    assert [labels["text"][list(labels["pos"]).index(i)] for i in range(3)] == [expected[rec.token_ids[i]] for i in range(3)]
+    # the hover's and the unwind readout's labels keep the exact markers
+    assert list(view.segments.data["label"]) == [display(t, max_len=40) for t in rec.tokens]
+    vocab = view.model("coil_vocab_source").data
+    assert set(vocab["label"]) <= {display(t) for t in (" x", "y ", "  ")}
+
+
+def test_bad_whitespace_is_refused() -> None:
+    rec = make_record(3, attention=False)
+    for bad in ("edges", "", None):
+        with pytest.raises(CoilvisValueError, match="^whitespace: expected one of"):
+            coilvis.coil(rec, whitespace=bad)
 
 
 def test_labels_are_left_out_when_segments_are_too_thin() -> None:

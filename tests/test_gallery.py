@@ -103,8 +103,10 @@ def test_every_example_builds_its_view_arguments() -> None:
             {"animate": True},
             {"stat": "kl", "stride": 2, "start": 1, "end": 5},
         ),
+        ({"whitespace": "plain", "lens_whitespace": "markers"}, {"animate": True, "whitespace": "plain"},
+         {"whitespace": "markers"}),
     ],
-    ids=["none", "mean", "max-layer", "layer-head-str", "layer-head-list", "no-animate", "pace", "lens"],
+    ids=["none", "mean", "max-layer", "layer-head-str", "layer-head-list", "no-animate", "pace", "lens", "whitespace"],
 )
 def test_options_map_to_view_arguments(options: dict[str, Any], coil: dict[str, Any], lens: dict[str, Any]) -> None:
     ex = Example.from_dict(entry("x", "Hello", **options))
@@ -138,7 +140,8 @@ def test_bad_examples_are_rejected_with_a_clear_message(change: dict[str, Any], 
 
 #: The keys a prompts file's ``options`` may use (a file written for an earlier coilvis keeps working).
 KEYS = ["layout", "color", "attention", "layer", "hide_sink", "max_links", "animate", "pace", "duration_s",
-        "lens_stat", "lens_stride", "lens_start", "lens_end", "k", "lens_k", "lens_mid", "prepend_bos"]
+        "lens_stat", "lens_stride", "lens_start", "lens_end", "k", "lens_k", "lens_mid", "prepend_bos",
+        "whitespace", "lens_whitespace"]
 
 
 def test_option_keys_are_derived_from_the_declared_options() -> None:
@@ -155,11 +158,13 @@ def test_option_keys_are_derived_from_the_declared_options() -> None:
 def test_every_key_reaches_its_function() -> None:
     every = {"layout": "circle", "color": "rank", "attention": "mean", "layer": 1, "hide_sink": True, "max_links": 7,
              "animate": True, "pace": "surprisal", "duration_s": 6, "lens_stat": "entropy", "lens_stride": 3,
-             "lens_start": 2, "lens_end": 9, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False}
+             "lens_start": 2, "lens_end": 9, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False,
+             "whitespace": "markers", "lens_whitespace": "plain"}
     ex = Example.from_dict(entry("x", "Hello", **every))
     assert ex.coil_kwargs() == {"layout": "circle", "color": "rank", "attention": (1, "mean"), "hide_sink": True,
-                                "max_links": 7, "animate": True, "pace": "surprisal", "duration_s": 6}
-    assert ex.lens_kwargs() == {"stat": "entropy", "stride": 3, "start": 2, "end": 9}
+                                "max_links": 7, "animate": True, "pace": "surprisal", "duration_s": 6,
+                                "whitespace": "markers"}
+    assert ex.lens_kwargs() == {"stat": "entropy", "stride": 3, "start": 2, "end": 9, "whitespace": "plain"}
     assert ex.run_kwargs() == {"attention": True, "lens": True, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False}
 
 

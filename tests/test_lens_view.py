@@ -142,16 +142,56 @@ def test_duplicate_tokens_stay_separate_columns(record: coilvis.Record) -> None:
     assert len(set(view.model("lens_input_axis").ticker.ticks)) == len(TOKENS)
 
 
-def test_axis_labels_show_whitespace_and_mark_correct_predictions(record: coilvis.Record) -> None:
-    view = lens(record)
+_WHITESPACE_MODES = {"markers": "edges", "subtle": "subtle", "plain": "none"}
+
+
+@pytest.mark.parametrize(("whitespace", "paris"), [("markers", "␣Paris"), ("subtle", "·Paris"), ("plain", " Paris")])
+def test_axis_labels_show_whitespace_and_mark_correct_predictions(
+    record: coilvis.Record, whitespace: str, paris: str
+) -> None:
+    view = lens(record, whitespace=whitespace)
     inputs = view.model("lens_input_axis").major_label_overrides
-    assert inputs[5] == "␣Paris" and inputs[6] == "↵"
+    assert inputs[5] == paris and inputs[6] == "↵"  # a newline shows in every mode
     nexts = view.model("lens_next_axis").major_label_overrides
     right = record.topk_ids[:-1, 0] == record.token_ids[1:]
     for p in range(record.seq_len - 1):
-        label = display(record.tokens[p + 1], max_len=12)
+        label = display(record.tokens[p + 1], max_len=12, whitespace=_WHITESPACE_MODES[whitespace])
         assert nexts[p] == (f"✓ {label}" if right[p] else label)
+    assert nexts[4] == paris
     assert nexts[record.seq_len - 1] == ""
+
+
+def test_axis_labels_are_subtle_by_default(record: coilvis.Record) -> None:
+    assert lens(record).model("lens_input_axis").major_label_overrides[5] == "·Paris"
+
+
+@pytest.mark.parametrize("whitespace", ["markers", "subtle", "plain"])
+def test_cell_labels_follow_whitespace_and_the_hover_stays_exact(whitespace: str) -> None:
+    vocab = [*VOCAB, " the", "  ", "a b "]
+    rec = lens_record(["w1", " the", "w2", "  ", "a b ", "w3"], n_layers=2, k=5, seed=4, vocab=vocab)
+    view = lens(rec, whitespace=whitespace, max_label_len=5)
+    strings = view.model("lens_strings").data
+    texts = {display(t): t for t in vocab}  # the exact label names its text
+    raw = [texts[full] for full in strings["full"] if full in texts]
+    assert raw, "the string table holds tokens"
+    mode = _WHITESPACE_MODES[whitespace]
+    by_full = dict(zip(strings["full"], zip(strings["label"], strings["short"], strings["hover"], strict=True), strict=True))
+    for text in raw:
+        label, short, hover = by_full[display(text)]
+        assert label == display(text, max_len=5, whitespace=mode)
+        assert short == display(text, max_len=3, whitespace=mode)
+        assert hover == display(text, max_len=24)  # the hover's top-k keeps the markers
+    expected = {"markers": ("␣the", "␣␣", "a b␣"), "subtle": ("·the", "··", "a b·"), "plain": (" the", "␣␣", "a b ")}
+    assert [by_full[display(t)][0] for t in (" the", "  ", "a b ")] == list(expected[whitespace])
+    # the hover's columns: exact labels with markers, whatever the option
+    assert {display(t) for t in raw} <= set(strings["full"])
+    assert "␣the" in strings["full"] and " the" not in strings["full"] and "·the" not in strings["full"]
+
+
+def test_bad_whitespace_is_refused(record: coilvis.Record) -> None:
+    for bad in ("edges", "none", None, 1):
+        with pytest.raises(CoilvisValueError, match="^whitespace: expected one of"):
+            lens(record, whitespace=bad)
 
 
 def test_marked_when_final_prediction_is_right() -> None:
@@ -179,7 +219,7 @@ def test_cell_texts_come_from_the_string_table(record: coilvis.Record) -> None:
         r, p = int(data["row"][c]), int(data["pos"][c])
         top_text = record.vocab[int(ls.topk_ids[r, p, 0])]
         assert top_full[c] == display(top_text)
-        assert top_label[c] == display(top_text, max_len=4)
+        assert top_label[c] == display(top_text, max_len=4, whitespace="subtle")  # the default
         assert tokens[c] == display(record.tokens[p])
         assert nexts[c] == (display(record.tokens[p + 1]) if p + 1 < record.seq_len else "")
         assert layers[c] == ls.layer_names[r]
@@ -241,7 +281,7 @@ def test_tokens_without_ids_are_drawn_by_their_text(record: coilvis.Record) -> N
     view = lens(no_ids)
     assert texts_of(view, "token_ix") == [display(no_ids.tokens[p]) for p in cells_of(view)["pos"].tolist()]
     nexts = view.model("lens_next_axis").major_label_overrides
-    assert nexts[0] == "w2" and nexts[4] == "␣Paris" and nexts[len(TOKENS) - 1] == ""
+    assert nexts[0] == "w2" and nexts[4] == "·Paris" and nexts[len(TOKENS) - 1] == ""
     assert view.model("lens_match_filter").indices == []
 
 

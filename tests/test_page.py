@@ -389,6 +389,37 @@ def test_prompt_panel_holds_every_token_in_order(record: coilvis.Record) -> None
     assert "{safe}" not in " ".join(str(h.tooltips) for h in view.doc.select({"type": HoverTool}))
 
 
+@pytest.mark.parametrize(("whitespace", "paris"), [("markers", "␣Paris"), ("subtle", "·Paris"), ("plain", " Paris")])
+def test_whitespace_reaches_the_prompt_the_coil_and_the_lens(record: coilvis.Record, whitespace: str, paris: str) -> None:
+    view = page(record, k=K, whitespace=whitespace)
+    at = TOKENS.index(" Paris")
+    prompt = view.model("page_prompt_source").data
+    assert prompt["label"][at] == paris and prompt["label"][TOKENS.index("\n")] == "↵"
+    assert view.model("lens_input_axis").major_label_overrides[at] == paris
+    coil_labels = view.model("coil_label_source").data
+    assert paris in list(coil_labels["text"])
+    # hovers and the table keep the exact label, with markers, whatever the option
+    assert prompt["text"] == [display(t) for t in record.tokens] and prompt["text"][at] == "␣Paris"
+    assert view.model("coil_segment_source").data["label"][at] == "␣Paris"
+    strings = view.model("lens_strings").data
+    assert "␣Paris" in strings["full"] and " Paris" not in strings["full"] and "·Paris" not in strings["full"]
+    tokens = view.model("page_topk_source").data["token"]
+    assert tokens == topk_rows(record, k=K)["token"] and "␣Paris" in tokens
+
+
+def test_whitespace_defaults_to_subtle_and_a_view_option_wins(record: coilvis.Record) -> None:
+    at = TOKENS.index(" Paris")
+    view = page(record)
+    assert view.model("page_prompt_source").data["label"][at] == "·Paris"
+    assert view.model("lens_input_axis").major_label_overrides[at] == "·Paris"
+    view = page(record, whitespace="plain", lens_options={"whitespace": "markers"})
+    assert view.model("page_prompt_source").data["label"][at] == " Paris"
+    assert view.model("lens_input_axis").major_label_overrides[at] == "␣Paris"
+    assert " Paris" in list(view.model("coil_label_source").data["text"])
+    with pytest.raises(CoilvisValueError, match="^whitespace: expected one of"):
+        page(record, whitespace="none")
+
+
 def test_prompt_selection_is_linked(record: coilvis.Record) -> None:
     view = page(record, k=K)
     prompt = view.model("page_prompt_source")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from bokeh.core.properties import value
@@ -50,7 +50,7 @@ from bokeh.plotting import figure
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.options import check_k
 from coilvis.record import Record
-from coilvis.tokens import display
+from coilvis.tokens import display, label_whitespace
 from coilvis.views.coil import coil
 from coilvis.views.lens import LensFigure, lens_figure
 from coilvis.views.output import View
@@ -144,7 +144,7 @@ def _cells(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def prompt_rows(record: Record, *, line_chars: int = PROMPT_LINE_CHARS) -> dict[str, Any]:
+def prompt_rows(record: Record, *, line_chars: int = PROMPT_LINE_CHARS, whitespace: str = "markers") -> dict[str, Any]:
     """The prompt's tokens laid out as folded lines of text, as data-source columns.
 
     Shapes: every column has ``seq_len`` rows, one per position, in order. A token
@@ -154,12 +154,15 @@ def prompt_rows(record: Record, *, line_chars: int = PROMPT_LINE_CHARS) -> dict[
     Args:
         record: the Record.
         line_chars: monospace cells per line before the prompt folds.
+        whitespace: how ``label`` shows leading and trailing spaces: ``"markers"``
+            (``␣``), ``"subtle"`` (``·``) or ``"plain"`` (spaces).
 
     Returns:
         Columns ``pos`` (int32), ``token_id`` (int32), ``text`` (the exact display label
-        of :func:`coilvis.tokens.display`, whitespace visible), ``label`` (the same, cut
-        to ``line_chars`` cells), ``x`` (the label's centre, in cells), ``width`` (cells),
-        ``line`` (int32, 0 = first) and ``y`` (``-line``).
+        of :func:`coilvis.tokens.display`, whitespace visible, for the hover), ``label``
+        (what the box shows: spaces as ``whitespace`` says, cut to ``line_chars``
+        cells), ``x`` (the label's centre, in cells), ``width`` (cells), ``line``
+        (int32, 0 = first) and ``y`` (``-line``).
 
     Examples:
         >>> import numpy as np, coilvis
@@ -167,10 +170,14 @@ def prompt_rows(record: Record, *, line_chars: int = PROMPT_LINE_CHARS) -> dict[
         >>> rows = prompt_rows(rec, line_chars=5)
         >>> rows["text"], rows["line"].tolist()
         (['a', '␣bb', 'c'], [0, 0, 1])
+        >>> prompt_rows(rec, whitespace="subtle")["label"]
+        ['a', '·bb', 'c']
     """
     line_chars = check_int("line_chars", line_chars, minimum=1)
+    mode = label_whitespace(whitespace)
     texts = [display(t) for t in record.tokens]
-    labels = [t if _cells(t) <= line_chars else display(raw, max_len=line_chars) for t, raw in zip(texts, record.tokens)]
+    labels = [display(raw, whitespace=mode) for raw in record.tokens]
+    labels = [t if _cells(t) <= line_chars else display(raw, max_len=line_chars, whitespace=mode) for t, raw in zip(labels, record.tokens)]
     xs, widths, lines = [], [], []
     col, line = 0.0, 0
     for raw, label in zip(record.tokens, labels):
@@ -196,7 +203,7 @@ def prompt_rows(record: Record, *, line_chars: int = PROMPT_LINE_CHARS) -> dict[
     }
 
 
-def _prompt_panel(record: Record) -> tuple[Any, ColumnDataSource]:
+def _prompt_panel(record: Record, *, whitespace: str) -> tuple[Any, ColumnDataSource]:
     """The prompt as text (``page_prompt``), one box per token over ``page_prompt_source``;
     the selected position (the last one at first) is highlighted and a tap selects one.
 
@@ -205,7 +212,7 @@ def _prompt_panel(record: Record) -> tuple[Any, ColumnDataSource]:
     Returns:
         ``(figure, source)``.
     """
-    rows = prompt_rows(record)
+    rows = prompt_rows(record, whitespace=whitespace)
     source = ColumnDataSource(rows, name="page_prompt_source")
     source.selected.indices = [record.seq_len - 1]
     n_lines = int(rows["line"].max()) + 1 if record.seq_len else 1
@@ -359,6 +366,7 @@ def page(
     lens_options: Mapping[str, Any] | None = None,
     k: int = 10,
     title: str | None = None,
+    whitespace: Literal["markers", "subtle", "plain"] = "subtle",
 ) -> View:
     """The coil, the lens and the top-k table of one Record on one page, linked.
 
@@ -376,6 +384,11 @@ def page(
             ``start``, ``end``, ``compare``, ...); ignored when the record has no lens.
         k: rows of the table (at most the ``k`` the record kept).
         title: the page title.
+        whitespace: how the prompt's boxes, the coil's segment labels and the lens's
+            cells and axes show leading and trailing spaces: ``"subtle"`` (the default,
+            a light ``·``), ``"markers"`` (``␣``, exact) or ``"plain"`` (spaces); a
+            ``whitespace`` in ``coil_options`` or ``lens_options`` wins for that view.
+            Hovers and the table always show the exact label with ``␣``.
 
     Returns:
         A :class:`~coilvis.views.output.View`; ``coilvis.save(view, "page.html")``.
@@ -396,8 +409,9 @@ def page(
     k = check_k(k, available=record.k)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    coil_kw = _options(coil_options, "coil_options", coil)
-    lens_kw = _options(lens_options, "lens_options", lens_figure)
+    label_whitespace(whitespace)
+    coil_kw = {"whitespace": whitespace, **_options(coil_options, "coil_options", coil)}
+    lens_kw = {"whitespace": whitespace, **_options(lens_options, "lens_options", lens_figure)}
 
     coil_view = coil(record, **coil_kw)
     coil_layout = coil_view.layout
@@ -405,7 +419,7 @@ def page(
     coil_view.doc.remove_root(coil_layout)  # it joins the page's document
     side, table_filter, header = _topk_table(record, k=k)
     parts = lens_figure(record, **lens_kw) if record.lens is not None else None
-    prompt_fig, prompt = _prompt_panel(record)
+    prompt_fig, prompt = _prompt_panel(record, whitespace=whitespace)
     _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k)
     views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else [])
     root = column(prompt_fig, column(*views), name="page_root")  # the prompt's frame not aligned to the lens's

@@ -130,10 +130,18 @@ def _check_flags(**flags: Any) -> None:
 
 
 def _labels(
-    p: Any, record: Record, lay: geometry.Layout, frame: Frame, values: Any, scale: _style.ColorScale, *, font_px: int
+    p: Any,
+    record: Record,
+    lay: geometry.Layout,
+    frame: Frame,
+    values: Any,
+    scale: _style.ColorScale,
+    *,
+    font_px: int,
+    whitespace: str,
 ) -> ColumnDataSource:
     """The labels that fit, in a colour readable on their segment's fill (``values`` by ``scale``)."""
-    kept, texts = coil_labels(record.tokens, lay, px_per_unit=frame.px_per_unit, font_px=font_px)
+    kept, texts = coil_labels(record.tokens, lay, px_per_unit=frame.px_per_unit, font_px=font_px, whitespace=whitespace)
     colors = _style.text_colors(_style.map_colors(values[kept], scale))
     return draw_labels(p, lay, kept, texts, colors, font_px=font_px)
 
@@ -203,6 +211,7 @@ def coil(
     duration_s: float | None = None,
     floor_bits: float = 0.5,
     autoplay: bool = True,
+    whitespace: Literal["markers", "subtle", "plain"] = "subtle",
 ) -> CoilView:
     """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
 
@@ -258,6 +267,12 @@ def coil(
         autoplay: start the unwind by itself as soon as the page is ready (the default);
             False starts it paused, waiting for ▶ play. Either way it stops at the end
             unless loop is on.
+        whitespace: how the segment labels show a token's leading and trailing spaces:
+            ``"subtle"`` (the default: a light, narrow ``·``, so a coil of words does not
+            read as a wall of markers), ``"markers"`` (``␣``, the exact label of
+            :func:`coilvis.tokens.display`) or ``"plain"`` (spaces; a token of spaces
+            only still shows ``␣``). Subtle and plain labels are not exact; the hover
+            always shows the exact label with ``␣`` and the token id.
 
     Returns:
         A :class:`CoilView`; ``coilvis.save(view, "coil.html")`` writes it.
@@ -287,6 +302,7 @@ def coil(
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     _check_flags(hide_sink=hide_sink, labels=labels, clockwise=clockwise, animate=animate, autoplay=autoplay)
+    _check_choice("whitespace", whitespace)
     k = check_k(tooltip_k, available=record.k, name="tooltip_k", default=DEFAULT_K)
     choices = parse_attention(attention, record)
     lay, band_lay = coil_layouts(record.seq_len, kind, n_arc=n_arc, clockwise=clockwise)
@@ -323,7 +339,11 @@ def coil(
         else None
     )
     font_px = fitted_font_px(lay, px_per_unit=frame.px_per_unit, max_font_px=label_font_px) if labels else 0
-    label_source = _labels(p, record, lay, frame, stats[scale.column], scale, font_px=font_px) if font_px else None
+    label_source = (
+        _labels(p, record, lay, frame, stats[scale.column], scale, font_px=font_px, whitespace=whitespace)
+        if font_px
+        else None
+    )
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
     text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight)

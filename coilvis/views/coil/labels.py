@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from coilvis import geometry
-from coilvis.tokens import display
+from coilvis.tokens import display, label_whitespace
 
 __all__ = ["MIN_FONT_PX", "LABEL_MAX_CHARS", "label_width_px", "fit_labels", "fitted_font_px", "coil_labels"]
 
@@ -24,7 +24,7 @@ def label_width_px(text: str, font_px: float) -> float:
 
     Meant never to fall short of the real width in common sans-serif fonts (Helvetica,
     Arial, Liberation Sans, DejaVu Sans; the browser tests check it against the canvas's
-    own measurement): narrow letters and punctuation count 0.42 em, ``m w M W @ %``
+    own measurement): narrow letters and punctuation (and ``·``) count 0.42 em, ``m w M W @ %``
     1.05 em, other capitals 0.82 em, other ASCII 0.66 em, wide East Asian characters and
     emoji 1.3 em, any other character (arrows, ``␣``, accented letters) 1.05 em.
 
@@ -34,7 +34,7 @@ def label_width_px(text: str, font_px: float) -> float:
     """
     em = 0.0
     for ch in text:
-        if ch in "ijlI.,:;'!| ":
+        if ch in "ijlI.,:;'!| \u00b7":
             em += 0.42
         elif ch in "mwMW@%":
             em += 1.05
@@ -104,25 +104,30 @@ def fitted_font_px(lay: geometry.Layout, *, px_per_unit: float, max_font_px: int
 
 
 def coil_labels(
-    tokens: Sequence[str], lay: geometry.Layout, *, px_per_unit: float, font_px: int
+    tokens: Sequence[str], lay: geometry.Layout, *, px_per_unit: float, font_px: int, whitespace: str = "markers"
 ) -> tuple[np.ndarray, list[str]]:
     """The positions whose labels fit along the coil, and their texts.
 
     A label is its token's display text (:func:`coilvis.tokens.display`, at most
-    :data:`LABEL_MAX_CHARS` characters), drawn straight along its segment; on a spiral a
-    label whose sag would reach the next turn is never drawn.
+    :data:`LABEL_MAX_CHARS` characters; leading and trailing spaces as ``whitespace``
+    says), drawn straight along its segment; on a spiral a label whose sag would reach
+    the next turn is never drawn.
 
     Args:
         tokens: (n,) raw token texts.
         lay: the coil's layout.
         px_per_unit: screen pixels per data unit.
         font_px: the font size (:func:`fitted_font_px`, > 0).
+        whitespace: the view's ``whitespace=`` option: ``"markers"`` (``␣``, the exact
+            label), ``"subtle"`` (``·``) or ``"plain"`` (spaces); see
+            :data:`coilvis.tokens.LABEL_WHITESPACE`.
 
     Returns:
         ``(kept, texts)``: (n_kept,) int64 positions, increasing, and their label texts.
     """
     n = len(tokens)
-    texts = [display(t, max_len=LABEL_MAX_CHARS) for t in tokens]
+    mode = label_whitespace(whitespace)
+    texts = [display(t, max_len=LABEL_MAX_CHARS, whitespace=mode) for t in tokens]
     widths = np.array([label_width_px(t, font_px) for t in texts])
     if lay.kind == "spiral":  # a straight label on a curved turn must not reach the next turn
         sag_px = widths**2 / (8.0 * lay.r * px_per_unit)

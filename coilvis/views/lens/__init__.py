@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from bokeh.models import ColumnDataSource
@@ -41,6 +41,7 @@ from bokeh.models import ColumnDataSource
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.options import COMPARE_STATS, LENS_STATS, check_k
 from coilvis.record import Record
+from coilvis.tokens import label_whitespace
 from coilvis.views._style import ColorScale, color_bar, view_scale
 from coilvis.views.lens.cells import Strings, cell_columns, lens_grid, stat_values
 from coilvis.views.lens.figure import (
@@ -124,6 +125,7 @@ def lens_figure(
     max_height_px: int = 900,
     palette: Any = None,
     title: str | None = None,
+    whitespace: Literal["markers", "subtle", "plain"] = "subtle",
 ) -> LensFigure:
     """The lens heatmap as Bokeh models (see :func:`lens`, which wraps it in a View).
 
@@ -139,6 +141,7 @@ def lens_figure(
     max_width_px = check_int("max_width_px", max_width_px, minimum=50)
     max_height_px = check_int("max_height_px", max_height_px, minimum=50)
     cell_w, cell_h = cell_size(cell_px)
+    label_whitespace(whitespace)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
 
@@ -152,7 +155,7 @@ def lens_figure(
     cells = ColumnDataSource(
         data=cell_columns(record, grid, values, scale, strings, compare=compare, hover_k=hover_k), name="lens_cells"
     )
-    string_source = strings.source(max_label_len=max_label_len)
+    string_source = strings.source(max_label_len=max_label_len, whitespace=whitespace)
     highlight = ColumnDataSource(data={"pos": []}, name="lens_highlight")
     next_ids = record.next_ids[grid.pos]
     match = (grid.top_ids == next_ids) & (next_ids >= 0)
@@ -171,7 +174,7 @@ def lens_figure(
     renderer, mapper = draw_cells(fig, cells, scale)
     texts = draw_texts(fig, cells, string_source, cell_w=shown_w, cell_h=cell_h, max_label_len=max_label_len)
     draw_outlines(fig, cells, highlight, match=match, n_shown=rows.shape[0])
-    add_axes(fig, record, grid, max_label_len=max_label_len)
+    add_axes(fig, record, grid, max_label_len=max_label_len, whitespace=whitespace)
     fig.add_layout(color_bar(mapper, scale, name="lens_color_bar"), "right")
     compare_k = None if compare is None else check_k(hover_k, available=compare.lens.topk_ids.shape[2], name="hover_k")
     add_hover(fig, renderer, cells, string_source, scale, hover_k=grid.topk_ids.shape[1], compare_k=compare_k)
@@ -198,13 +201,15 @@ def lens(
     max_height_px: int = 900,
     palette: Any = None,
     title: str | None = None,
+    whitespace: Literal["markers", "subtle", "plain"] = "subtle",
 ) -> View:
     """Draw the logit lens: layers x positions, the top token in every cell.
 
     Rows are the record's lens rows (embedding at the bottom, the model's output at the
     top); columns are positions ``start .. end - 1``. Every cell prints the top token
-    of that layer's decoded residual (whitespace visible, cut to ``max_label_len``; the
-    full string and the top-k with probabilities are in the hover) and is coloured by
+    of that layer's decoded residual (spaces as ``whitespace`` says, cut to
+    ``max_label_len``; the exact string, the top-k with probabilities and every token's
+    id are in the hover) and is coloured by
     ``stat``. The input tokens label the bottom edge, the actual next tokens the top
     edge (``✓`` where the model's final top prediction was right); a cell whose top
     token is the actual next token is outlined. Tapping a cell outlines its column.
@@ -252,6 +257,12 @@ def lens(
         max_height_px: tallest the heatmap's frame grows before it pans.
         palette: a palette name (``"Viridis"``, ``"Magma_r"``, ...) or colours.
         title: the figure's title (default: "logit lens" and the model name).
+        whitespace: how the cells' labels and the token axes show a token's leading
+            and trailing spaces: ``"subtle"`` (the default: a light, narrow ``·``, so
+            the heatmap does not read as a wall of markers), ``"markers"`` (``␣``, the
+            exact label of :func:`coilvis.tokens.display`) or ``"plain"`` (spaces; a
+            token of spaces only still shows ``␣``). Subtle and plain labels are not
+            exact; the hover always shows every token's exact label with ``␣`` and its id.
 
     Returns:
         A :class:`~coilvis.views.output.View`; ``coilvis.save(view, "lens.html")``.
@@ -284,5 +295,6 @@ def lens(
         max_height_px=max_height_px,
         palette=palette,
         title=title,
+        whitespace=whitespace,
     )
     return View(parts.figure, title="coilvis lens" if title is None else title, kind="lens")

@@ -11,7 +11,7 @@ from bokeh.models import ColumnDataSource
 from coilvis.topk_bounds import topk_divergence
 from coilvis.options import LN2, check_k
 from coilvis.record import Record
-from coilvis.tokens import display
+from coilvis.tokens import display, label_whitespace
 from coilvis.views._style import ColorScale, map_colors, text_colors
 
 __all__ = ["SHORT_LEN", "Strings", "LensGrid", "lens_grid", "stat_values", "cell_columns"]
@@ -44,15 +44,19 @@ class Strings:
         pairs = zip(record.tokens, record.token_ids.tolist(), strict=True)
         return np.array([self.add(text, token_id) for text, token_id in pairs], dtype=np.int32)
 
-    def source(self, *, max_label_len: int) -> ColumnDataSource:
-        """The table as ``lens_strings`` (columns ``full``, ``hover``, ``label``, ``short``, ``token_id``)."""
+    def source(self, *, max_label_len: int, whitespace: str = "markers") -> ColumnDataSource:
+        """The table as ``lens_strings``: columns ``full`` and ``hover`` (the exact label,
+        whitespace as ``␣``, whatever ``whitespace``), ``label`` and ``short`` (the cells'
+        labels, leading and trailing spaces as the view's ``whitespace=`` option says:
+        ``"markers"``, ``"subtle"`` or ``"plain"``) and ``token_id``."""
+        mode = label_whitespace(whitespace)
         texts = [text for text, _ in self.index]
         return ColumnDataSource(
             data={
                 "full": [display(t) for t in texts],
                 "hover": [display(t, max_len=_HOVER_LEN) for t in texts],
-                "label": [display(t, max_len=max_label_len) for t in texts],
-                "short": [display(t, max_len=SHORT_LEN) for t in texts],
+                "label": [display(t, max_len=max_label_len, whitespace=mode) for t in texts],
+                "short": [display(t, max_len=SHORT_LEN, whitespace=mode) for t in texts],
                 "token_id": np.array([i for _, i in self.index], dtype=np.int32),
             },
             name="lens_strings",

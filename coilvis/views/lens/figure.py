@@ -27,7 +27,7 @@ from bokeh.plotting import figure
 from bokeh.transform import transform
 
 from coilvis.record import Record
-from coilvis.tokens import display
+from coilvis.tokens import display, label_whitespace
 from coilvis.views._style import FONT, ColorScale, color_mapper, plain_text, tooltip_html
 from coilvis.views.lens.cells import SHORT_LEN, LensGrid
 
@@ -259,10 +259,12 @@ def _token_axis(ticks: list[int], labels: dict[int, str], *, title: str, name: s
     )
 
 
-def add_axes(fig: Any, record: Record, grid: LensGrid, *, max_label_len: int) -> None:
+def add_axes(fig: Any, record: Record, grid: LensGrid, *, max_label_len: int, whitespace: str = "markers") -> None:
     """The input tokens below (``lens_input_axis``), the actual next tokens above
     (``lens_next_axis``; ``✓`` where the model's final prediction was right) and the
-    layer names on the left (``lens_layer_axis``)."""
+    layer names on the left (``lens_layer_axis``). Token labels show leading and
+    trailing spaces as the view's ``whitespace=`` option says."""
+    mode = label_whitespace(whitespace)
     ticks = grid.positions.tolist()
     next_ok = np.zeros(record.seq_len, dtype=bool)
     next_ok[:-1] = record.topk_ids[:-1, 0] == record.token_ids[1:]
@@ -270,12 +272,12 @@ def add_axes(fig: Any, record: Record, grid: LensGrid, *, max_label_len: int) ->
     def next_label(p: int) -> str:
         if p + 1 >= record.seq_len:
             return ""
-        label = display(record.tokens[p + 1], max_len=max_label_len + 4)
+        label = display(record.tokens[p + 1], max_len=max_label_len + 4, whitespace=mode)
         return f"{_CHECK} {label}" if next_ok[p] else label
 
     bottom = _token_axis(
         ticks,
-        {p: display(record.tokens[p], max_len=max_label_len + 4) for p in ticks},
+        {p: display(record.tokens[p], max_len=max_label_len + 4, whitespace=mode) for p in ticks},
         title="input token",
         name="lens_input_axis",
     )
