@@ -38,6 +38,8 @@ __all__ = [
     "COIL_STATS",
     "LENS_STATS",
     "COMPARE_STATS",
+    "DIFF_COIL_STATS",
+    "DIFF_LENS_STATS",
     "stat_names",
     "get_stat",
     "attention_option",
@@ -56,16 +58,17 @@ LN2 = math.log(2.0)
 #: Top tokens shown when a caller gives no ``k`` (a table's rows, a hover's list).
 DEFAULT_K = 10
 
-#: Palettes a ``palette=`` name may give (each 256 perceptually uniform colours in Bokeh).
-PALETTE_NAMES: tuple[str, ...] = ("Viridis", "Cividis", "Magma", "Inferno", "Plasma")
+#: Palettes a ``palette=`` name may give, each of 256 colours: five perceptually uniform
+#: sequential ones, and ``"RdBu"`` (ColorBrewer's red-blue, diverging: for signed changes).
+PALETTE_NAMES: tuple[str, ...] = ("Viridis", "Cividis", "Magma", "Inferno", "Plasma", "RdBu")
 
 # ------------------------------------------------------------------------------ statistics
 
-#: The views that colour by a statistic: the coil, the lens of one record, and the lens
-#: comparing two records.
-STAT_VIEWS: tuple[str, ...] = ("coil", "lens", "compare")
+#: The views that colour by a statistic: the coil, the lens of one record, the lens
+#: comparing two records, and the diff coil and diff lens of a Comparison.
+STAT_VIEWS: tuple[str, ...] = ("coil", "lens", "compare", "diff_coil", "diff_lens")
 
-Span = Literal["percent", "zero_to_max", "rank", "unit"]
+Span = Literal["percent", "zero_to_max", "rank", "unit", "symmetric"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,9 @@ class Stat:
         """The colour range for data whose largest finite value is ``top``.
 
         ``"percent"``: 0 to 100; ``"unit"``: 0 to 1; ``"zero_to_max"``: 0 to ``top``
-        (at least 1); ``"rank"``: 1 to ``top`` (at least 10).
+        (at least 1); ``"rank"``: 1 to ``top`` (at least 10); ``"symmetric"`` (a signed
+        change, centred on 0): ``-top`` to ``top`` (at least 0.1), ``top`` being the
+        largest absolute value.
 
         Examples:
             >>> get_stat("coil", "entropy").limits(3.2), get_stat("coil", "rank").limits(4.0)
@@ -116,25 +121,56 @@ class Stat:
             return 0.0, 1.0
         if self.span == "rank":
             return 1.0, max(10.0, float(top))
+        if self.span == "symmetric":
+            half = max(0.1, abs(float(top)))
+            return -half, half
         return 0.0, max(1.0, float(top))
 
 
 def _stat(view: str, name: str, label: str, column: str, unit: str, title: str, legend: str) -> Stat:
     """A row of :data:`STATS`; palette, direction, scale and ticks follow from the unit:
     probabilities run Viridis reversed (so that an unsure guess is bright), bits Magma,
-    ranks Cividis on a log scale, numbers in [0, 1] Magma from 0 to 1."""
+    ranks Cividis on a log scale, numbers in [0, 1] Magma from 0 to 1, signed changes
+    (logits, nats) red through white to blue, centred on 0 (red = fell)."""
     palette, reverse, log, ticks, span = {
         "%": ("Viridis", True, False, "%d%%", "percent"),
         "bits": ("Magma", False, False, None, "zero_to_max"),
         "rank": ("Cividis", False, True, None, "rank"),
         "": ("Magma", False, False, None, "unit"),
+        "logits": ("RdBu", True, False, None, "symmetric"),
+        "nats": ("RdBu", True, False, None, "symmetric"),
     }[unit]
-    if view == "compare" and name == "js":
+    if view in ("compare", "diff_coil", "diff_lens") and name == "js":
         span = "unit"  # JS in bits is bounded by 1
     return Stat(view, name, label, column, unit, title, legend, palette, reverse, log, ticks, span)
 
 
 _COMPARE_LEGEND = "Colour: how much the two runs' next-token distributions differ."
+
+
+def _diff_rows(view: str) -> tuple[Stat, ...]:
+    """The statistics of a Comparison (:class:`coilvis.comparison.Comparison`) a diff view
+    colours by: divergences between run a's and run b's next-token distributions (bits;
+    TV as is), the metric's change, and (the coil only) the change in the log-probability
+    of a's actual next token. The same columns in the diff coil and the diff lens."""
+    rows = [
+        _stat(view, "kl_ab", "KL(a \u2016 b)", "kl_ab_bits", "bits", "KL(a \u2016 b) (bits)", _COMPARE_LEGEND),
+        _stat(view, "kl_ba", "KL(b \u2016 a)", "kl_ba_bits", "bits", "KL(b \u2016 a) (bits)", _COMPARE_LEGEND),
+        _stat(view, "js", "Jensen-Shannon divergence", "js_bits", "bits",
+              "Jensen-Shannon divergence (bits, \u2264 1)", _COMPARE_LEGEND),
+        _stat(view, "tv", "total variation distance", "tv", "", "total variation distance", _COMPARE_LEGEND),
+        _stat(view, "metric", "change of the metric, b \u2212 a", "metric_change", "logits",
+              "metric change, b \u2212 a (logits)",
+              "Colour: how the metric (a logit difference) changed from run a to run b (red = fell, blue = rose)."),
+    ]
+    if view == "diff_coil":
+        rows.append(
+            _stat(view, "delta_next_logprob", "change in the log-probability of a's next token", "delta_next_logprob",
+                  "nats", "log p_b \u2212 log p_a of a's next token (nats)",
+                  "Colour: how much more likely run b found the token that came next in a (red = less, blue = more).")
+        )
+    return tuple(rows)
+
 
 _STAT_ROWS: tuple[Stat, ...] = (
     # the coil: one row per position, the model's own prediction
@@ -176,6 +212,9 @@ _STAT_ROWS: tuple[Stat, ...] = (
           "Jensen-Shannon divergence (bits, \u2264 1, lower bound)", _COMPARE_LEGEND),
     _stat("compare", "tv", "total variation distance", "value", "",
           "total variation distance (lower bound)", _COMPARE_LEGEND),
+    # the diff coil (one row per compared position) and diff lens (layer x position) of a Comparison
+    *_diff_rows("diff_coil"),
+    *_diff_rows("diff_lens"),
 )
 
 #: Every statistic, keyed by ``(view, name)``, in each view's order.
@@ -200,6 +239,10 @@ COIL_STATS: tuple[str, ...] = stat_names("coil")
 LENS_STATS: tuple[str, ...] = stat_names("lens")
 #: ``stat=`` of the lens comparing two records.
 COMPARE_STATS: tuple[str, ...] = stat_names("compare")
+#: ``color=`` of the diff coil of a Comparison.
+DIFF_COIL_STATS: tuple[str, ...] = stat_names("diff_coil")
+#: ``stat=`` of the diff lens of a Comparison.
+DIFF_LENS_STATS: tuple[str, ...] = stat_names("diff_lens")
 
 
 def get_stat(view: str, name: Any, *, arg: str = "stat") -> Stat:
@@ -370,11 +413,6 @@ def _choices_help(names: tuple[str, ...], view: str) -> str:
 
 _LENS_AND_COMPARE = LENS_STATS + tuple(s for s in COMPARE_STATS if s not in LENS_STATS)
 _PALETTES_HELP = f"colour palette: {', '.join(PALETTE_NAMES)} (append _r to reverse)"
-_WHITESPACE = ("markers", "subtle", "plain")
-_WHITESPACE_HELP = (
-    "leading and trailing spaces in dense labels (coil segments, lens cells and axes, the page's prompt): "
-    "markers (\u2423, exact), subtle (a light \u00b7) or plain (spaces); hovers and the table always show \u2423"
-)
 
 OPTIONS: tuple[Option, ...] = (
     # coilvis.coil
@@ -416,8 +454,6 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.0, maximum=64.0, above=True, flag="--floor-bits", requires="animate"),
     Option("coil", "autoplay", "bool", True, "start the unwind by itself when the page opens", flag="--no-autoplay",
            requires="animate"),
-    Option("coil", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace",
-           key="whitespace"),
     # coilvis.lens
     Option("lens", "stat", "choice", None,
            f"what colours each lens cell (default prob): {_choices_help(LENS_STATS, 'lens')}; "
@@ -439,14 +475,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("lens", "max_height_px", "int", 900, "tallest the heatmap's frame grows before it pans", minimum=50),
     Option("lens", "palette", "palette", None, "colour palette of the lens (as --palette)", flag="--lens-palette"),
     Option("lens", "title", "str", None, "the figure's title"),
-    Option("lens", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace",
-           key="lens_whitespace"),
     # coilvis.page
     Option("page", "coil_options", "object", None, "keyword options of the coil"),
     Option("page", "lens_options", "object", None, "keyword options of the lens"),
     Option("page", "k", "int", 10, "rows of the table", minimum=1, flag="--k"),
     Option("page", "title", "str", None, "the page title"),
-    Option("page", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace"),
     # coilvis.run
     Option("run", "tokenizer", "object", None, "the model's tokenizer"),
     Option("run", "k", "int", 10, "top next tokens kept per position when running a model", minimum=1, flag="--k", key="k"),
@@ -475,7 +508,7 @@ def declared(api: str) -> tuple[Option, ...]:
 
     Examples:
         >>> [o.name for o in declared("page")]
-        ['coil_options', 'lens_options', 'k', 'title', 'whitespace']
+        ['coil_options', 'lens_options', 'k', 'title']
     """
     if api not in APIS:
         raise CoilvisValueError(f"api: expected one of {list(APIS)}, got {api!r}")

@@ -62,8 +62,15 @@ NAN_COLOR = "#d0d0d0"
 #: Font family of labels drawn on the canvas.
 FONT = "helvetica, arial, sans-serif"
 
-#: Named palettes accepted by ``palette=`` (each 256 colours, perceptually uniform).
-PALETTES: dict[str, tuple[str, ...]] = {name: tuple(getattr(bokeh_palettes, f"{name}256")) for name in PALETTE_NAMES}
+
+def _palette256(name: str) -> tuple[str, ...]:
+    """Bokeh's 256-colour palette ``name``, or its largest ColorBrewer palette (11 colours) spread over 256."""
+    colors = getattr(bokeh_palettes, f"{name}256", None)
+    return tuple(colors if colors is not None else bokeh_palettes.interp_palette(getattr(bokeh_palettes, f"{name}11"), 256))
+
+
+#: Named palettes accepted by ``palette=`` (each 256 colours; the sequential ones perceptually uniform).
+PALETTES: dict[str, tuple[str, ...]] = {name: _palette256(name) for name in PALETTE_NAMES}
 
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 #: Characters without which no TeX can be written (every delimiter BokehJS knows needs one).
@@ -197,10 +204,11 @@ def view_scale(view: str, stat: str, values: Any, *, palette: Any = None, arg: s
     The row ``(view, stat)`` gives the column, title, legend, default palette, scale and
     range rule (:meth:`coilvis.options.Stat.limits`): probability 0 to 100 %; entropy,
     surprisal and KL 0 to the largest value (at least 1 bit); JS and TV 0 to 1; rank 1
-    to the largest rank (at least 10), on a log scale.
+    to the largest rank (at least 10), on a log scale; a signed change (a metric's)
+    from ``-m`` to ``m``, ``m`` its largest absolute value.
 
     Args:
-        view: ``"coil"``, ``"lens"`` or ``"compare"``.
+        view: one of :data:`coilvis.options.STAT_VIEWS` (``"coil"``, ``"lens"``, ``"compare"``, ...).
         stat: a statistic of ``view`` (:func:`coilvis.options.stat_names`).
         values: (n,) the statistic in its unit (%, bits, 1-based rank); NaN where unknown.
         palette: see :func:`resolve_palette`.
@@ -222,6 +230,8 @@ def view_scale(view: str, stat: str, values: Any, *, palette: Any = None, arg: s
     spec = get_stat(view, stat, arg=arg)
     colors = resolve_palette(palette, default=spec.palette, reverse=spec.reverse)
     finite = _finite(values)
+    if spec.span == "symmetric":  # a signed change: centred on 0, as far as the largest one either way
+        finite = np.abs(finite)
     low, high = spec.limits(float(finite.max()) if finite.size else 0.0)
     return ColorScale(
         column=spec.column,
