@@ -413,6 +413,11 @@ def _choices_help(names: tuple[str, ...], view: str) -> str:
 
 _LENS_AND_COMPARE = LENS_STATS + tuple(s for s in COMPARE_STATS if s not in LENS_STATS)
 _PALETTES_HELP = f"colour palette: {', '.join(PALETTE_NAMES)} (append _r to reverse)"
+_WHITESPACE = ("markers", "subtle", "plain")
+_WHITESPACE_HELP = (
+    "leading and trailing spaces in dense labels (coil segments, lens cells and axes, the page's prompt): "
+    "markers (\u2423, exact), subtle (a light \u00b7) or plain (spaces); hovers and the table always show \u2423"
+)
 
 OPTIONS: tuple[Option, ...] = (
     # coilvis.coil
@@ -454,6 +459,8 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.0, maximum=64.0, above=True, flag="--floor-bits", requires="animate"),
     Option("coil", "autoplay", "bool", True, "start the unwind by itself when the page opens", flag="--no-autoplay",
            requires="animate"),
+    Option("coil", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace",
+           key="whitespace"),
     # coilvis.lens
     Option("lens", "stat", "choice", None,
            f"what colours each lens cell (default prob): {_choices_help(LENS_STATS, 'lens')}; "
@@ -475,11 +482,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("lens", "max_height_px", "int", 900, "tallest the heatmap's frame grows before it pans", minimum=50),
     Option("lens", "palette", "palette", None, "colour palette of the lens (as --palette)", flag="--lens-palette"),
     Option("lens", "title", "str", None, "the figure's title"),
+    Option("lens", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace",
+           key="lens_whitespace"),
     # coilvis.page
     Option("page", "coil_options", "object", None, "keyword options of the coil"),
     Option("page", "lens_options", "object", None, "keyword options of the lens"),
     Option("page", "k", "int", 10, "rows of the table", minimum=1, flag="--k"),
     Option("page", "title", "str", None, "the page title"),
+    Option("page", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace"),
     # coilvis.run
     Option("run", "tokenizer", "object", None, "the model's tokenizer"),
     Option("run", "k", "int", 10, "top next tokens kept per position when running a model", minimum=1, flag="--k", key="k"),
@@ -508,7 +518,7 @@ def declared(api: str) -> tuple[Option, ...]:
 
     Examples:
         >>> [o.name for o in declared("page")]
-        ['coil_options', 'lens_options', 'k', 'title']
+        ['coil_options', 'lens_options', 'k', 'title', 'whitespace']
     """
     if api not in APIS:
         raise CoilvisValueError(f"api: expected one of {list(APIS)}, got {api!r}")
