@@ -24,11 +24,13 @@ __all__ = [
     "Record",
     "AttentionLinks",
     "LensStats",
+    "Comparison",
     # models and runs
     "load_model",
     "run",
     "from_logits",
     "from_cache",
+    "compare",
     # the table
     "logits_table",
     # views
@@ -46,6 +48,8 @@ _LAZY = {
     "Record": "coilvis.record",
     "AttentionLinks": "coilvis.record",
     "LensStats": "coilvis.record",
+    "Comparison": "coilvis.comparison",
+    "compare": "coilvis.runner",
     "load_model": "coilvis.models",
     "run": "coilvis.runner",
     "from_logits": "coilvis.runner",

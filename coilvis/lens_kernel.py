@@ -125,6 +125,7 @@ def row_stats(
     n_groups: int,
     work: Workspace,
     probs_out: torch.Tensor | None = None,
+    keep_probs: bool = False,
 ) -> tuple[dict[str, torch.Tensor], FinalRow | None]:
     """Statistics of ``x: (n_groups * P, V)`` float32 logits (``n_groups`` layers of the
     same P positions, layer-major).
@@ -143,11 +144,14 @@ def row_stats(
         n_groups: number of layers stacked in ``x``.
         work: reusable buffers.
         probs_out: (P, V) where the final row's probabilities go (``final is None``).
+        keep_probs: also return the rows' probabilities as ``probs`` (a layer's rows;
+            the final row's are in ``probs_out``).
 
     Returns:
-        ``(stats, final)``: tensors of shape (n_groups * P, ...) (or ``{"bad": mask}``
-        when a row has NaN/inf logits) and, when ``final`` is ``None``, the final row
-        to compare the layers with.
+        ``(stats, final)``: tensors of shape (n_groups * P, ...), with ``log_z`` (the
+        rows' log-sum-exp) besides the :data:`FIELDS` (or ``{"bad": mask}`` when a row
+        has NaN/inf logits) and, when ``final`` is ``None``, the final row to compare
+        the layers with.
     """
     rows, d_vocab = x.shape
     top_v, top_i = blocked_topk(x, k, work.block)
@@ -170,6 +174,7 @@ def row_stats(
         "entropy": entropy,
         "next_prob": (next_logit.squeeze(1) - log_z).exp_(),
         "next_rank": next_rank,
+        "log_z": log_z,
     }
     if final is None:
         assert probs_out is not None
@@ -185,6 +190,8 @@ def row_stats(
         )
     out["final_top_rank"] = top_rank
     out["final_top_prob"] = (top_logit.squeeze(1) - log_z).exp_()
+    if keep_probs:
+        out["probs"] = probs
     del probs
     out["kl_to_final"] = _kl_to_final(x, final, log_z, n_groups, buf)
     return out, None

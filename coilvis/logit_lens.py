@@ -39,8 +39,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ from coilvis.lens_kernel import FIELDS, STATS_BLOCK_ROWS, FinalRow, StatsThreads
 from coilvis.models.anatomy import decoder_for, final_row_name, n_layers_of
 from coilvis.record import LensStats
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "compute_lens"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "Block", "PreparedLens", "compute_lens", "prepare_lens"]
 
 #: Rows decoded per matmul. 256 rows of a 49k vocabulary are 50 MB of float32 logits
 #: (and as much again for the final row's probabilities of those positions); fewer
@@ -64,6 +64,20 @@ _CHECK_RTOL_LOW_PRECISION = 3e-2
 _CHECK_POSITIONS = 8
 
 Rows = list[tuple[str, torch.Tensor]]
+
+
+class Block(NamedTuple):
+    """One block of statistics as :meth:`_Engine.blocks` stores it: ``n_groups`` rows from
+    ``row0`` at the chunk's positions ``p0:p1``, with their float32 logits ``x`` and
+    probabilities (``(n_groups * (p1 - p0), d_vocab)``, layer-major) and log-normalisers."""
+
+    row0: int
+    n_groups: int
+    p0: int
+    p1: int
+    x: torch.Tensor
+    probs: torch.Tensor
+    log_z: torch.Tensor
 
 
 def compute_lens(
@@ -120,6 +134,38 @@ def compute_lens(
             the model's logits.
         CoilvisTypeError: bad argument types.
     """
+    lens = prepare_lens(
+        model, residuals, logits=logits, next_ids=next_ids, k=k, decoder=decoder, final_name=final_name,
+        chunk_rows=chunk_rows, stats_threads=stats_threads,
+    )
+    engine, t_logits, layer_rows, decoder, tid = lens
+    return engine.run(t_logits, layer_rows, decoder, tid, progress=progress)
+
+
+class PreparedLens(NamedTuple):
+    """A lens ready to run: its engine and the checked inputs it decodes."""
+
+    engine: _Engine
+    logits: torch.Tensor
+    layer_rows: Rows
+    decoder: Callable[[torch.Tensor], torch.Tensor]
+    next_ids: torch.Tensor
+
+
+def prepare_lens(
+    model: Any,
+    residuals: Sequence[tuple[str, torch.Tensor]],
+    *,
+    logits: torch.Tensor,
+    next_ids: Any,
+    k: int,
+    decoder: Callable[[torch.Tensor], torch.Tensor] | None,
+    final_name: str | None,
+    chunk_rows: int,
+    stats_threads: int | None,
+) -> PreparedLens:
+    """Check the arguments of :func:`compute_lens` (see there) and build its engine; the
+    decoder is checked against the model's logits here."""
     t_logits = stats.as_logits(logits, ndim=(2,))
     seq_len, d_vocab = int(t_logits.shape[0]), int(t_logits.shape[1])
     if seq_len < 1:
@@ -140,7 +186,7 @@ def compute_lens(
         chunk_rows=chunk_rows,
         threads=StatsThreads(stats_threads, enabled=t_logits.device.type == "cpu"),
     )
-    return engine.run(t_logits, layer_rows, decoder, tid, progress=progress)
+    return PreparedLens(engine, t_logits, layer_rows, decoder, tid)
 
 
 def _decoder_and_final_name(
@@ -199,29 +245,53 @@ class _Engine:
         self, logits: torch.Tensor, layer_rows: Rows, decoder: Callable[[torch.Tensor], torch.Tensor], tid: torch.Tensor, *, progress: bool
     ) -> LensStats:
         """Fill every row, chunk by chunk of positions; see :func:`compute_lens`."""
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.n_rows * self.seq_len, desc="coilvis lens", unit="row", leave=False)
+        self.open_bar(progress)
         try:
             with torch.inference_mode():
                 for start in range(0, self.seq_len, self.n_pos):
-                    stop = min(self.seq_len, start + self.n_pos)
-                    final = self._final_chunk(logits, start, stop, tid[start:stop])
-                    for l0 in range(0, len(layer_rows), self.n_groups):
-                        self._layer_chunk(decoder, layer_rows[l0 : l0 + self.n_groups], l0, start, stop, tid[start:stop], final)
-                    del final
-                    self._mark_unknown(tid[start:stop], start, stop)
+                    for _ in self.blocks(logits, layer_rows, decoder, tid, start, min(self.seq_len, start + self.n_pos)):
+                        pass
         finally:
-            if self.bar is not None:
-                self.bar.close()
+            self.close_bar()
+        return self.result()
+
+    def open_bar(self, progress: bool, *, desc: str = "coilvis lens", total: int | None = None) -> None:
+        """Show a progress bar of decoded rows."""
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total or self.n_rows * self.seq_len, desc=desc, unit="row", leave=False)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def result(self) -> LensStats:
+        """The statistics of every row, once every position has been through :meth:`blocks`."""
         return LensStats(layer_names=tuple(self.names), **self.out)
 
-    def _final_chunk(self, logits: torch.Tensor, start: int, stop: int, ids: torch.Tensor) -> FinalRow:
+    def blocks(
+        self, logits: torch.Tensor, layer_rows: Rows, decoder: Callable[[torch.Tensor], torch.Tensor], tid: torch.Tensor,
+        start: int, stop: int, *, keep: bool = False,
+    ) -> Iterator[Block]:
+        """Compute and store the statistics of positions ``start:stop`` (at most
+        ``n_pos`` of them), the final row first, then the layers in groups; yield each
+        block of statistics as it is stored. With ``keep``, a block also carries its
+        float32 logits and probabilities (for a caller comparing two runs)."""
+        final, final_blocks = self._final_chunk(logits, start, stop, tid[start:stop], keep=keep)
+        yield from final_blocks
+        for l0 in range(0, len(layer_rows), self.n_groups):
+            yield from self._layer_chunk(decoder, layer_rows[l0 : l0 + self.n_groups], l0, start, stop, tid[start:stop], final, keep=keep)
+        del final
+        self._mark_unknown(tid[start:stop], start, stop)
+
+    def _final_chunk(self, logits: torch.Tensor, start: int, stop: int, ids: torch.Tensor, *, keep: bool) -> tuple[FinalRow, list[Block]]:
         """The final row of positions ``start:stop``, stored, and kept for the layers to compare with."""
         n_p, row = stop - start, self.n_rows - 1
         probs = torch.empty((n_p, self.d_vocab), dtype=torch.float32, device=logits.device)
         parts: list[FinalRow] = []
+        blocks: list[Block] = []
         for _, _, p0, p1 in stat_blocks(1, n_p, self.block_rows):
             x = logits[start + p0 : start + p1].to(torch.float32)
             values, part = self.threads.run(
@@ -231,17 +301,21 @@ class _Engine:
             self._store(row, start + p0, 1, p1 - p0, values)
             assert part is not None
             parts.append(part)
+            if keep:
+                blocks.append(Block(row, 1, p0, p1, x, probs[p0:p1], values["log_z"]))
         self._advance(n_p)
-        return FinalRow(
+        final = FinalRow(
             probs=probs,
             probs_sum=torch.cat([f.probs_sum for f in parts]),
             neg_entropy=torch.cat([f.neg_entropy for f in parts]),
             top_ids=torch.cat([f.top_ids for f in parts]),
         )
+        return final, blocks
 
     def _layer_chunk(
-        self, decoder: Callable[[torch.Tensor], torch.Tensor], group: Rows, l0: int, start: int, stop: int, ids: torch.Tensor, final: FinalRow
-    ) -> None:
+        self, decoder: Callable[[torch.Tensor], torch.Tensor], group: Rows, l0: int, start: int, stop: int, ids: torch.Tensor,
+        final: FinalRow, *, keep: bool,
+    ) -> Iterator[Block]:
         """Decode rows ``l0 : l0 + len(group)`` at positions ``start:stop`` in one matmul, and store their statistics."""
         n_p, device = stop - start, final.probs.device
         h = torch.cat([t[start:stop].to(device) for _, t in group]) if len(group) > 1 else group[0][1][start:stop]
@@ -256,9 +330,11 @@ class _Engine:
             rows = x[g0:g1, p0:p1].reshape(-1, self.d_vocab)
             values, _ = self.threads.run(
                 rows.shape[0], row_stats, rows, k=self.k, next_ids=ids[p0:p1], final=final.rows(p0, p1),
-                n_groups=g1 - g0, work=self.work,
+                n_groups=g1 - g0, work=self.work, keep_probs=keep,
             )
             self._store(l0 + g0, start + p0, g1 - g0, p1 - p0, values)
+            if keep:
+                yield Block(l0 + g0, g1 - g0, p0, p1, rows, values["probs"], values["log_z"])
         self._advance(len(group) * n_p)
 
     def _store(self, row0: int, p0: int, n_g: int, n_p: int, values: dict[str, torch.Tensor]) -> None:

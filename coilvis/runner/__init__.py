@@ -8,7 +8,8 @@
 
 One module a way in: :mod:`~coilvis.runner.prompt` (:func:`run`),
 :mod:`~coilvis.runner.cache` (:func:`from_cache`), :mod:`~coilvis.runner.logits`
-(:func:`from_logits`); :mod:`~coilvis.runner.inputs` checks what users hand them and
+(:func:`from_logits`), :mod:`~coilvis.runner.pair` (:func:`compare`: two runs side by
+side, or two saved Records through :mod:`~coilvis.runner.compare_records`); :mod:`~coilvis.runner.inputs` checks what users hand them and
 :mod:`~coilvis.runner.assemble` holds what they share (attention links, Record assembly).
 
 ``attention_top_k`` here means the keys *kept in the Record* per query (and per head,
@@ -20,7 +21,8 @@ view draws per query are its own ``attention_top_k`` (see :func:`coilvis.coil`).
 from __future__ import annotations
 
 from coilvis.runner.cache import from_cache, lens_from_tl_cache
+from coilvis.runner.pair import compare
 from coilvis.runner.logits import from_logits
 from coilvis.runner.prompt import run
 
-__all__ = ["from_cache", "from_logits", "lens_from_tl_cache", "run"]
+__all__ = ["compare", "from_cache", "from_logits", "lens_from_tl_cache", "run"]

@@ -20,10 +20,10 @@ from coilvis.record import Record
 from coilvis.runner.assemble import AttentionCollector, show_progress, tokenizer_record
 from coilvis.runner.inputs import check_flag, check_prompt, check_truncate, layer_spec
 
-__all__ = ["run"]
+__all__ = ["Pass", "device_meta", "encode_prompt", "fit_context", "forward_prompt", "resolve_layers", "run"]
 
 
-def _resolve_layers(spec: tuple[int, ...] | None, model: Any) -> frozenset[int] | None:
+def resolve_layers(spec: tuple[int, ...] | None, model: Any) -> frozenset[int] | None:
     """Layer indices checked against the model's layer count, negative ones counted from the end."""
     if spec is None:
         return None
@@ -40,7 +40,7 @@ def _resolve_layers(spec: tuple[int, ...] | None, model: Any) -> frozenset[int] 
     return frozenset(layer % n_layers for layer in spec)
 
 
-def _fit_context(ids: np.ndarray, loaded: LoadedModel, truncate: str | None) -> tuple[np.ndarray, dict[str, Any] | None]:
+def fit_context(ids: np.ndarray, loaded: LoadedModel, truncate: str | None, *, name: str = "prompt") -> tuple[np.ndarray, dict[str, Any] | None]:
     """Refuse (or truncate, when asked) token ids longer than the model's context."""
     limit = context_length(loaded.model, loaded.tokenizer)
     n = int(ids.shape[0])
@@ -49,14 +49,25 @@ def _fit_context(ids: np.ndarray, loaded: LoadedModel, truncate: str | None) -> 
     n_ctx, source = limit
     if truncate is None:
         raise CoilvisValueError(
-            f"prompt: {n} tokens, but {loaded.name} takes at most {n_ctx} positions ({source}); shorten it, "
+            f"{name}: {n} tokens, but {loaded.name} takes at most {n_ctx} positions ({source}); shorten it, "
             f"or pass truncate='left' (keep the last {n_ctx} tokens) or truncate='right' (keep the first {n_ctx})"
         )
     kept = ids[-n_ctx:] if truncate == "left" else ids[:n_ctx]
     return kept, {"side": truncate, "dropped_tokens": n - n_ctx}
 
 
-class _Pass(NamedTuple):
+def encode_prompt(loaded: LoadedModel, prompt: str, *, prepend_bos: bool | None, name: str = "prompt") -> np.ndarray:
+    """(seq_len,) int64 the prompt's token ids, through the model's own adapter."""
+    if is_transformer_lens(loaded.model):
+        ids = tlens.encode(loaded.model, prompt, prepend_bos=prepend_bos)
+    else:
+        ids = hf.encode(loaded.tokenizer, prompt, prepend_bos=prepend_bos)
+    if ids.shape[0] == 0:
+        raise CoilvisValueError(f"{name}: the tokenizer produced no tokens for this prompt")
+    return ids
+
+
+class Pass(NamedTuple):
     """What one forward pass of :func:`run` gives."""
 
     ids: np.ndarray  # (seq_len,) int64 token ids that ran
@@ -66,29 +77,23 @@ class _Pass(NamedTuple):
     n_layers: int
 
 
-def _forward(
+def forward_prompt(
     loaded: LoadedModel, prompt: str, *, prepend_bos: bool | None, truncate: str | None, collector: AttentionCollector | None, lens: bool, lens_mid: bool
-) -> _Pass:
+) -> Pass:
     """Encode the prompt with the model's adapter, fit it to the context, run the model once."""
-    if is_transformer_lens(loaded.model):
-        ids = tlens.encode(loaded.model, prompt, prepend_bos=prepend_bos)
-        forward = tlens.forward
-    else:
-        ids = hf.encode(loaded.tokenizer, prompt, prepend_bos=prepend_bos)
-        forward = hf.forward_for_record
-    if ids.shape[0] == 0:
-        raise CoilvisValueError("prompt: the tokenizer produced no tokens for this prompt")
-    ids, truncated = _fit_context(ids, loaded, truncate)
+    ids = encode_prompt(loaded, prompt, prepend_bos=prepend_bos)
+    forward = tlens.forward if is_transformer_lens(loaded.model) else hf.forward_for_record
+    ids, truncated = fit_context(ids, loaded, truncate)
     logits, residuals, n_layers = forward(loaded.model, torch.as_tensor(ids), attention_hook=collector, residuals=lens, mid=lens_mid)
     if collector is not None and not collector.parts and collector.layers != set():
         raise CoilvisValueError(
             "attention: the model ran but returned no attention patterns (it uses a fused attention kernel); "
             "load it with attn_implementation='eager'"
         )
-    return _Pass(ids, truncated, logits, residuals, n_layers)
+    return Pass(ids, truncated, logits, residuals, n_layers)
 
 
-def _device_meta(model: Any) -> dict[str, str]:
+def device_meta(model: Any) -> dict[str, str]:
     """``device`` and ``dtype`` of a model's first parameter (``"cpu"`` and ``""`` without one)."""
     first = next(iter(model.parameters()), None)
     return {
@@ -173,10 +178,10 @@ def run(
         raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
     truncate = check_truncate(truncate)
     loaded = resolve_model(model, tokenizer)
-    layers = _resolve_layers(spec, loaded.model) if attention else None
+    layers = resolve_layers(spec, loaded.model) if attention else None
     collector = AttentionCollector(keys_per_query=keys_per_query, min_weight=min_weight, layers=layers) if attention else None
     t0 = time.perf_counter()
-    fwd = _forward(loaded, prompt, prepend_bos=prepend_bos, truncate=truncate, collector=collector, lens=bool(lens), lens_mid=bool(lens_mid))
+    fwd = forward_prompt(loaded, prompt, prepend_bos=prepend_bos, truncate=truncate, collector=collector, lens=bool(lens), lens_mid=bool(lens_mid))
     next_ids = stats.next_ids_of(fwd.ids)
     d_vocab = int(fwd.logits.shape[-1])
     pos_stats = stats.position_stats(fwd.logits, k=check_k(k, available=d_vocab), next_ids=next_ids)
@@ -192,5 +197,5 @@ def run(
     return tokenizer_record(
         loaded.tokenizer, fwd.ids, pos_stats, d_vocab=d_vocab, model_name=loaded.name, prompt=prompt, lens_stats=lens_stats,
         attention=collector.links(fwd.n_layers) if collector is not None else None,
-        meta={**_device_meta(loaded.model), "adapter": adapter}, extra=extra,
+        meta={**device_meta(loaded.model), "adapter": adapter}, extra=extra,
     )
