@@ -24,14 +24,28 @@ Views read a Comparison like a Record (:func:`coilvis.coil`, :func:`coilvis.lens
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
+from coilvis._version import __version__
+from coilvis.comparison_format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    RECORD_MEMBERS,
+    ComparisonContents,
+    read_comparison_file,
+    record_file_bytes,
+    write_comparison_file,
+)
+from coilvis.errors import CoilvisFileNotFoundError, CoilvisTypeError, CoilvisValueError, check_int
+from coilvis.files import as_path, atomic_writer, check_output_path
 from coilvis.options import LN2
 from coilvis.record import Record
+from coilvis.record_format import Contents, Source, encode_meta
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -343,6 +357,143 @@ class Comparison:
 
         return movers_frame(self, self.check_pos(pos))
 
+    # ------------------------------------------------------------------ save/load
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the comparison, both runs included, to one file (see :mod:`coilvis.comparison_format`).
+
+        Like :meth:`Record.save <coilvis.record.Record.save>`: atomic (a crash never
+        leaves a half-written file over a good one), missing folders created, the same
+        comparison always the same bytes, nothing pickled.
+
+        Args:
+            path: the file to write; ``.coilcmp`` by convention (any name works).
+
+        Returns:
+            The path written.
+
+        Raises:
+            CoilvisTypeError: ``path`` is not a str or path; an ``extra`` (the
+                comparison's or a record's) is not JSON-serialisable.
+            CoilvisValueError: ``path`` is a folder, or lies below a file; a token id
+                (of ``vocab``, the movers or the metric) lies outside ``[0, d_vocab)``.
+            OSError: the file cannot be written (the error names ``path``).
+        """
+        target = check_output_path(path, name="path")
+        self._check_token_ids()
+        meta_json = encode_meta(self._meta())
+        records = (
+            record_file_bytes(encode_meta(self.a._meta()), self.a._arrays()),
+            record_file_bytes(encode_meta(self.b._meta()), self.b._arrays()),
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(target) as handle:
+            write_comparison_file(handle, meta_json, records, self._arrays())
+        return target
+
+    def _check_token_ids(self) -> None:
+        """Refuse to save a token id that :meth:`load` would refuse to read."""
+        d_vocab = self.a.d_vocab
+        groups = [("vocab", np.array(sorted(self.vocab), dtype=np.int64)), ("rise_ids", self.rise_ids), ("fall_ids", self.fall_ids)]
+        if self.metric is not None:
+            groups.append(("metric", np.array(self.metric.plus_ids + self.metric.minus_ids, dtype=np.int64)))
+        for name, ids in groups:
+            bad = ids[(ids < 0) | (ids >= d_vocab)]
+            if bad.size:
+                raise CoilvisValueError(f"{name}: holds the token id {int(bad[0])}, outside the vocabulary [0, {d_vocab}); it cannot be saved")
+
+    def _meta(self) -> dict[str, Any]:
+        """``meta.json`` of the saved file."""
+        scalars: dict[str, Any] = {
+            "n_pos": self.n_pos,
+            "offset_a": self.offset_a,
+            "offset_b": self.offset_b,
+            "label_a": self.label_a,
+            "label_b": self.label_b,
+            "extra": self.extra,
+        }
+        strings: dict[str, Any] = {"vocab_text": [self.vocab[i] for i in sorted(self.vocab)]}
+        if self.metric is not None:
+            scalars["metric"] = {"plus_ids": list(self.metric.plus_ids), "minus_ids": list(self.metric.minus_ids)}
+            strings["metric_plus"], strings["metric_minus"] = list(self.metric.plus_text), list(self.metric.minus_text)
+        if self.lens is not None:
+            scalars["lens"] = {"exact": self.lens.exact, "metric": self.lens.metric_a is not None}
+            strings["lens_layer_names"] = list(self.lens.layer_names)
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "coilvis_version": __version__, "scalars": scalars, "strings": strings}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The saved arrays, by member name."""
+        arrays = {name: getattr(self, name) for name in (*DIVERGENCE_FIELDS, "delta_next_logprob", *MOVER_FIELDS)}
+        arrays["exact"] = self.exact.astype(np.uint8)
+        arrays["vocab_ids"] = np.array(sorted(self.vocab), dtype=np.int64)
+        if self.metric_a is not None and self.metric_b is not None:
+            arrays["metric_a"], arrays["metric_b"] = self.metric_a, self.metric_b
+        if self.lens is not None:
+            for name in DIVERGENCE_FIELDS:
+                arrays[f"lens.{name}"] = getattr(self.lens, name)
+            if self.lens.metric_a is not None and self.lens.metric_b is not None:
+                arrays["lens.metric_a"], arrays["lens.metric_b"] = self.lens.metric_a, self.lens.metric_b
+        return arrays
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Comparison:
+        """Read a comparison written by :meth:`save`, checking everything in it.
+
+        Both records are read by the record reader, with all of its checks; a damaged
+        or hostile file fails before any large array is read.
+
+        Raises:
+            CoilvisTypeError: ``path`` is not a str or path.
+            CoilvisValueError: ``path`` is a folder.
+            CoilvisFileNotFoundError: no file at ``path`` (also a ``FileNotFoundError``).
+            RecordFormatError: the file is not a coilvis comparison, is damaged or
+                inconsistent (in itself or in a record it holds), or comes from a newer
+                format version.
+        """
+        source = as_path(path, name="path")
+        if source.is_dir():
+            raise CoilvisValueError(f"path: {str(source)!r} is a folder, expected a comparison file")
+        if not source.exists():
+            raise CoilvisFileNotFoundError(f"path: no comparison file at {source}")
+        contents = read_comparison_file(source)
+        a, b = (_record_of(part, Source(f"{source} (member {name!r})")) for part, name in zip((contents.a, contents.b), RECORD_MEMBERS))
+        try:
+            return cls._from_contents(contents, a, b)
+        except (CoilvisValueError, CoilvisTypeError) as exc:
+            raise Source(source, kind="comparison").bad(str(exc)) from exc
+
+    @classmethod
+    def _from_contents(cls, contents: ComparisonContents, a: Record, b: Record) -> Comparison:
+        scalars, strings, arrays = contents.meta["scalars"], contents.meta["strings"], contents.arrays
+        metric = None
+        if "metric" in scalars:
+            ids = scalars["metric"]
+            metric = Metric(tuple(ids["plus_ids"]), tuple(ids["minus_ids"]), tuple(strings["metric_plus"]), tuple(strings["metric_minus"]))
+        lens = None
+        if "lens" in scalars:
+            lens = PairLens(
+                layer_names=tuple(strings["lens_layer_names"]),
+                **{name: arrays[f"lens.{name}"] for name in DIVERGENCE_FIELDS},
+                exact=scalars["lens"]["exact"],
+                metric_a=arrays.get("lens.metric_a"),
+                metric_b=arrays.get("lens.metric_b"),
+            )
+        return cls(
+            a=a,
+            b=b,
+            offset_a=scalars["offset_a"],
+            offset_b=scalars["offset_b"],
+            **{name: arrays[name] for name in (*DIVERGENCE_FIELDS, "delta_next_logprob", *MOVER_FIELDS)},
+            exact=arrays["exact"].astype(bool),
+            vocab=dict(zip(arrays["vocab_ids"].tolist(), strings["vocab_text"])),
+            metric=metric,
+            metric_a=arrays.get("metric_a"),
+            metric_b=arrays.get("metric_b"),
+            lens=lens,
+            label_a=scalars["label_a"],
+            label_b=scalars["label_b"],
+            extra=dict(scalars.get("extra") or {}),
+        )
+
     def __repr__(self) -> str:
         parts = [f"a={self.a.model_name or self.label_a!r}"]
         if self.b.model_name != self.a.model_name:
@@ -355,3 +506,11 @@ class Comparison:
         if not bool(self.exact.all()):
             parts.append(f"lower bound at {int((~self.exact).sum())} positions")
         return "Comparison(" + ", ".join(parts) + ")"
+
+
+def _record_of(contents: Contents, src: Source) -> Record:
+    """A Record from a checked record file; an inconsistency in it names the file (and member)."""
+    try:
+        return Record._from_contents(contents)
+    except (CoilvisValueError, CoilvisTypeError) as exc:
+        raise src.bad(str(exc)) from exc
