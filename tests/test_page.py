@@ -498,3 +498,73 @@ def test_prompt_panel_renders_and_selects(browser_session, record: coilvis.Recor
     assert loaded.model_attr("page_topk_filter", "indices") == list(range(5 * K, 6 * K))
     assert loaded.evaluate("() => window.__pwned === undefined")
     assert loaded.errors == []
+
+
+# ------------------------------------------------------------------ fitting the window
+
+#: Room kept at the right for a classic (non-overlay) scrollbar.
+_SCROLLBAR_PX = 17
+
+_EXTENTS_JS = """
+() => {
+  const doc = Bokeh.documents[0]
+  const view = (name) => Bokeh.index.find_one(doc.get_model_by_name(name))
+  const out = {client: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth}
+  for (const name of ["page_root", "page_prompt", "coil_figure", "lens_figure", "page_topk_table"]) {
+    const r = view(name).el.getBoundingClientRect()
+    out[name] = [r.left, r.right]
+  }
+  // a colour bar is drawn on its figure's canvas: its box in canvas pixels, moved to the page's
+  for (const [bar, fig] of [["coil_color_bar", "coil_figure"], ["lens_color_bar", "lens_figure"]]) {
+    const box = view(bar).bbox, canvas = view(fig).canvas_view.el.getBoundingClientRect()
+    out[bar] = [canvas.left + box.left, canvas.left + box.right, canvas.top + box.top, canvas.top + box.bottom]
+  }
+  return out
+}
+"""
+
+
+def test_the_page_lens_is_sized_to_fit_a_1280_px_window() -> None:
+    from coilvis.views.page import PAGE_LENS_MAX_WIDTH_PX
+
+    rec = lens_record([f"w{i % 20}" for i in range(40)], n_layers=30, k=4, seed=2)
+    fig = page(rec).model("lens_figure")
+    assert fig.frame_width == (PAGE_LENS_MAX_WIDTH_PX // 56) * 56 and fig.x_range.end == 39.5  # opens on the last
+    fig = page(rec, lens_options={"max_width_px": 1400}).model("lens_figure")
+    assert fig.frame_width == 25 * 56  # a width given in lens_options wins
+    assert coilvis.lens(rec).model("lens_figure").frame_width == 25 * 56  # the lens alone keeps its own default
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+@pytest.mark.parametrize("width", [1280, 1500, 1920])
+def test_no_legend_is_cut_off_at_common_window_widths(browser_session, tmp_path, width: int) -> None:  # noqa: F811
+    import io
+
+    from PIL import Image
+
+    rec = lens_record([f"w{i % 20}" if i % 3 else " Paris" for i in range(40)], n_layers=30, k=4, seed=2)
+    view = page(rec, coil_options={"animate": True, "autoplay": False})
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "page.html"), viewport=(width, 1000))
+    assert loaded.errors == []
+    got = loaded.evaluate(_EXTENTS_JS)
+    limit = width - _SCROLLBAR_PX
+    assert got["scroll"] <= got["client"] == width  # nothing reaches past the window
+    for name in ("page_root", "page_prompt", "coil_figure", "lens_figure", "page_topk_table"):
+        left, right = got[name]
+        assert 0 <= left and right <= limit, (name, got[name])
+    for bar, fig in (("coil_color_bar", "coil_figure"), ("lens_color_bar", "lens_figure")):
+        left, right, _, _ = got[bar]
+        assert got[fig][0] <= left < right <= got[fig][1] and right <= limit, (bar, got[bar])
+    assert loaded.model_attr("lens_x_range", "end") == 39.5  # the lens shows its last position
+
+    # the picture: no wider than the window, and each colour bar's gradient drawn inside it
+    image = Image.open(io.BytesIO(loaded.screenshot())).convert("RGB")
+    assert image.width == width
+    pixels = np.asarray(image)
+    for bar in ("coil_color_bar", "lens_color_bar"):
+        left, right, top, bottom = (int(round(v)) for v in got[bar])
+        box = pixels[top:bottom, left:right].reshape(-1, 3)
+        assert len(np.unique(box, axis=0)) > 50, bar  # a palette's many colours, not a blank or cut box
+    loaded.close()

@@ -93,6 +93,12 @@ if (segments != null) {
 
 #: Characters per line of the prompt panel before it folds.
 PROMPT_LINE_CHARS = 100
+#: Widest the lens's frame grows in a page before it pans (its ``max_width_px`` unless
+#: ``lens_options`` gives one): with its axes and colour bar the lens is then about
+#: 1,170 px wide, and the coil with the table beside it about 1,250 px, so a page fits
+#: a window 1,280 px wide (with room for a scrollbar) and no legend is cut off.
+PAGE_LENS_MAX_WIDTH_PX = 1060
+_TABLE_PX = 430
 _CHAR_PX = 8  # the panel's monospace 13 px font advances ~7.8 px a character
 _LINE_PX = 22
 _PROMPT_MAX_LINES = 16  # more lines pan vertically; the view opens on the last ones
@@ -280,17 +286,17 @@ def _topk_table(record: Record, *, k: int) -> tuple[Any, IndexFilter, Div]:
         view=CDSView(filter=table_filter),
         columns=[
             TableColumn(field="rank", title="#", width=30),
-            TableColumn(field="token", title="next token", formatter=StringFormatter(), width=160),
-            TableColumn(field="token_id", title="id", formatter=NumberFormatter(format="0"), width=60),
-            TableColumn(field="prob", title="probability", formatter=NumberFormatter(format="0.00%"), width=90),
-            TableColumn(field="logit", title="logit", formatter=NumberFormatter(format="0.00"), width=70),
+            TableColumn(field="token", title="next token", formatter=StringFormatter(), width=150),
+            TableColumn(field="token_id", title="id", formatter=NumberFormatter(format="0"), width=56),
+            TableColumn(field="prob", title="probability", formatter=NumberFormatter(format="0.00%"), width=80),
+            TableColumn(field="logit", title="logit", formatter=NumberFormatter(format="0.00"), width=60),
             TableColumn(field="actual", title="actual", width=50),
         ],
         index_position=None,
         sortable=False,
         reorderable=False,
         selectable=False,
-        width=470,
+        width=_TABLE_PX,
         height=min(30 + 25 * k, 420),
         name="page_topk_table",
     )
@@ -305,7 +311,7 @@ def _topk_table(record: Record, *, k: int) -> tuple[Any, IndexFilter, Div]:
     note = Div(
         text="Tap a segment of the coil or a cell of the lens to show its position here. "
         "\u2713 marks the token that actually came next.",
-        width=420,
+        width=_TABLE_PX - 10,
         render_as_text=True,
         disable_math=True,
         styles={"color": "#555555", "font-size": "12px"},
@@ -382,6 +388,8 @@ def page(
             ``attention``, ...; ``attention="mean"`` or ``"max"`` opens on the last layer).
         lens_options: keyword options for :func:`coilvis.lens` (``stat``, ``stride``,
             ``start``, ``end``, ``compare``, ...); ignored when the record has no lens.
+            Its ``max_width_px`` defaults to :data:`PAGE_LENS_MAX_WIDTH_PX` here, so the
+            page fits a window 1,280 px wide.
         k: rows of the table (at most the ``k`` the record kept).
         title: the page title.
         whitespace: how the prompt's boxes, the coil's segment labels and the lens's
@@ -411,7 +419,11 @@ def page(
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     label_whitespace(whitespace)
     coil_kw = {"whitespace": whitespace, **_options(coil_options, "coil_options", coil)}
-    lens_kw = {"whitespace": whitespace, **_options(lens_options, "lens_options", lens_figure)}
+    lens_kw = {
+        "whitespace": whitespace,
+        "max_width_px": PAGE_LENS_MAX_WIDTH_PX,
+        **_options(lens_options, "lens_options", lens_figure),
+    }
 
     coil_view = coil(record, **coil_kw)
     coil_layout = coil_view.layout
