@@ -32,6 +32,7 @@ table (:data:`FORMATS`), as for records.
 
 from __future__ import annotations
 
+import errno
 import io
 import zipfile
 import zlib
@@ -309,8 +310,8 @@ class _Window(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"seek to {base + offset}, before the start")
+        if base + offset < 0:  # as a file does: zipfile expects an OSError here
+            raise OSError(errno.EINVAL, f"seek to {base + offset}, before the start")
         self._pos = base + offset
         return self._pos
 
