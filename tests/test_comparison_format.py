@@ -119,10 +119,30 @@ def test_a_saved_comparison_loads_equal_and_saves_to_the_same_bytes(tmp_path: Pa
     assert back.summary().equals(c.summary()) and back.movers(-1).equals(c.movers(-1)) and repr(back) == repr(c)
 
 
+#: Loads a comparison where torch cannot be imported, tables it and saves it again.
+CHILD = """
+import importlib.abc, sys
+
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r} (not installed here)", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+from coilvis.comparison import Comparison
+
+c = Comparison.load(sys.argv[1])
+assert len(c.summary()) == c.n_pos and len(c.movers(0)) == 2 * c.n_movers
+c.save(sys.argv[2])
+"""
+
+
 def test_the_same_comparison_saved_in_two_processes_gives_the_same_bytes(tmp_path: Path) -> None:
-    # other time zones and hash seeds: zip timestamps, set and dict orders must not leak in
+    # other time zones and hash seeds: zip timestamps, set and dict orders must not leak in;
+    # and no torch: a saved comparison loads, tables and saves where only the drawing libraries are
     here = _metric().save(tmp_path / "c.coilcmp")
-    code = "import sys; from coilvis.comparison import Comparison; Comparison.load(sys.argv[1]).save(sys.argv[2])"
+    code = CHILD
     for name, env in (("a", {"TZ": "UTC0", "PYTHONHASHSEED": "1"}), ("b", {"TZ": "JST-9", "PYTHONHASHSEED": "2"})):
         subprocess.run([sys.executable, "-c", code, str(here), str(tmp_path / name)], env={**os.environ, **env}, check=True, timeout=120)
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes() == here.read_bytes()
