@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_lens import _load, _Peak, _prompt_ids, _rss_bytes  # noqa: E402
+from bench_lens import _load, _Peak, _prompt_ids, _rss_bytes
 
 
 def prompts(tok: Any, seq_len: int) -> tuple[str, str]:

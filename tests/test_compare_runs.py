@@ -12,7 +12,6 @@ import torch
 
 import coilvis
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
-from coilvis.logit_lens import compute_lens
 from coilvis.models.hf import forward_for_record
 
 PROMPT_A = "Hello the world and the end\n"
