@@ -474,6 +474,24 @@ def test_coil_and_lens_subcommands_write_pages(tmp_path, capsys):
     assert "coil_unwind_scrub" in coil_path.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_lens_png_from_the_command_line_shows_the_whole_prompt(tmp_path, capsys):
+    from PIL import Image
+
+    try:
+        from lens_records import lens_record
+    except ImportError:  # pragma: no cover
+        from tests.lens_records import lens_record
+
+    record = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=16).save(tmp_path / "long.coil")
+    out = tmp_path / "lens.png"
+    assert cli.main(["lens", "--record", str(record), "-o", str(out)]) == 0
+    with Image.open(out) as image:
+        width = image.width
+    assert 60 * 56 < width < 60 * 56 + 400  # every position at its cell width: the frame, its axes and colour bar
+
+
 def test_a_gallery_with_failed_examples_ends_with_an_error_line(inputs, tmp_path, capsys):
     argv = ["gallery", "-o", str(tmp_path / "g"), "--prompts", str(inputs.prompts), "--no-thumbnails"]
     assert cli.main([*argv, "--model", str(tmp_path / "no-model")]) == 1

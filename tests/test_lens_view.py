@@ -727,6 +727,119 @@ def test_an_explicit_window_is_shown_whole() -> None:
     assert (fig.x_range.start, fig.x_range.end) == (114.5, 119.5) and fig.frame_width == 5 * 56
 
 
+# ------------------------------------------------------------------ the still form (PNG)
+
+
+def _still_ranges(view: View) -> tuple[tuple[float, float], int, str]:
+    """The x range, the frame width and the title of what a PNG of ``view`` shows."""
+    fig = view.model("lens_figure")
+    with view.still():
+        title = fig.title.text
+        return (fig.x_range.start, fig.x_range.end), fig.frame_width, title
+
+
+def test_a_png_shows_the_whole_prompt_widened() -> None:
+    from coilvis.views.lens.figure import STILL_MAX_PX
+
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=11)
+    view = lens(rec, cell_px=(56, 20), max_width_px=1400)
+    fig = view.model("lens_figure")
+    opened = (fig.x_range.start, fig.x_range.end, fig.frame_width, fig.title.text, view.model("lens_text").visible)
+    assert opened[:3] == (59.5 - 25, 59.5, 25 * 56)  # the page pans
+    assert _still_ranges(view) == ((-0.5, 59.5), 60 * 56, "logit lens")  # the image shows every position
+    assert 60 * 56 <= STILL_MAX_PX
+    # the view is left as it was
+    assert (fig.x_range.start, fig.x_range.end, fig.frame_width, fig.title.text, view.model("lens_text").visible) == opened
+    assert view.doc.callbacks.js_event_callbacks.get("document_ready") is None
+
+
+def test_a_png_of_a_long_prompt_narrows_its_cells_then_says_what_it_shows() -> None:
+    from coilvis.views.lens.figure import STILL_MAX_PX, STILL_MIN_CELL_PX
+
+    rec = lens_record([f"w{i % 30}" for i in range(120)], n_layers=3, k=3, seed=12)
+    view = lens(rec)
+    assert _still_ranges(view) == ((-0.5, 119.5), STILL_MAX_PX, "logit lens")  # 33 px cells: short labels
+    with view.still():
+        assert view.model("lens_text_short").visible and not view.model("lens_text").visible
+    n = 512
+    rec = lens_record([f"w{i % 30}" for i in range(n)], n_layers=2, k=3, seed=13)
+    view = lens(rec)
+    cols = STILL_MAX_PX // STILL_MIN_CELL_PX
+    (start, end), width, title = _still_ranges(view)
+    assert (start, end) == (n - 0.5 - cols, n - 0.5) and width == cols * STILL_MIN_CELL_PX
+    assert title == f"logit lens \u00b7 positions {n - cols}\u2013{n - 1} of {n}"  # never a silent crop
+    assert view.model("lens_figure").title.text == "logit lens"
+    # a window the caller chose is shown whole, however narrow its cells
+    (start, end), width, title = _still_ranges(lens(rec, start=0, end=500))
+    assert (start, end) == (-0.5, 499.5) and width == STILL_MAX_PX and title == "logit lens"
+    (start, end), width, _ = _still_ranges(lens(rec, start=-10))
+    assert (start, end) == (501.5, 511.5) and width == 10 * 56
+
+
+def test_a_png_shows_every_row() -> None:
+    from coilvis.views.lens.figure import STILL_MAX_PX
+
+    rec = lens_record(["w1", "w2", "w3"], n_layers=250, k=3, seed=14)
+    view = lens(rec, cell_px=(56, 20), max_height_px=900)
+    fig = view.model("lens_figure")
+    assert fig.y_range.end - fig.y_range.start == 45  # the page pans through its rows
+    with view.still():
+        assert (fig.y_range.start, fig.y_range.end) == (-0.5, 250.5)
+        assert fig.frame_height == STILL_MAX_PX  # 251 rows of 15.9 px
+        assert view.model("lens_text").visible  # 56 x 15.9 px cells still hold their labels
+
+
+def test_a_page_png_shows_its_whole_lens() -> None:
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=11)
+    view = coilvis.page(rec)
+    fig = view.model("lens_figure")
+    assert fig.x_range.start > -0.5
+    with view.still():
+        assert (fig.x_range.start, fig.x_range.end) == (-0.5, 59.5)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_a_lens_png_shows_its_first_and_last_positions(browser_session, tmp_path) -> None:
+    from PIL import Image
+
+    from coilvis.views._style import map_colors
+
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=15)
+    view = lens(rec, stat="entropy")
+    png = view.save(tmp_path / "lens.png")
+    image = np.asarray(Image.open(png).convert("RGB")).astype(np.int64)
+    with view.still():  # the same form in the browser, to find where cells are drawn
+        html = coilvis.save(view, tmp_path / "still.html")
+    page = browser_session.open(html, viewport=(3800, 1000))
+    left, top, width, height = page.evaluate(
+        "() => { const r = Bokeh.index.roots[0].el.getBoundingClientRect(); return [r.left, r.top, Math.ceil(r.width), Math.ceil(r.height)] }"
+    )
+    assert image.shape[:2] == (height, width) and width > 60 * 56
+    data = cells_of(view)
+    scale = lens_figure(rec, stat="entropy").scale  # the view's, drawn again
+    for pos in (0, 59):  # the first and the last position, top row
+        c = next(i for i in range(len(data["pos"])) if data["pos"][i] == pos and data["row"][i] == 3)
+        sx, sy = page.data_to_page("lens_figure", pos + 0.42, 3.3)  # off the cell's label
+        expected = map_colors([data["value"][c]], scale)[0]
+        rgb = np.array([int(expected[i : i + 2], 16) for i in (1, 3, 5)])
+        pixel = image[int(round(sy - top)), int(round(sx - left))]
+        assert np.abs(pixel - rgb).max() <= 6, (pos, pixel, expected)
+    assert view.model("lens_x_range").start == 59.5 - 25  # the view itself still pans
+    assert page.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_the_hover_shows_the_exact_token_under_plain_whitespace(browser_session, record: coilvis.Record, tmp_path) -> None:
+    page = browser_session.open(coilvis.save(lens(record, whitespace="plain"), tmp_path / "plain.html"))
+    page.hover_data("lens_figure", 5, 1)  # input token " Paris"
+    assert f"input ␣Paris  (id {record.token_ids[5]})" in page.tooltip_text()
+    assert page.errors == []
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.xdist_group("browser")

@@ -398,3 +398,22 @@ def test_an_image_shows_the_page_as_it_opens_before_autoplay() -> None:
         still = output._page_html(view, INLINE, "t")
     assert page.count("document_ready") > still.count("document_ready")
     assert output._page_html(view, INLINE, "t") == page
+
+
+def test_an_image_shows_the_still_form_and_the_view_is_left_as_it_was() -> None:
+    """A view's still settings (a lens widened to every position) hold inside
+    ``view.still()`` and in the page a PNG is drawn from; afterwards, even after an
+    error, the view is as it was."""
+    from bokeh.resources import INLINE
+
+    fig = figure(width=300, height=200, title="opened", name="fig", x_range=(0.0, 10.0))
+    view = View(fig, still=[(fig, "width", 900), (fig.title, "text", "whole"), (fig.x_range, "end", 42.0)])
+    page = output._page_html(view, INLINE, "t")
+    with view.still():
+        assert (fig.width, fig.title.text, fig.x_range.end) == (900, "whole", 42.0)
+        still = output._page_html(view, INLINE, "t")
+    assert (fig.width, fig.title.text, fig.x_range.end) == (300, "opened", 10.0)
+    assert '"whole"' in still and '"whole"' not in page
+    with pytest.raises(RuntimeError), view.still():
+        raise RuntimeError("drawing failed")
+    assert (fig.width, fig.title.text) == (300, "opened") and output._page_html(view, INLINE, "t") == page

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import os
 import re
 import shutil
 import tempfile
 import time
 import webbrowser
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,15 +92,26 @@ class View:
             Document already, unless it is that Document's only root.
         title: the page title.
         kind: what the view shows (``"coil"``, ``"lens"``, ...).
+        still: ``(model, property, value)`` settings of the view's still form, the one
+            an image shows (see :meth:`still`): an image cannot pan, so a lens is shown
+            whole there, not its panning window.
 
     Attributes:
         layout: the Bokeh root model.
         doc: the Document holding ``layout`` as its only root.
         title: the page title.
         kind: what the view shows.
+        still_settings: the ``still`` settings.
     """
 
-    def __init__(self, layout: UIElement, *, title: str = "coilvis", kind: str = "view") -> None:
+    def __init__(
+        self,
+        layout: UIElement,
+        *,
+        title: str = "coilvis",
+        kind: str = "view",
+        still: Sequence[tuple[Model, str, Any]] = (),
+    ) -> None:
         if not isinstance(layout, UIElement):
             raise CoilvisTypeError(f"layout: expected a Bokeh layout or figure, got {type(layout).__name__}")
         if not isinstance(title, str):
@@ -114,6 +126,7 @@ class View:
         self.doc = doc
         self.title = title
         self.kind = kind
+        self.still_settings = list(still)
 
     def to_document(self) -> Document:
         """The Document to save or embed (``layout`` is its only root)."""
@@ -129,6 +142,21 @@ class View:
         if found is None:
             raise CoilvisValueError(f"name: the {self.kind} view has no model named {name!r}")
         return found
+
+    def still(self) -> contextlib.AbstractContextManager[None]:
+        """The view in its still form, the one a PNG shows, for the ``with`` block.
+
+        An image shows the page as it opens, before any ``document_ready`` callback (an
+        animation starting by itself) and with the :attr:`still_settings` applied (a lens
+        widened to show every position, since an image cannot pan); both come back at
+        the end of the block.
+
+        Example::
+
+            with view.still():
+                print(view.model("lens_x_range").start)  # what the PNG shows
+        """
+        return _still(self)
 
     def to_html(self, *, resources: Literal["inline", "cdn"] = "inline", title: str | None = None) -> str:
         """The standalone HTML page of the view (see :func:`to_html`)."""
@@ -266,6 +294,8 @@ def save(
 
     The file is written atomically (a temporary file in the same folder, then a rename),
     so a failed save leaves any existing file untouched and no temporary file behind.
+    A PNG shows the view's still form (:meth:`View.still`): the page as it opens, before
+    an animation plays, with a lens widened to every position (an image cannot pan).
 
     Args:
         view: a :class:`View` (or a bare Bokeh layout).
@@ -345,7 +375,7 @@ _IDLE_JS = (
 _SIZE_JS = """
 const root = Bokeh.index.roots[0]
 const {width, height} = root.el.getBoundingClientRect()
-return [Math.ceil(width), Math.ceil(height), window.devicePixelRatio]
+return [Math.ceil(width), Math.ceil(height), window.devicePixelRatio, window.innerWidth, window.innerHeight]
 """
 _FRAMES_JS = """
 const done = arguments[arguments.length - 1]
@@ -368,14 +398,43 @@ def _wait_idle(driver: Any, timeout_s: float) -> None:
 @contextlib.contextmanager
 def _still(view: View) -> Iterator[None]:
     """The view without its ``document_ready`` callbacks (an image shows the page as it
-    opens, before an animation starts playing by itself)."""
+    opens, before an animation starts playing by itself) and with its still settings
+    (see :meth:`View.still`); everything is put back afterwards."""
     callbacks = view.doc.callbacks.js_event_callbacks
     ready = callbacks.pop("document_ready", None)
+    before = [(model, name, getattr(model, name)) for model, name, _ in view.still_settings]
     try:
+        for model, name, value in view.still_settings:
+            setattr(model, name, value)
         yield
     finally:
+        for model, name, value in reversed(before):
+            setattr(model, name, value)
         if ready is not None:
             callbacks["document_ready"] = ready
+
+
+def _load_in_window(driver: Any, page: Path, timeout_s: float) -> tuple[int, int, float]:
+    """Load ``page`` in a window whose viewport holds the whole view (the screenshot
+    shows the viewport only); returns the view's ``(width, height, devicePixelRatio)``.
+
+    The window starts at 2,000 px square; a view that does not fit its viewport (a
+    window's size includes the browser's own frame) gets a window grown by what was
+    missing, and the page is loaded again there rather than redrawn after a resize.
+    """
+    driver.set_window_size(2000, 2000)
+    for _ in range(3):
+        driver.get(page.as_uri())
+        _wait_idle(driver, timeout_s)
+        width, height, dpr, inner_w, inner_h = driver.execute_script(_SIZE_JS)
+        missing_w, missing_h = max(0, width - inner_w), max(0, height - inner_h)
+        if not (missing_w or missing_h):
+            break
+        outer = driver.get_window_size()
+        driver.set_window_size(
+            outer["width"] + math.ceil(missing_w * dpr) + 50, outer["height"] + math.ceil(missing_h * dpr) + 50
+        )
+    return width, height, dpr
 
 
 def _png_bytes(view: View, *, timeout_s: float) -> bytes:
@@ -391,14 +450,7 @@ def _png_bytes(view: View, *, timeout_s: float) -> bytes:
         from selenium.common.exceptions import WebDriverException
 
         try:
-            window_px = 2000
-            driver.set_window_size(window_px, window_px)
-            driver.get(page.as_uri())
-            _wait_idle(driver, timeout_s)
-            width, height, dpr = driver.execute_script(_SIZE_JS)
-            if width * dpr > window_px or height * dpr > window_px:  # a bigger window, drawn again
-                driver.set_window_size(int(width * dpr) + 100, int(height * dpr) + 100)
-                _wait_idle(driver, timeout_s)
+            width, height, dpr = _load_in_window(driver, page, timeout_s)
             driver.execute_async_script(_FRAMES_JS)
             png = driver.get_screenshot_as_png()
         except WebDriverException as exc:

@@ -435,7 +435,8 @@ def page(
     _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k)
     views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else [])
     root = column(prompt_fig, column(*views), name="page_root")  # the prompt's frame not aligned to the lens's
-    view = View(root, title=title if title is not None else "coilvis", kind="page")
+    still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
+    view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)
     for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
         view.doc.js_on_event("document_ready", callback)
     return view

@@ -32,7 +32,7 @@ composes them and :func:`lens` wraps the figure in a View.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +53,7 @@ from coilvis.views.lens.figure import (
     draw_outlines,
     draw_texts,
     lens_frame,
+    still_settings,
 )
 from coilvis.views.lens.grid import cell_size, check_compare, check_record, select_rows, window
 from coilvis.views.output import View
@@ -97,6 +98,9 @@ class LensFigure:
         rows: (n_shown,) lens row indices drawn, bottom to top.
         positions: (n_pos,) positions drawn, left to right.
         scale: the colour scale.
+        still: the settings of the still form a PNG shows (every position, or the
+            last ones with the title saying which; see
+            :func:`coilvis.views.lens.figure.still_settings`).
     """
 
     figure: Any
@@ -106,6 +110,7 @@ class LensFigure:
     rows: np.ndarray
     positions: np.ndarray
     scale: ColorScale
+    still: list[tuple[Any, str, Any]] = field(default_factory=list)
 
 
 
@@ -160,6 +165,7 @@ def lens_figure(
     next_ids = record.next_ids[grid.pos]
     match = (grid.top_ids == next_ids) & (next_ids >= 0)
 
+    fit = start is not None or end is not None
     fig, shown_w, cell_h = lens_frame(
         record,
         grid,
@@ -169,7 +175,7 @@ def lens_figure(
         max_height_px=max_height_px,
         title=title,
         compare=compare is not None,
-        fit=start is not None or end is not None,
+        fit=fit,
     )
     renderer, mapper = draw_cells(fig, cells, scale)
     texts = draw_texts(fig, cells, string_source, cell_w=shown_w, cell_h=cell_h, max_label_len=max_label_len)
@@ -180,9 +186,14 @@ def lens_figure(
     add_hover(fig, renderer, cells, string_source, scale, hover_k=grid.topk_ids.shape[1], compare_k=compare_k)
     add_tap(cells, highlight)
     add_zoom_labels(fig, texts)
+    still = still_settings(
+        fig, texts, grid, seq_len=record.seq_len, cell_w=cell_w, cell_h=cell_h, max_width_px=max_width_px,
+        max_height_px=max_height_px, fit=fit,
+    )  # fmt: skip
     return LensFigure(
-        figure=fig, cells=cells, strings=string_source, highlight=highlight, rows=rows, positions=grid.positions, scale=scale
-    )
+        figure=fig, cells=cells, strings=string_source, highlight=highlight, rows=rows, positions=grid.positions,
+        scale=scale, still=still,
+    )  # fmt: skip
 
 
 def lens(
@@ -237,8 +248,14 @@ def lens(
     ``max_height_px`` shows part of itself and pans (drag; wheel zoom is on the
     toolbar): it opens on the last positions and the top rows (the model's output),
     and on the whole prompt when it fits. With ``start`` or ``end`` the chosen window
-    is shown whole, its cells narrowed to fit ``max_width_px`` when they must (a PNG
-    of it is never cropped). Labels shorten, then hide, when cells get too small.
+    is shown whole, its cells narrowed to fit ``max_width_px`` when they must. Labels
+    shorten, then hide, when cells get too small.
+
+    A PNG (``coilvis.save(view, "lens.png")``), which cannot pan, shows every row and
+    the whole prompt (or the whole ``start``/``end`` window): its frame widens up to
+    4,000 px, then its cells narrow down to 23 px; a prompt longer still shows its last
+    positions and says so in the title ("positions 339–511 of 512"), never a silent
+    crop (see :meth:`coilvis.views.output.View.still`).
 
     Args:
         record: a Record with lens statistics (``coilvis.run(prompt, lens=True)``).
@@ -297,4 +314,4 @@ def lens(
         title=title,
         whitespace=whitespace,
     )
-    return View(parts.figure, title="coilvis lens" if title is None else title, kind="lens")
+    return View(parts.figure, title="coilvis lens" if title is None else title, kind="lens", still=parts.still)

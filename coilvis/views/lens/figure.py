@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from bokeh.models import (
     CDSView,
+    PlainText,
     ColumnDataSource,
     CustomJS,
     CustomJSHover,
@@ -31,7 +32,20 @@ from coilvis.tokens import display, label_whitespace
 from coilvis.views._style import FONT, ColorScale, color_mapper, plain_text, tooltip_html
 from coilvis.views.lens.cells import SHORT_LEN, LensGrid
 
-__all__ = ["CellTexts", "lens_frame", "draw_cells", "draw_texts", "draw_outlines", "add_axes", "add_hover", "add_tap", "add_zoom_labels"]
+__all__ = [
+    "STILL_MAX_PX",
+    "STILL_MIN_CELL_PX",
+    "CellTexts",
+    "lens_frame",
+    "draw_cells",
+    "draw_texts",
+    "draw_outlines",
+    "add_axes",
+    "add_hover",
+    "add_tap",
+    "add_zoom_labels",
+    "still_settings",
+]
 
 _FONT_PX = 10
 #: Average width of one label character at ``_FONT_PX``, for deciding what fits a cell.
@@ -84,6 +98,13 @@ highlight.data = {pos: [pos]}
 def _label_px(n_chars: int) -> float:
     """Width a label of ``n_chars`` characters needs, in pixels."""
     return n_chars * _CHAR_PX + 4.0
+
+
+#: Widest and tallest a lens's frame grows in a still image (a PNG), which cannot pan
+#: (or its ``max_width_px`` / ``max_height_px`` when larger).
+STILL_MAX_PX = 4000
+#: Narrowest cell of a still image of a whole prompt: room for the short label.
+STILL_MIN_CELL_PX = math.ceil(_label_px(SHORT_LEN))
 
 
 def lens_frame(
@@ -380,3 +401,64 @@ def add_zoom_labels(fig: Any, texts: CellTexts) -> None:
     for rng in (fig.x_range, fig.y_range):
         rng.js_on_change("start", visibility)
         rng.js_on_change("end", visibility)
+
+
+def _still_columns(n_pos: int, cell_w: int, budget_px: int, *, fit: bool) -> tuple[int, float]:
+    """``(columns, cell width)`` of a still image: every position at the cell width when
+    it fits ``budget_px``, else narrower cells down to :data:`STILL_MIN_CELL_PX` (a
+    window the caller chose: any width), else the last positions at that width."""
+    if n_pos * cell_w <= budget_px:
+        return n_pos, float(cell_w)
+    if fit or budget_px / n_pos >= STILL_MIN_CELL_PX:
+        return n_pos, budget_px / n_pos
+    cols = budget_px // STILL_MIN_CELL_PX
+    return cols, float(STILL_MIN_CELL_PX)
+
+
+def still_settings(
+    fig: Any,
+    texts: CellTexts,
+    grid: LensGrid,
+    *,
+    seq_len: int,
+    cell_w: int,
+    cell_h: int,
+    max_width_px: int,
+    max_height_px: int,
+    fit: bool,
+) -> list[tuple[Any, str, Any]]:
+    """The lens's still form, the one a PNG shows (see :meth:`coilvis.views.output.View.still`).
+
+    An image cannot pan, so it shows every row and every position drawn: the frame
+    widens (up to :data:`STILL_MAX_PX`, or ``max_width_px`` when larger), then its cells
+    narrow (down to :data:`STILL_MIN_CELL_PX`; a ``start``/``end`` window the caller
+    chose is always shown whole). A prompt too long even then shows its last positions,
+    and the title says which: "… · positions 339–511 of 512". Rows narrow to fit
+    :data:`STILL_MAX_PX` (or ``max_height_px``) when they must. The cells' labels
+    shorten or hide as the cells' new size requires.
+
+    Returns:
+        ``(model, property, value)`` settings: the ranges, the frame's size, the labels'
+        visibility and, when positions are left out, the title.
+    """
+    n_rows, n_pos = grid.rows.shape[0], grid.positions.shape[0]
+    hi = int(grid.positions[-1]) + 1
+    cols, w = _still_columns(n_pos, cell_w, max(max_width_px, STILL_MAX_PX), fit=fit)
+    height_px = max(max_height_px, STILL_MAX_PX)
+    h = float(cell_h) if n_rows * cell_h <= height_px else height_px / n_rows
+    tall = h >= texts.min_h
+    settings: list[tuple[Any, str, Any]] = [
+        (fig.x_range, "start", hi - 0.5 - cols),
+        (fig.x_range, "end", hi - 0.5),
+        (fig.y_range, "start", -0.5),
+        (fig.y_range, "end", n_rows - 0.5),
+        (fig, "frame_width", int(round(cols * w))),
+        (fig, "frame_height", int(round(n_rows * h))),
+        (texts.long_text, "visible", tall and w >= texts.long_w),
+        (texts.short_text, "visible", tall and w < texts.long_w and w >= texts.short_w),
+    ]
+    if cols < n_pos:
+        title = fig.title.text.text if isinstance(fig.title.text, PlainText) else fig.title.text
+        shown = f"positions {hi - cols}\u2013{hi - 1} of {seq_len}"
+        settings.append((fig.title, "text", plain_text(f"{title} \u00b7 {shown}")))
+    return settings
