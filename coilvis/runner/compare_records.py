@@ -88,7 +88,7 @@ def _movers(a_ids: np.ndarray, a_probs: np.ndarray, b_ids: np.ndarray, b_probs: 
     # a token in both lists appears twice: keep its first copy
     first = np.ones_like(cand, dtype=bool)
     first[:, a_ids.shape[1]:] = ~(cand[:, a_ids.shape[1]:, None] == a_ids[:, None, :]).any(axis=2)
-    m = min(n_movers, cand.shape[1])
+    m = min(n_movers, max(a_ids.shape[1], b_ids.shape[1]))  # never more than the distinct candidates
     out: dict[str, np.ndarray] = {}
     for direction, key in (("rise", -change), ("fall", change)):
         order = np.argsort(np.where(first, key, np.inf), axis=1, kind="stable")[:, :m]
