@@ -580,3 +580,31 @@ def test_diff_views_export_png(exact: Comparison, tmp_path) -> None:
             width, height = image.size
             colours = len(set(image.convert("RGB").getdata()))
         assert width > 300 and height > 150 and colours > 50, name
+
+
+def test_a_still_image_shows_the_whole_lens(exact: Comparison) -> None:
+    view = diff_lens(exact, max_width_px=200, max_height_px=50)  # pans: 3 columns, 2 rows in view
+    x_range, y_range = view.model("diff_lens_x_range"), view.model("diff_lens_y_range")
+    fig = view.model("diff_lens_figure")
+    assert (x_range.start, x_range.end) == (exact.n_pos - 3.5, exact.n_pos - 0.5)
+    with view.still():  # what a PNG shows: every position and row, labels as the cells allow
+        assert (x_range.start, x_range.end) == (-0.5, exact.n_pos - 0.5)
+        assert (y_range.start, y_range.end) == (-0.5, exact.lens.n_rows - 0.5)
+        assert fig.frame_width == 64 * exact.n_pos
+        assert view.model("diff_lens_text_a").visible and view.model("diff_lens_text_b").visible
+    assert (x_range.start, x_range.end) == (exact.n_pos - 3.5, exact.n_pos - 0.5)  # put back
+    page = diff_page(exact, lens_options={"max_width_px": 200})
+    assert page.still_settings and page.still_settings[0][0] is page.model("diff_lens_x_range")
+
+
+def test_a_still_image_of_a_long_comparison_says_which_positions_it_shows() -> None:
+    tokens = [f"w{i % 30}" for i in range(700)]
+    a, b = (lens_record(tokens, n_layers=1, k=2, seed=s) for s in (5, 6))
+    view = diff_lens(compare_records(a, b), title="long")
+    with view.still():  # 700 columns do not fit 4,000 px at 8 px: the last 500 are shown
+        x_range = view.model("diff_lens_x_range")
+        assert (x_range.start, x_range.end) == (199.5, 699.5)
+        assert view.model("diff_lens_figure").frame_width == 4000
+        assert view.model("diff_lens_figure").title.text == "long \u00b7 positions 200\u2013699 of 700"
+        assert not view.model("diff_lens_text_a").visible
+    assert view.model("diff_lens_figure").title.text == "long"

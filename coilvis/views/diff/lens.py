@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from bokeh.models import (
     LinearAxis,
     LinearColorMapper,
     NoOverlap,
+    PlainText,
     Range1d,
     TapTool,
     Title,
@@ -56,15 +57,17 @@ from coilvis.views.diff.data import (
     run_name,
 )
 from coilvis.views.lens.cells import Strings
-from coilvis.views.lens.figure import add_tap, draw_cells, draw_outlines
+from coilvis.views.lens.figure import STILL_MAX_PX, add_tap, draw_cells, draw_outlines
 from coilvis.views.lens.grid import cell_size, select_rows
 from coilvis.views.output import View
 
-__all__ = ["DiffLensFigure", "cell_columns", "diff_lens", "diff_lens_figure"]
+__all__ = ["STILL_MIN_CELL_PX", "DiffLensFigure", "cell_columns", "diff_lens", "diff_lens_figure", "still_settings"]
 
 _FONT_PX = 10
 _CHAR_PX = 6.2  # a label character's width at _FONT_PX
 _MIN_FRAME_PX = 160
+#: Narrowest cell of a still image (a PNG) of a whole comparison (its labels hidden).
+STILL_MIN_CELL_PX = 8
 #: A frame shorter than this gets its colour bar below (its title would not fit beside it).
 _BAR_MIN_PX = 360
 _ARROW = "\u2192"  # →
@@ -111,6 +114,8 @@ class DiffLensFigure:
         rows: (n_shown,) lens rows drawn, bottom to top.
         n_pos: compared positions (columns ``0 .. n_pos - 1``).
         scale: the colour scale.
+        still: the settings of the still form a PNG shows (every row and position, or
+            the last positions with the title saying which; see :func:`still_settings`).
     """
 
     figure: Any
@@ -120,6 +125,7 @@ class DiffLensFigure:
     rows: np.ndarray
     n_pos: int
     scale: ColorScale
+    still: list[tuple[Any, str, Any]] = field(default_factory=list)
 
 
 def _check_lens(comparison: Comparison) -> None:
@@ -230,10 +236,14 @@ def _frame(n_shown: int, n_pos: int, *, cell_w: int, cell_h: int, max_width_px: 
 
 
 def _draw_texts(fig: Any, cells: ColumnDataSource, strings: ColumnDataSource, scale: ColorScale, *,
-                cell_w: int, cell_h: int, max_label_len: int) -> None:  # fmt: skip
+                cell_w: int, cell_h: int, max_label_len: int) -> tuple[list[Any], float, float]:  # fmt: skip
     """Run a's top token in the upper half of each cell (``diff_lens_text_a``), run b's in
     the lower (``diff_lens_text_b``), black or white on the fill; hidden when cells are
-    too small for two lines of them."""
+    too small for two lines of them.
+
+    Returns:
+        ``(texts, min_w, min_h)``: both text renderers and the cell size in pixels they need.
+    """
     light = np.array([c == "#ffffff" for c in text_colors(map_colors(cells.data["value"], scale))], dtype=np.uint8)
     cells.data["light"] = light
     color = transform("light", LinearColorMapper(palette=["#000000", "#ffffff"], low=0, high=1))
@@ -258,6 +268,45 @@ def _draw_texts(fig: Any, cells: ColumnDataSource, strings: ColumnDataSource, sc
     for rng in (fig.x_range, fig.y_range):
         rng.js_on_change("start", visibility)
         rng.js_on_change("end", visibility)
+    return texts, min_w, min_h
+
+
+def still_settings(fig: Any, texts: list[Any], *, n_rows: int, n_pos: int, cell_w: int, cell_h: int, min_w: float,
+                   min_h: float, max_width_px: int, max_height_px: int) -> list[tuple[Any, str, Any]]:  # fmt: skip
+    """The diff lens's still form, the one a PNG shows (see :meth:`coilvis.views.output.View.still`).
+
+    As the lens's (:func:`coilvis.views.lens.figure.still_settings`): an image cannot pan,
+    so its frame widens to every position (up to :data:`~coilvis.views.lens.figure.STILL_MAX_PX`,
+    or ``max_width_px`` when larger), then its cells narrow down to
+    :data:`STILL_MIN_CELL_PX`; a comparison longer still shows its last positions and
+    the title says which. Rows narrow to fit when they must; the labels hide when the
+    cells get too small for them.
+
+    Returns:
+        ``(model, property, value)`` settings.
+    """
+    budget = max(max_width_px, STILL_MAX_PX)
+    if n_pos * cell_w <= budget:
+        cols, w = n_pos, float(cell_w)
+    elif budget / n_pos >= STILL_MIN_CELL_PX:
+        cols, w = n_pos, budget / n_pos
+    else:
+        cols, w = budget // STILL_MIN_CELL_PX, float(STILL_MIN_CELL_PX)
+    height_px = max(max_height_px, STILL_MAX_PX)
+    h = float(cell_h) if n_rows * cell_h <= height_px else height_px / n_rows
+    settings: list[tuple[Any, str, Any]] = [
+        (fig.x_range, "start", n_pos - 0.5 - cols),
+        (fig.x_range, "end", n_pos - 0.5),
+        (fig.y_range, "start", -0.5),
+        (fig.y_range, "end", n_rows - 0.5),
+        (fig, "frame_width", round(cols * w)),
+        (fig, "frame_height", round(n_rows * h)),
+        *((text, "visible", h >= min_h and w >= min_w) for text in texts),
+    ]
+    if cols < n_pos:
+        title = fig.title.text.text if isinstance(fig.title.text, PlainText) else fig.title.text
+        settings.append((fig.title, "text", plain_text(f"{title} \u00b7 positions {n_pos - cols}\u2013{n_pos - 1} of {n_pos}")))
+    return settings
 
 
 def _add_color_bar(fig: Any, mapper: Any, scale: ColorScale) -> None:
@@ -392,7 +441,8 @@ def diff_lens_figure(
     fig, cell_h = _frame(rows.shape[0], c.n_pos, cell_w=cell_w, cell_h=cell_h, max_width_px=max_width_px,
                          max_height_px=max_height_px, title=title)  # fmt: skip
     renderer, mapper = draw_cells(fig, cells, scale)
-    _draw_texts(fig, cells, string_source, scale, cell_w=cell_w, cell_h=cell_h, max_label_len=max_label_len)
+    texts, min_w, min_h = _draw_texts(fig, cells, string_source, scale, cell_w=cell_w, cell_h=cell_h,
+                                      max_label_len=max_label_len)  # fmt: skip
     draw_outlines(fig, cells, highlight, match=data["top_differs"].astype(bool), n_shown=rows.shape[0])
     _add_axes(fig, c, rows, max_label_len=max_label_len, whitespace=whitespace)
     _add_color_bar(fig, mapper, scale)
@@ -400,8 +450,10 @@ def diff_lens_figure(
     add_tap(cells, highlight)
     _notes(fig, c)
     prefix_names([fig], "lens_", "diff_lens_")
+    still = still_settings(fig, texts, n_rows=rows.shape[0], n_pos=c.n_pos, cell_w=cell_w, cell_h=cell_h, min_w=min_w,
+                           min_h=min_h, max_width_px=max_width_px, max_height_px=max_height_px)  # fmt: skip
     return DiffLensFigure(figure=fig, cells=cells, strings=string_source, highlight=highlight, rows=rows,
-                          n_pos=c.n_pos, scale=scale)  # fmt: skip
+                          n_pos=c.n_pos, scale=scale, still=still)  # fmt: skip
 
 
 def diff_lens(
@@ -460,4 +512,5 @@ def diff_lens(
         hover_k=hover_k, max_width_px=max_width_px, max_height_px=max_height_px, palette=palette, title=title,
         whitespace=whitespace,
     )  # fmt: skip
-    return View(parts.figure, title="coilvis \u00b7 diff lens" if title is None else title, kind="diff_lens")
+    return View(parts.figure, title="coilvis \u00b7 diff lens" if title is None else title, kind="diff_lens",
+                still=parts.still)  # fmt: skip

@@ -170,4 +170,5 @@ def diff_page(
     views = [row(coil_view.layout, side, name="diff_main")] + ([lens.figure] if lens is not None else [])
     # nested columns: Bokeh aligns the frames of a column's figures, and the prompts' must not take the lens's
     root = column(summary, column(fig_a, fig_b, name="diff_prompts"), column(*views), name="diff_root")
-    return View(root, title=title if title is not None else "coilvis \u00b7 diff", kind="diff_page")
+    still = lens.still if lens is not None else []  # a PNG of the page shows the whole lens
+    return View(root, title=title if title is not None else "coilvis \u00b7 diff", kind="diff_page", still=still)
