@@ -27,7 +27,13 @@ import torch
 from coilvis import stats
 from coilvis.errors import CoilvisValueError
 from coilvis.lens_kernel import StatsThreads, Workspace
-from coilvis.logit_lens import DEFAULT_CHUNK_ROWS, Block, PreparedLens, prepare_lens
+from coilvis.logit_lens import (
+    DEFAULT_CHUNK_ROWS,
+    Block,
+    PreparedLens,
+    Progress,
+    prepare_lens,
+)
 from coilvis.pair_kernel import PAIR_FIELDS, MetricIds, pair_block, pair_chunks
 from coilvis.record import LensStats
 
@@ -170,7 +176,7 @@ def compare_lens(
     metric: MetricIds | None,
     decoders: tuple[Decoder | None, Decoder | None] = (None, None),
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> PairLensOutput:
     """Both runs' lens statistics and their exact comparison per position and per cell.
 
@@ -192,7 +198,7 @@ def compare_lens(
         metric: a logit difference evaluated on every decoded row of both runs.
         decoders: decoders instead of the models' heads.
         chunk_rows: rows decoded per matmul.
-        progress: show a progress bar.
+        progress: show a progress bar, or a callable called with ``(rows done, rows in all)``.
 
     Raises:
         CoilvisValueError: the two models' lenses decode different layers (compare the

@@ -47,12 +47,20 @@ import torch
 
 from coilvis import stats
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
-from coilvis.options import check_k
-from coilvis.lens_kernel import FIELDS, STATS_BLOCK_ROWS, FinalRow, StatsThreads, Workspace, row_stats, stat_blocks
+from coilvis.lens_kernel import (
+    FIELDS,
+    STATS_BLOCK_ROWS,
+    FinalRow,
+    StatsThreads,
+    Workspace,
+    row_stats,
+    stat_blocks,
+)
 from coilvis.models.anatomy import decoder_for, final_row_name, n_layers_of
+from coilvis.options import check_k
 from coilvis.record import LensStats
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "Block", "PreparedLens", "compute_lens", "prepare_lens"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "Block", "PreparedLens", "Progress", "compute_lens", "prepare_lens"]
 
 #: Rows decoded per matmul. 256 rows of a 49k vocabulary are 50 MB of float32 logits
 #: (and as much again for the final row's probabilities of those positions); fewer
@@ -64,6 +72,26 @@ _CHECK_RTOL_LOW_PRECISION = 3e-2
 _CHECK_POSITIONS = 8
 
 Rows = list[tuple[str, torch.Tensor]]
+
+
+#: ``progress=`` of the lens: show a bar (True), nothing (False), or call
+#: ``progress(done, total)`` with decoded rows as they are done.
+Progress = bool | Callable[[int, int], None]
+
+
+class _CallbackBar:
+    """A progress bar that reports ``(done, total)`` to a callable."""
+
+    def __init__(self, report: Callable[[int, int], None], total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+        report(0, total)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.report(self.done, self.total)
+
+    def close(self) -> None:
+        pass
 
 
 class Block(NamedTuple):
@@ -91,7 +119,7 @@ def compute_lens(
     final_name: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     stats_threads: int | None = None,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> LensStats:
     """Logit-lens statistics for every residual stream and position.
 
@@ -122,7 +150,8 @@ def compute_lens(
             ``None`` (default): chosen between torch's count and 1 by timing the
             blocks as they run; multi-threaded short passes are faster on an idle
             machine and much slower on a loaded one. The numbers do not depend on it.
-        progress: show a progress bar.
+        progress: show a progress bar; or a callable, called with ``(rows done,
+            rows in all)`` as the rows are decoded.
 
     Returns:
         :class:`~coilvis.record.LensStats` with ``len(residuals) + 1`` rows (the last is
@@ -242,7 +271,7 @@ class _Engine:
             self.out[name] = np.empty(shape, dtype=np.int32 if name.endswith("rank") else np.float32)
 
     def run(
-        self, logits: torch.Tensor, layer_rows: Rows, decoder: Callable[[torch.Tensor], torch.Tensor], tid: torch.Tensor, *, progress: bool
+        self, logits: torch.Tensor, layer_rows: Rows, decoder: Callable[[torch.Tensor], torch.Tensor], tid: torch.Tensor, *, progress: Progress
     ) -> LensStats:
         """Fill every row, chunk by chunk of positions; see :func:`compute_lens`."""
         self.open_bar(progress)
@@ -255,12 +284,15 @@ class _Engine:
             self.close_bar()
         return self.result()
 
-    def open_bar(self, progress: bool, *, desc: str = "coilvis lens", total: int | None = None) -> None:
-        """Show a progress bar of decoded rows."""
-        if progress:
+    def open_bar(self, progress: Progress, *, desc: str = "coilvis lens", total: int | None = None) -> None:
+        """Show a progress bar of decoded rows (or report them to a callable)."""
+        total = total or self.n_rows * self.seq_len
+        if callable(progress):
+            self.bar = _CallbackBar(progress, total)
+        elif progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total or self.n_rows * self.seq_len, desc=desc, unit="row", leave=False)
+            self.bar = tqdm(total=total, desc=desc, unit="row", leave=False)
 
     def close_bar(self) -> None:
         if self.bar is not None:

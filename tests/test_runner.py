@@ -617,3 +617,15 @@ def test_from_logits_accepts_what_a_transformer_lens_user_holds(tiny_tokenizer: 
 def test_from_logits_accepts_a_str_array_of_tokens() -> None:
     record = coilvis.from_logits(random_logits(3, 5), tokens=np.array(["b", "a", "e"]), vocab=list("abcde"), k=2)
     assert record.token_ids.tolist() == [1, 0, 4] and record.tokens == ("b", "a", "e")
+
+
+def test_progress_may_be_a_callable(tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    """A callable progress= hears (rows done, rows in all) as the lens decodes, ending at the total."""
+    calls: list[tuple[int, int]] = []
+    record = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), lens=True, progress=lambda done, total: calls.append((done, total)))
+    assert record.lens is not None
+    total = record.lens.n_rows * record.seq_len
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+    with pytest.raises(coilvis.CoilvisError, match="progress"):
+        coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), progress="yes")

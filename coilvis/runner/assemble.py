@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from coilvis import stats
 from coilvis.record import AttentionLinks, LensStats, Record
 
-__all__ = ["AttentionCollector", "show_progress", "tokenizer_record"]
+__all__ = ["AttentionCollector", "check_progress", "show_progress", "tokenizer_record"]
 
 
 class AttentionCollector:
@@ -41,8 +42,23 @@ class AttentionCollector:
         )
 
 
-def show_progress(progress: bool | None, seq_len: int) -> bool:
-    """The lens's progress bar: as asked, else on for long prompts."""
+def check_progress(progress: Any) -> bool | None | Callable[[int, int], None]:
+    """``progress=``: True, False, None (automatic) or a callable ``(done, total)``."""
+    if callable(progress):
+        return progress
+    from coilvis.runner.inputs import check_flag
+
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        from coilvis.errors import CoilvisTypeError
+
+        raise CoilvisTypeError(f"progress: expected True, False, None or a callable (done, total), got {type(progress).__name__}")
+    return check_flag("progress", progress, optional=True)
+
+
+def show_progress(progress: bool | None | Callable[[int, int], None], seq_len: int) -> bool | Callable[[int, int], None]:
+    """The lens's progress: a callable as given, a bar as asked, else a bar for long prompts."""
+    if callable(progress):
+        return progress
     return progress if progress is not None else seq_len >= 256
 
 

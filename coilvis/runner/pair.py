@@ -10,6 +10,7 @@ before the first model runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,7 +25,12 @@ from coilvis.models.kinds import is_transformer_lens
 from coilvis.options import check_k
 from coilvis.pair_kernel import MetricIds
 from coilvis.record import LensStats, Record
-from coilvis.runner.assemble import AttentionCollector, show_progress, tokenizer_record
+from coilvis.runner.assemble import (
+    AttentionCollector,
+    check_progress,
+    show_progress,
+    tokenizer_record,
+)
 from coilvis.runner.compare_records import compare_records
 from coilvis.runner.inputs import check_flag, check_prompt
 from coilvis.runner.pair_inputs import (
@@ -183,7 +189,7 @@ def compare(
     label_a: str | None = None,
     label_b: str | None = None,
     prepend_bos: bool | None = None,
-    progress: bool | None = None,
+    progress: bool | None | Callable[[int, int], None] = None,
 ) -> Comparison:
     """Run two prompts (or one prompt through two models) and compare them position by position.
 
@@ -224,7 +230,8 @@ def compare(
             models differ).
         label_b: a short name for run b.
         prepend_bos: force a BOS token on or off (``None``: the tokenizer's default).
-        progress: show a progress bar for the lens (default: on for long prompts).
+        progress: show a progress bar for the lens (default: on for long prompts); or a
+            callable, called with ``(rows done, rows in all)`` as the lens decodes.
 
     Returns:
         A :class:`~coilvis.comparison.Comparison`.
@@ -239,7 +246,7 @@ def compare(
     """
     k, lens_k, movers = check_k(k), check_k(lens_k, name="lens_k"), check_movers(movers)
     lens_flag, attention_flag = check_flag("lens", lens), check_flag("attention", attention)
-    prepend_bos, progress = check_flag("prepend_bos", prepend_bos, optional=True), check_flag("progress", progress, optional=True)
+    prepend_bos, progress = check_flag("prepend_bos", prepend_bos, optional=True), check_progress(progress)
     align = check_align(align)
     if isinstance(a, Record) or isinstance(b, Record):
         return _compare_saved(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,7 +17,12 @@ from coilvis.models.anatomy import n_layers_of
 from coilvis.models.kinds import is_transformer_lens
 from coilvis.options import check_k
 from coilvis.record import Record
-from coilvis.runner.assemble import AttentionCollector, show_progress, tokenizer_record
+from coilvis.runner.assemble import (
+    AttentionCollector,
+    check_progress,
+    show_progress,
+    tokenizer_record,
+)
 from coilvis.runner.inputs import check_flag, check_prompt, check_truncate, layer_spec
 
 __all__ = ["Pass", "device_meta", "encode_prompt", "fit_context", "forward_prompt", "resolve_layers", "run"]
@@ -117,7 +122,7 @@ def run(
     lens_mid: bool = False,
     prepend_bos: bool | None = None,
     truncate: str | None = None,
-    progress: bool | None = None,
+    progress: bool | None | Callable[[int, int], None] = None,
 ) -> Record:
     """Run a prompt through a model once and keep what coilvis draws.
 
@@ -153,7 +158,8 @@ def run(
             the first tokens (keeps the last ones), ``"right"`` drops the last tokens.
             ``Record.prompt`` keeps the whole prompt; ``extra["truncated"]`` says how
             many tokens were dropped, and from which side.
-        progress: show progress bars (default: on for long prompts).
+        progress: show progress bars (default: on for long prompts); or a callable,
+            called with ``(rows done, rows in all)`` as the lens decodes.
 
     Returns:
         A :class:`~coilvis.record.Record`.
@@ -172,7 +178,7 @@ def run(
     lens_k = check_k(lens_k, name="lens_k")
     attention, lens, lens_mid = (check_flag(n, v) for n, v in (("attention", attention), ("lens", lens), ("lens_mid", lens_mid)))
     prepend_bos = check_flag("prepend_bos", prepend_bos, optional=True)
-    progress = check_flag("progress", progress, optional=True)
+    progress = check_progress(progress)
     spec = layer_spec(attention_layers)
     if spec is not None and not attention:
         raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
