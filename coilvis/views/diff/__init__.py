@@ -16,6 +16,9 @@ notebook display, PNG):
 * :func:`movers_table`: the tokens whose probability rose or fell most at a position.
 * :func:`diff_page`: both prompts, the coil, the movers and the lens, linked by selection.
 
+``coilvis.coil``, ``coilvis.lens`` and ``coilvis.page`` given a Comparison hand it to
+these, with the options the caller set (:mod:`~coilvis.views.diff.dispatch`).
+
 The statistics they colour by are the rows ``("diff_coil", name)`` and
 ``("diff_lens", name)`` of :data:`coilvis.options.STATS`; signed changes use a
 red-blue palette centred on 0 (red = fell).
@@ -57,7 +60,7 @@ in HTML templates or JavaScript source.
 The package: :mod:`~coilvis.views.diff.data` (checks, per-position values, scales,
 the token table), :mod:`~coilvis.views.diff.coil`, :mod:`~coilvis.views.diff.lens`,
 :mod:`~coilvis.views.diff.movers`, :mod:`~coilvis.views.diff.prompts` (both prompts
-as text) and :mod:`~coilvis.views.diff.page`.
+as text), :mod:`~coilvis.views.diff.page` and :mod:`~coilvis.views.diff.dispatch`.
 """
 
 from __future__ import annotations
