@@ -323,6 +323,7 @@ def test_views_import_no_model_libraries(name: str) -> None:
         "coilvis.geometry",
         "coilvis.topk_bounds",
         "coilvis.record",
+        "coilvis.comparison",  # the Comparison of two runs, drawn by coilvis.views.diff
         "coilvis.tokens",
         "coilvis.errors",
         "coilvis.files",

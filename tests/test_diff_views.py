@@ -608,3 +608,34 @@ def test_a_still_image_of_a_long_comparison_says_which_positions_it_shows() -> N
         assert view.model("diff_lens_figure").title.text == "long \u00b7 positions 200\u2013699 of 700"
         assert not view.model("diff_lens_text_a").visible
     assert view.model("diff_lens_figure").title.text == "long"
+
+
+# ------------------------------------------------------------------ the public entry points
+
+
+def test_coil_lens_and_page_draw_a_comparison(exact: Comparison) -> None:
+    coil_view = coilvis.coil(exact)
+    assert coil_view.kind == "diff_coil" and coil_view.scale.column == "js_bits"  # the diff coil's default, not "prob"
+    assert coilvis.coil(exact, color="metric", layout="circle").scale.column == "metric_change"
+    assert coilvis.coil(exact, color="metric", layout="circle").coiled.kind == "circle"
+    lens_view = coilvis.lens(exact, stat="tv", stride=2)
+    assert lens_view.kind == "diff_lens"
+    assert lens_view.model("diff_lens_cells").data["value"].tolist() == lens_view.model("diff_lens_cells").data["tv"].tolist()
+    page_view = coilvis.page(exact, coil_options={"color": "kl_ab"}, title="IOI")
+    assert page_view.kind == "diff_page" and page_view.title == "IOI"
+    assert page_view.model("diff_coil_segments").glyph.fill_color["field"] == "kl_ab_bits"
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda c: coilvis.coil(c, attention="mean"), r"^attention: not an option of the coil of a Comparison \(diff_coil\)"),
+        (lambda c: coilvis.coil(c, animate=True), r"^animate: not an option of the coil"),
+        (lambda c: coilvis.lens(c, compare=c.b), r"^compare: not an option of the lens"),
+        (lambda c: coilvis.lens(c, start=2), r"^start: not an option of the lens"),
+        (lambda c: coilvis.page(c, k=3), r"^k: not an option of the page of a Comparison \(diff_page\)"),
+    ],
+)
+def test_record_only_options_are_refused_for_a_comparison(exact: Comparison, call, match: str) -> None:
+    with pytest.raises(CoilvisValueError, match=match):
+        call(exact)

@@ -47,6 +47,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from coilvis.comparison import Comparison
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.options import check_k
 from coilvis.record import Record
@@ -383,7 +384,9 @@ def page(
     prompt token does the same and selects the coil's segment. A record without lens statistics gives the coil and the table.
 
     Args:
-        record: the Record (``coilvis.run(prompt, lens=True)`` for the lens).
+        record: the Record (``coilvis.run(prompt, lens=True)`` for the lens); a
+            :class:`~coilvis.comparison.Comparison` gets :func:`coilvis.views.diff.diff_page`,
+            with the options set here that it takes.
         coil_options: keyword options for :func:`coilvis.coil` (``layout``, ``color``,
             ``attention``, ...; ``attention="mean"`` or ``"max"`` opens on the last layer).
         lens_options: keyword options for :func:`coilvis.lens` (``stat``, ``stride``,
@@ -412,6 +415,10 @@ def page(
         >>> len(view.model("page_topk_source").data["pos"]), view.model("page_topk_filter").indices
         (12, [9, 10, 11])
     """
+    if isinstance(record, Comparison):  # two runs side by side: the diff page, with the options set here
+        from coilvis.views.diff.dispatch import for_comparison
+
+        return for_comparison("page", record, locals(), page)
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
     k = check_k(k, available=record.k)

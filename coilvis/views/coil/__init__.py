@@ -78,6 +78,7 @@ from bokeh.layouts import column
 from bokeh.models import ColumnDataSource
 
 from coilvis import geometry
+from coilvis.comparison import Comparison
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_float, check_int
 from coilvis.options import DEFAULT_K, check_k, get_option, get_stat
 from coilvis.record import Record
@@ -216,7 +217,9 @@ def coil(
     """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
 
     Args:
-        record: the :class:`~coilvis.record.Record` to draw (n = ``seq_len`` >= 1).
+        record: the :class:`~coilvis.record.Record` to draw (n = ``seq_len`` >= 1); a
+            :class:`~coilvis.comparison.Comparison` is drawn by
+            :func:`coilvis.views.diff.diff_coil`, with the options set here that it takes.
         layout: ``"spiral"`` (Archimedean, equal-length segments), ``"circle"`` (one
             closed ring, for short prompts) or ``"auto"`` (a circle up to
             :data:`coilvis.geometry.CIRCLE_MAX_N` positions).
@@ -289,6 +292,10 @@ def coil(
         >>> len(view.segments.data["pos"]), view.model("coil_segments").name
         (5, 'coil_segments')
     """
+    if isinstance(record, Comparison):  # two runs side by side: the diff coil, with the options set here
+        from coilvis.views.diff.dispatch import for_comparison
+
+        return for_comparison("coil", record, locals(), coil)  # type: ignore[return-value]
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
     kind = _check_choice("layout", layout)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from bokeh.models import ColumnDataSource
 
+from coilvis.comparison import Comparison
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.options import COMPARE_STATS, LENS_STATS, check_k
 from coilvis.record import Record
@@ -258,7 +259,9 @@ def lens(
     crop (see :meth:`coilvis.views.output.View.still`).
 
     Args:
-        record: a Record with lens statistics (``coilvis.run(prompt, lens=True)``).
+        record: a Record with lens statistics (``coilvis.run(prompt, lens=True)``); a
+            :class:`~coilvis.comparison.Comparison` is drawn by
+            :func:`coilvis.views.diff.diff_lens`, with the options set here that it takes.
         stat: the colour statistic (default ``"prob"``; ``"js"`` with ``compare``).
         layers: rows to draw, as row indices into ``record.lens.layer_names`` (0 is
             the embedding) or layer names; the first and last rows are always drawn.
@@ -297,6 +300,10 @@ def lens(
         other = coilvis.run("The capital of Italy is the city of", lens=True)  # as many tokens
         coilvis.save(coilvis.lens(record, compare=other, stat="js"), "compare.html")
     """
+    if isinstance(record, Comparison):  # two runs side by side: the diff lens, with the options set here
+        from coilvis.views.diff.dispatch import for_comparison
+
+        return for_comparison("lens", record, locals(), lens)
     parts = lens_figure(
         record,
         stat=stat,
