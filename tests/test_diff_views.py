@@ -578,7 +578,7 @@ def test_diff_views_export_png(exact: Comparison, tmp_path) -> None:
         path = coilvis.save(view, tmp_path / f"{name}.png")
         with Image.open(path) as image:
             width, height = image.size
-            colours = len(set(image.convert("RGB").getdata()))
+            colours = len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0))
         assert width > 300 and height > 150 and colours > 50, name
 
 
@@ -639,3 +639,38 @@ def test_coil_lens_and_page_draw_a_comparison(exact: Comparison) -> None:
 def test_record_only_options_are_refused_for_a_comparison(exact: Comparison, call, match: str) -> None:
     with pytest.raises(CoilvisValueError, match=match):
         call(exact)
+
+
+# ------------------------------------------------------------------ the default model
+
+IOI_CLEAN = "When Mary and John went to the store, John gave a drink to"
+IOI_CORRUPTED = "When Anna and John went to the store, John gave a drink to"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.model
+@pytest.mark.xdist_group("browser")
+def test_ioi_page_shows_the_logit_difference_fall(browser_session, default_model, tmp_path) -> None:  # noqa: F811
+    c = coilvis.compare(IOI_CLEAN, IOI_CORRUPTED, model=default_model, metric=(" Mary", " John"), lens=True,
+                        label_a="clean", label_b="corrupted")  # fmt: skip
+    assert np.flatnonzero(c.differs).tolist() == [1] and c.exact.all() and c.lens.exact
+    last = c.n_pos - 1
+    assert c.metric_b[last] < c.metric_a[last]  # the corruption removes the answer
+    view = diff_page(c, coil_options={"color": "metric"}, lens_options={"stat": "metric"})
+    segments = view.model("diff_coil_source").data
+    scale_low = view.model("diff_coil_color_mapper").low
+    assert segments["metric_change"][last] < 0 and scale_low < 0
+    # the last segment is drawn on the red side of the palette (a fall)
+    colour = _style.map_colors([segments["metric_change"][last]], diff_coil(c, color="metric").scale)[0]
+    assert colour in _style.PALETTES["RdBu"][128:]  # RdBu runs blue to red; reversed, low values are red
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "ioi.html"), viewport=(1500, 1600))
+    assert loaded.errors == [] and loaded.external_requests == []
+    loaded.hover_data("diff_coil_figure", *_centre(view, last))
+    text = loaded.tooltip_text()
+    assert f"a {c.metric_a[last]:+.3f} \u2192 b {c.metric_b[last]:+.3f}" in text
+    assert "\u2423Mary" in text.split("run a")[1] and "\u2423Anna" in text.split("run b")[1]
+    texts = _table_texts(loaded)  # the last position's movers: " Anna" rose, " Mary" fell
+    assert "\u2423Anna" in texts and "\u2423Mary" in texts
+    assert texts.index("\u2423Anna") < texts.index("\u2423Mary")
+    assert loaded.errors == []
