@@ -674,3 +674,8 @@ def test_ioi_page_shows_the_logit_difference_fall(browser_session, default_model
     assert "\u2423Anna" in texts and "\u2423Mary" in texts
     assert texts.index("\u2423Anna") < texts.index("\u2423Mary")
     assert loaded.errors == []
+
+
+def test_movers_note_explains_unknown_probabilities_only_when_there_are_some(exact: Comparison, bound: Comparison) -> None:
+    assert "not kept" not in movers_table(exact).model("diff_movers_note").text
+    assert "'not kept': the record kept too few top tokens" in movers_table(bound).model("diff_movers_note").text

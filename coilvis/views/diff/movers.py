@@ -103,9 +103,11 @@ def movers_parts(comparison: Comparison, *, pos: int = -1, width: int = 520) -> 
     # text, never markup or mathematics
     header = Div(text=header_text(pos, c.n_movers), render_as_text=True, disable_math=True,
                  name="diff_movers_header", styles={"font-weight": "bold"})  # fmt: skip
+    text = "The tokens whose next-token probability rose or fell most from run a to run b at the selected position."
+    if np.isnan(source.data["prob_a"]).any() or np.isnan(source.data["prob_b"]).any():
+        text += f" '{NOT_KEPT}': the record kept too few top tokens to know it."
     note = Div(
-        text="The tokens whose next-token probability rose or fell most from run a to run b at the selected "
-        f"position; '{NOT_KEPT}': the record kept too few top tokens to know it.",
+        text=text,
         width=width - 40, render_as_text=True, disable_math=True, styles={"color": "#555555", "font-size": "12px"},
         name="diff_movers_note",
     )  # fmt: skip
