@@ -19,6 +19,11 @@ __all__ = [
     "ModelNotFoundError",
     "RecordFormatError",
     "CoilvisFileNotFoundError",
+    "ServerUnavailableError",
+    "ServerRequestError",
+    "ServedModelNotFoundError",
+    "NoLogprobsError",
+    "InconsistentLogprobsError",
     "check_int",
     "check_float",
 ]
@@ -50,6 +55,26 @@ class RecordFormatError(CoilvisError, ValueError):
 
 class CoilvisFileNotFoundError(CoilvisError, FileNotFoundError):
     """A file coilvis was asked to read is not there (the message names the argument)."""
+
+
+class ServerUnavailableError(CoilvisError, ConnectionError):
+    """A model server could not be reached (down, refused, timed out) after the retries."""
+
+
+class ServerRequestError(CoilvisError, RuntimeError):
+    """A model server answered a request with an error (the message gives its status and words)."""
+
+
+class ServedModelNotFoundError(ModelNotFoundError):
+    """A model server does not serve the model asked for (the message lists those it does)."""
+
+
+class NoLogprobsError(CoilvisError, ValueError):
+    """A server's response holds no log-probabilities, or no top alternatives, to draw."""
+
+
+class InconsistentLogprobsError(CoilvisError, ValueError):
+    """A response's log-probabilities contradict each other (rows misaligned, sums above 1, ...)."""
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:

@@ -26,10 +26,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coilvis"
 #: layers below it lazily and is imported only by the apps.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("_version", "errors", "options", "files")),
-    ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "geometry")),
+    ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "logprobs", "logprobs_formats", "geometry")),
     ("maths", ("stats", "topk_bounds", "table", "lens_kernel", "pair_kernel")),
     ("models", ("models",)),
-    ("runs", ("logit_lens", "lens_pair", "runner", "tree")),
+    ("runs", ("logit_lens", "lens_pair", "runner", "tree", "served")),
     ("views", ("views",)),
     ("facade", ("",)),
     ("apps", ("cli", "cli_compare", "gallery", "serve")),
@@ -55,6 +55,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "comparison": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "comparison_frames": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "comparison_format": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
+    "logprobs": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight", "openai"},
+    "logprobs_formats": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight", "openai"},
+    "served": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "stats": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "topk_bounds": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "table": {"bokeh", "transformers", "transformer_lens", "nnsight"},
@@ -63,9 +66,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "views": {"torch", "transformers", "transformer_lens", "nnsight"},
 }
 #: Libraries that only ever load inside the function that needs them.
-HEAVY = {"transformers", "transformer_lens", "nnsight"}
+HEAVY = {"transformers", "transformer_lens", "nnsight", "openai"}
 #: Modules that draw a saved record: nothing they import, directly or not, imports torch.
-DRAWING = ("record", "frames", "record_format", "comparison", "comparison_frames", "comparison_format", "views", "geometry", "tokens", "files", "errors", "options")
+DRAWING = ("record", "frames", "record_format", "comparison", "comparison_frames", "comparison_format", "logprobs", "logprobs_formats", "views", "geometry", "tokens", "files", "errors", "options")
 
 
 # ---------------------------------------------------------------------------- reading imports
