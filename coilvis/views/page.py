@@ -51,6 +51,7 @@ from coilvis.comparison import Comparison
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.options import check_k
 from coilvis.record import Record
+from coilvis.views.served import lens_note
 from coilvis.tokens import display, label_whitespace
 from coilvis.views.coil import coil
 from coilvis.views.lens import LensFigure, lens_figure
@@ -381,7 +382,8 @@ def page(
     coil segment selects its position: the table lists that position's top ``k`` next
     tokens (``✓`` on the token that actually came next), the lens outlines that column
     and pans to it, and the prompt highlights its token. Tapping a lens cell or a
-    prompt token does the same and selects the coil's segment. A record without lens statistics gives the coil and the table.
+    prompt token does the same and selects the coil's segment. A record without lens statistics gives the coil and the table
+    (a served model's, from :func:`coilvis.run_served`, also a line saying it has no lens).
 
     Args:
         record: the Record (``coilvis.run(prompt, lens=True)`` for the lens); a
@@ -440,7 +442,7 @@ def page(
     parts = lens_figure(record, **lens_kw) if record.lens is not None else None
     prompt_fig, prompt = _prompt_panel(record, whitespace=whitespace)
     _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k)
-    views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else [])
+    views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX))
     root = column(prompt_fig, column(*views), name="page_root")  # the prompt's frame not aligned to the lens's
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
     view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)

@@ -128,4 +128,5 @@ def record_schedule(record: Record, *, pace: str = "entropy", floor_bits: float 
         x = np.where(np.isfinite(s), s, h)
     else:
         x = h
+    x = np.where(np.isfinite(x), x, 0.0)  # a served Record's positions the server sent no distribution for
     return unwind_schedule(np.clip(x, 0.0, None), floor_bits=floor_bits, duration_s=duration_s, pace=pace)

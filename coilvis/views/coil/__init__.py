@@ -101,6 +101,7 @@ from coilvis.views.coil.groups import token_groups
 from coilvis.views.coil.labels import coil_labels, fit_labels, fitted_font_px, label_width_px
 from coilvis.views.coil.segments import segment_columns, stat_columns, topk_columns
 from coilvis.views.coil.view import CoilView
+from coilvis.views.served import entropy_scale, sent_k
 from coilvis.views.unwind import UnwindParts, build_unwind, schedule_columns
 
 __all__ = [
@@ -320,7 +321,7 @@ def coil(
         schedule, schedule_cols = schedule_columns(record, pace=pace, duration_s=duration_s, floor_bits=floor_bits)
     word, sentence = token_groups(record.tokens)
     stats = stat_columns(record)
-    scale = _style.view_scale("coil", stat.name, stats[stat.column], palette=palette, arg="color")
+    scale = entropy_scale(record, _style.view_scale("coil", stat.name, stats[stat.column], palette=palette, arg="color"))
     topk_cols, vocab = topk_columns(record, tooltip_k=k)
     columns = segment_columns(
         record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols
@@ -353,7 +354,7 @@ def coil(
     )
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
-    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight)
+    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight, served_k=sent_k(record))
     add_notes(p, mapper, scale, arcs=bool(choices), width=width)
     links = arcs.links if arcs is not None else None
     unwind = None

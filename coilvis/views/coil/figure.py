@@ -52,7 +52,9 @@ _MARK_COLOR = "#1a1a1a"
 # "next" the actual next token with its probability, rank and surprisal, "topk" the
 # top-k next tokens, one a line. Every token shows its label and its id (labels are
 # exact, ids tell apart what one text can stand for: see coilvis.tokens.display).
-# Labels come from data sources and the tooltip escapes the result.
+# Labels come from data sources and the tooltip escapes the result. For a served model's
+# Record (served_k > 0, its top-k), "next" marks a token outside the top-k sent, and
+# "topk" says when the server sent no distribution for a position.
 _TOOLTIP_JS = """
 const d = segments.data, labels = vocab.data.label, vocab_ids = vocab.data.token_id, i = value
 const pct = (p) => !Number.isFinite(p) ? "?"
@@ -63,10 +65,13 @@ if (format === "next") {
   if (i + 1 >= d.pos.length) return "unknown (end of the prompt)"
   const next = named(d.label[i + 1], d.token_id[i + 1]), p = d.prob_pct[i]
   if (!Number.isFinite(p)) return next + "   (probability unknown)"
-  const rank = d.rank[i].toLocaleString("en-US"), bits = d.surprisal_bits[i].toFixed(2)
-  return next + "   " + pct(p) + " · rank " + rank + " · " + bits + " bits"
+  const r = d.rank[i], bits = d.surprisal_bits[i].toFixed(2)
+  const rank = Number.isFinite(r) ? "rank " + r.toLocaleString("en-US") : "rank unknown"
+  const outside = served_k > 0 && !(r <= served_k) ? "   ⚠ outside the top " + served_k + " the server sent" : ""
+  return next + "   " + pct(p) + " · " + rank + " · " + bits + " bits" + outside
 }
 const ids = d.topk_vocab, probs = d.topk_pct, k = ids.shape[1], target = d.next_vocab[i]
+if (served_k > 0 && !Number.isFinite(probs[i * k])) return "not sent by the server"
 let width = 0
 for (let j = 0; j < k; j++) width = Math.max(width, labels[ids[i * k + j]].length)
 const lines = []
@@ -247,6 +252,7 @@ def add_hover(
     *,
     k: int,
     highlight: CustomJS | None = None,
+    served_k: int = 0,
 ) -> CustomJSHover:
     """The segments' hover (``coil_hover``) and tap (``coil_tap``) tools.
 
@@ -257,6 +263,9 @@ def add_hover(
         vocab: the vocabulary table's columns (``coil_vocab_source``).
         k: top next tokens listed.
         highlight: the arcs' highlight script, run on hover and on a tap, or None.
+        served_k: a served model's top-k (:func:`coilvis.views.served.sent_k`): the
+            tooltip calls the entropy a top-k estimate and marks next tokens outside
+            the top-k; 0 for any other Record.
 
     Returns:
         The tooltip's text formatter (``coil_text_format``).
@@ -266,13 +275,13 @@ def add_hover(
             ("position", "@pos"),
             ("token", "@pos{token}"),
             ("next", "@pos{next}"),
-            ("entropy", "@entropy_bits{0.00} bits"),
+            ("entropy (top-k estimate)" if served_k else "entropy", "@entropy_bits{0.00} bits"),
             (f"top {k} next tokens", "pre:@pos{topk}"),
         ]
     )
     vocab_source = ColumnDataSource(vocab, name="coil_vocab_source")
     text_format = CustomJSHover(
-        args={"segments": segments, "vocab": vocab_source}, code=_TOOLTIP_JS, name="coil_text_format"
+        args={"segments": segments, "vocab": vocab_source, "served_k": served_k}, code=_TOOLTIP_JS, name="coil_text_format"
     )
     hover = HoverTool(
         renderers=[renderer],

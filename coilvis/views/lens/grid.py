@@ -9,6 +9,7 @@ import numpy as np
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.record import Record
+from coilvis.views.served import LENS_UNAVAILABLE, is_topk_only
 
 __all__ = ["check_record", "check_compare", "select_rows", "window", "cell_size"]
 
@@ -18,10 +19,13 @@ def check_record(record: Any, name: str) -> Record:
 
     Raises:
         CoilvisTypeError: not a Record.
-        CoilvisValueError: no lens statistics ("run coilvis.run(prompt, lens=True)").
+        CoilvisValueError: no lens statistics ("run coilvis.run(prompt, lens=True)"; a
+            served model's Record: :data:`coilvis.views.served.LENS_UNAVAILABLE`).
     """
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"{name}: expected a coilvis Record, got {type(record).__name__}")
+    if record.lens is None and is_topk_only(record):
+        raise CoilvisValueError(f"{name}: {LENS_UNAVAILABLE}")
     if record.lens is None:
         raise CoilvisValueError(f"{name}: has no lens statistics; run coilvis.run(prompt, lens=True)")
     return record
