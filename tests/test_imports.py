@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coilvis"
 #: layers below it lazily and is imported only by the apps.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("_version", "errors", "options", "files")),
-    ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "logprobs", "logprobs_formats", "geometry")),
+    ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "continuations", "continuations_format", "logprobs", "logprobs_formats", "geometry")),
     ("maths", ("stats", "topk_bounds", "table", "lens_kernel", "pair_kernel")),
     ("models", ("models",)),
     ("runs", ("logit_lens", "lens_pair", "runner", "tree", "served")),
@@ -55,6 +55,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "comparison": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "comparison_frames": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
     "comparison_format": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
+    "continuations": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
+    "continuations_format": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
     "logprobs": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight", "openai"},
     "logprobs_formats": {"torch", "bokeh", "pandas", "transformers", "transformer_lens", "nnsight", "openai"},
     "served": {"torch", "bokeh", "transformers", "transformer_lens", "nnsight"},
@@ -68,7 +70,7 @@ FORBIDDEN: dict[str, set[str]] = {
 #: Libraries that only ever load inside the function that needs them.
 HEAVY = {"transformers", "transformer_lens", "nnsight", "openai"}
 #: Modules that draw a saved record: nothing they import, directly or not, imports torch.
-DRAWING = ("record", "frames", "record_format", "comparison", "comparison_frames", "comparison_format", "logprobs", "logprobs_formats", "views", "geometry", "tokens", "files", "errors", "options")
+DRAWING = ("record", "frames", "record_format", "comparison", "comparison_frames", "comparison_format", "continuations", "continuations_format", "logprobs", "logprobs_formats", "views", "geometry", "tokens", "files", "errors", "options")
 
 
 # ---------------------------------------------------------------------------- reading imports
