@@ -129,6 +129,13 @@ def _add_source(p: argparse.ArgumentParser, *, record_input: bool = True) -> Non
     p.add_argument("--device", default=None, help="torch device for the model, e.g. cpu, cuda or cuda:1 (default: cpu)")
 
 
+def _add_served(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--served", default=None, metavar="URL",
+                   help="ask an OpenAI-compatible server (vLLM, llama.cpp, a hosted API) for the prompt's log-probabilities "
+                   "instead of running a model here, e.g. http://127.0.0.1:8000/v1 (its key from $OPENAI_API_KEY)")
+    p.add_argument("--served-model", default=None, metavar="NAME", help="the served model's name (default: the first the server lists)")
+
+
 def _add_output(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path(default), help="output file (.html, or .png through headless Chromium); a missing folder is created")
     p.add_argument("--cdn", action="store_true", help="load BokehJS from a CDN instead of inlining it (smaller file, needs network to view; .html only)")
@@ -275,12 +282,14 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
 
     p = sub.add_parser("page", help="the full page: coil, lens and table, linked (the default command)", formatter_class=_Formatter, epilog=_EPILOG)
     _add_source(p)
+    _add_served(p)
     _add_output(p, "coilvis.html")
     _add_declared(p, "page")
 
     p = sub.add_parser("table", help="print the top-k next tokens at a position", formatter_class=_Formatter,
                        epilog='example:\n  coilvis table "The Eiffel Tower is located in the city of" --k 5 --json')
     _add_source(p)
+    _add_served(p)
     _add_declared(p, "table")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON records")
@@ -288,6 +297,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
 
     p = sub.add_parser("coil", help="write the coil view (spiral of positions, attention arcs, unwind)", formatter_class=_Formatter, epilog=_EPILOG)
     _add_source(p)
+    _add_served(p)
     _add_output(p, "coil.html")
     _add_declared(p, "coil")
 
@@ -359,6 +369,29 @@ def _check_source(args: argparse.Namespace) -> None:
         raise _UsageError(f"{', '.join(run_only)}: apply to running a model, not to drawing a saved --record")
 
 
+def _check_served(args: argparse.Namespace) -> None:
+    """--served comes with a prompt and an http(s) URL, without the options of a model run
+    here, attention or a lens (a server sends neither); --served-model with --served."""
+    if getattr(args, "served", None) is None:
+        if getattr(args, "served_model", None) is not None:
+            raise _UsageError("--served-model: names the model of a server; add --served URL")
+        return
+    if not args.served.startswith(("http://", "https://")):
+        raise _UsageError(f"--served: expected an http:// or https:// URL such as http://127.0.0.1:8000/v1, got {args.served!r}")
+    if args.record is not None:
+        raise _UsageError("--served, --record: give one or the other (a server is asked about a prompt)")
+    chosen = _command_options(args.command)
+    refused = _given(args, [d for d in _run_only(args.command)])
+    refused += _given(args, ["attention"]) if args.command in ("coil", "page") else []
+    shared = {o.flag for o in chosen if o.api != "lens"}
+    refused += _given(args, [o.dest for o in chosen if o.api == "lens" and o.flag not in shared])
+    if refused:
+        raise _UsageError(
+            f"{', '.join(refused)}: apply to a model run here (its attention, its lens); a served model sends top-k "
+            "log-probabilities only (name it with --served-model)"
+        )
+
+
 def _check_coil_options(args: argparse.Namespace) -> None:
     """--attention parses; options of arcs and of the unwind come with what they change."""
     from coilvis.errors import CoilvisError
@@ -417,7 +450,9 @@ def _check_usage(args: argparse.Namespace) -> None:
         problem = cli_compare.usage_error(args)
         if problem is not None:
             raise _UsageError(problem)
-    if args.command in _DRAWING:
+    if args.command in ("page", "table", "coil"):
+        _check_served(args)
+    if args.command in _DRAWING and getattr(args, "served", None) is None:
         _check_source(args)
     if args.command in ("coil", "page"):
         _check_coil_options(args)
@@ -480,6 +515,9 @@ def _record(args: argparse.Namespace, **run_kwargs: Any) -> Any:
 
     if getattr(args, "record", None) is not None:
         return coilvis.Record.load(args.record)
+    if getattr(args, "served", None) is not None:
+        k = getattr(args, "k", None)
+        return coilvis.run_served(_prompt(args), args.served, model=args.served_model, top_logprobs=20 if k is None else k)
     model = None
     if args.model is not None or args.device is not None:
         model = coilvis.load_model(args.model, device=args.device)

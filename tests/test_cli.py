@@ -54,8 +54,8 @@ def test_each_subcommand_help_documents_its_options(command, capsys):
 
 
 #: Flags of each command that no declared option of coilvis.options stands for: the
-#: prompt or record, the model and device, the output and the table's formats.
-_PLUMBING = {"-h", "--help", "--record", "-r", "--model", "-m", "--device", "-o", "--output", "--cdn", "--title", "--json", "--csv"}
+#: prompt or record, the model and device (or the server), the output and the table's formats.
+_PLUMBING = {"-h", "--help", "--record", "-r", "--model", "-m", "--device", "--served", "--served-model", "-o", "--output", "--cdn", "--title", "--json", "--csv"}
 
 
 @pytest.mark.parametrize("command", ["page", "table", "coil", "lens", "record"])
