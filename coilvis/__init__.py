@@ -39,6 +39,8 @@ __all__ = [
     "coil",
     "lens",
     "page",
+    "sunburst",
+    "flame",
     "save",
     "show",
     # errors
@@ -65,6 +67,8 @@ _LAZY = {
     "coil": "coilvis.views.coil",
     "lens": "coilvis.views.lens",
     "page": "coilvis.views.page",
+    "sunburst": "coilvis.views.sunburst",
+    "flame": "coilvis.views.flame",
     "show": "coilvis.views.output",
     "CoilvisError": "coilvis.errors",
 }
