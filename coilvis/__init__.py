@@ -33,6 +33,7 @@ __all__ = [
     "from_cache",
     "compare",
     "tree",
+    "explore",
     # the table
     "logits_table",
     # views

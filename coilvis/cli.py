@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 from coilvis import cli_compare
 from coilvis import options as _opts
 from coilvis.options import Option
+from coilvis.serve import command as serve_command
 
 __all__ = ["build_parser", "main"]
 
@@ -39,6 +40,7 @@ _EPILOG = """examples:
   coilvis record "Some prompt" --lens -o prompt.coil   # run once...
   coilvis page --record prompt.coil -o prompt.html     # ...draw later, no model
   coilvis gallery -o gallery/_build               # every example prompt, with an index page
+  coilvis serve --show                            # the live explorer in a browser
   coilvis compare "When Mary and John went to the store, John gave a drink to" \\
                   "When Alice and John went to the store, John gave a drink to" --metric " Mary" " John" --lens -o diff.html
 
@@ -321,6 +323,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     p.add_argument("--model", "-m", default=None, help="transformers model id or local folder (default: the embedded SmolLM2-135M-Instruct)")
 
     cli_compare.add_parser(sub, _Formatter)
+    serve_command.add_parser(sub, _Formatter)
     return parser, dict(sub.choices)
 
 
@@ -329,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
 
-_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery", "compare"}
+_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery", "compare", "serve"}
 #: Subcommands that draw a prompt's run or a saved record (``--record``).
 _DRAWING = ("page", "table", "coil", "lens")
 _HTML_SUFFIXES = (".html", ".htm", ".png")
@@ -446,8 +449,8 @@ def _check_usage(args: argparse.Namespace) -> None:
     for dest in _PATH_OPTIONS:
         if "\x00" in str(getattr(args, dest, None) or ""):
             raise _UsageError(f"{_flag(dest)}: a path cannot hold a NUL character")
-    if args.command == "compare":
-        problem = cli_compare.usage_error(args)
+    if args.command in ("compare", "serve"):
+        problem = (cli_compare if args.command == "compare" else serve_command).usage_error(args)
         if problem is not None:
             raise _UsageError(problem)
     if args.command in ("page", "table", "coil"):
@@ -458,7 +461,7 @@ def _check_usage(args: argparse.Namespace) -> None:
         _check_coil_options(args)
     if args.command in ("lens", "page"):
         _check_lens_options(args)
-    if args.command not in ("table", "gallery", "compare"):
+    if args.command not in ("table", "gallery", "compare", "serve"):
         _check_output_name(args)
     if getattr(args, "device", None) is not None:
         _parse_device(args.device)
@@ -605,7 +608,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "table": _cmd_table, "record": _cmd_record, "coil": _cmd_coil, "lens": _cmd_lens, "page": _cmd_page, "gallery": _cmd_gallery,
-    "compare": cli_compare.run,
+    "compare": cli_compare.run, "serve": serve_command.run,
 }
 
 

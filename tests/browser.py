@@ -234,6 +234,20 @@ class BrowserSession:
         loaded.idle_ms = float(page.evaluate("() => window.__coilvis_idle_ms"))
         return loaded
 
+    def open_url(self, url: str, *, timeout_s: float = 60.0, viewport: tuple[int, int] = (1400, 1100)) -> LoadedPage:
+        """Load a page from a server (``http://...``) and wait until its Bokeh document is idle."""
+        context = self.browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        page = context.new_page()
+        page.add_init_script(_IDLE_PROBE)
+        loaded = LoadedPage(page)
+        page.goto(url)
+        try:
+            page.wait_for_function("() => window.__coilvis_idle_ms !== undefined", timeout=timeout_s * 1000)
+        except Exception as error:
+            raise AssertionError(f"{url} did not become idle in {timeout_s} s; errors: {loaded.errors}") from error
+        loaded.idle_ms = float(page.evaluate("() => window.__coilvis_idle_ms"))
+        return loaded
+
     def close(self) -> None:
         """Close the browser."""
         try:

@@ -16,6 +16,16 @@ prompt already run (:mod:`coilvis.serve.app`).
 
 from __future__ import annotations
 
-from coilvis.serve.server import explore, serve
+from typing import Any
 
 __all__ = ["explore", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    """``explore`` and ``serve``, loaded on first use (so the command line parses its
+    options without loading Bokeh)."""
+    if name in __all__:
+        from coilvis.serve import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'coilvis.serve' has no attribute {name!r}")

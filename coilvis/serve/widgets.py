@@ -56,6 +56,15 @@ setTimeout(() => { URL.revokeObjectURL(a.href); a.remove() }, 1000)
 """
 
 
+# After the server swaps a view, BokehJS keeps the old view's models in its document for
+# up to 30 s (it recomputes its models lazily after a patch), so their names would be
+# found twice; a change of the views' columns makes it recompute them at once.
+_FORGET_OLD_MODELS_JS = """
+const doc = cb_obj.document
+if (doc != null && typeof doc._recompute_all_models === "function") doc._recompute_all_models()
+"""
+
+
 @dataclass
 class Controls:
     """The explorer's widgets (see the module docstring for their names)."""
@@ -116,6 +125,8 @@ def build_controls(models: list[str]) -> Controls:
     download.js_on_change("data", CustomJS(args={"source": download}, code=_DOWNLOAD_JS))
     view = column(name="coilvis_view", sizing_mode="stretch_width")
     diff_view = column(Div(text="Edit a token (tap it, then Replace and run) to compare with the run before."), name="coilvis_diff_view")
+    for holder in (view, diff_view):
+        holder.js_on_change("children", CustomJS(code=_FORGET_OLD_MODELS_JS))
     tabs = Tabs(name="coilvis_tabs", tabs=[TabPanel(child=view, title="Run"), TabPanel(child=diff_view, title="Diff with the run before")])
     top = row(column(prompt, sizing_mode="stretch_width"), column(model, lens, run), sizing_mode="stretch_width")
     settings = row(layout, color, attention, layer, head, lens_stat, history)

@@ -45,6 +45,8 @@ class ModelPool:
         self._loader = loader
         self._loaded: dict[str, Any] = {}
         self._lock = threading.Lock()
+        #: jobs that ran (not skipped), by model name
+        self.jobs_run: dict[str, int] = dict.fromkeys(self._specs, 0)
         self._workers = {name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"coilvis-{i}") for i, name in enumerate(self._specs)}
 
     @property
@@ -94,7 +96,10 @@ class ModelPool:
         def work() -> Any:
             if not still_wanted():
                 raise Superseded()
-            return job(self._model(name))
+            loaded = self._model(name)
+            with self._lock:
+                self.jobs_run[name] += 1
+            return job(loaded)
 
         return self._workers[name].submit(work)
 
