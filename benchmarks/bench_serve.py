@@ -1,0 +1,148 @@
+"""Benchmark of the live explorer (``coilvis serve``) on the default model, in headless Chromium.
+
+What a user waits for, in one process (the server on a thread, Chromium driven by
+Playwright), medians of ``--repeats``:
+
+* ``run s`` / ``run+lens s``: from the click on Run to the status line saying Done with
+  the new coil, lens and table drawn (the page idle), for a ``--seq-len``-token prompt,
+  without and with the logit lens (targets on a 2-core CPU: < 1.5 s and < 3 s);
+* ``script s``: the simplest thing a user could write instead, measured alternately:
+  ``coilvis.run`` + ``coilvis.page`` + ``coilvis.save`` of the same prompt (and the
+  browser opening the saved file is not even counted);
+* ``RSS MB``: the server process's resident memory once the model is loaded, after
+  ``--runs`` runs spread over ``--tabs`` tabs (each tab keeps its last
+  :data:`coilvis.serve.session.HISTORY` runs), and its growth over the second half of
+  the runs, once every tab's history is full (target: < 1.5 GB, no growth).
+
+Usage::
+
+    python benchmarks/bench_serve.py                 # 64 tokens, 3 repeats, 50 runs over 5 tabs
+    python benchmarks/bench_serve.py --seq-len 128 --repeats 5 --runs 20 --tabs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_lens import _prompt_ids, _rss_bytes  # noqa: E402
+
+_DONE = """(n) => { const d = window.Bokeh && Bokeh.documents[0]; const s = d && d.get_model_by_name('coilvis_status');
+  return s != null && s.text.startsWith('Done') && d.get_model_by_name('coilvis_history').options.length >= n && d.is_idle }"""
+
+
+def start_server() -> Any:
+    from coilvis.serve.server import start
+
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        box["running"] = start(port=0)
+        ready.set()
+        box["running"].server.io_loop.start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    ready.wait(60)
+    return box["running"]
+
+
+def click_run(page: Any, prompt: str, lens: bool, n_before: int) -> float:
+    """Seconds from the click on Run to the page showing the new run."""
+    page.evaluate("(on) => { Bokeh.documents[0].get_model_by_name('coilvis_lens').active = on }", lens)
+    box = page.locator("textarea")
+    box.fill(prompt)
+    box.press("Tab")
+    page.wait_for_timeout(200)
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function(_DONE, arg=min(n_before + 1, 10), timeout=600_000)
+    return time.perf_counter() - t0
+
+
+def script(prompt: str, lens: bool, loaded: Any, folder: Path) -> float:
+    import coilvis
+
+    t0 = time.perf_counter()
+    record = coilvis.run(prompt, loaded, lens=lens, attention=True, progress=False)
+    coilvis.save(coilvis.page(record), folder / "page.html")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--tabs", type=int, default=5)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    import coilvis
+    from coilvis.views.output import CHROMIUM_FLAGS
+
+    running = start_server()
+    loaded = running.app.pool.submit("default", lambda m: m).result()  # load the model once
+    tok = loaded.tokenizer
+    prompt = tok.decode(_prompt_ids(tok, args.seq_len).tolist())
+    rss_loaded = _rss_bytes()
+    folder = Path(tempfile.mkdtemp(prefix="coilvis-bench-serve-"))
+    times: dict[str, list[float]] = {"run": [], "run+lens": [], "script": [], "script+lens": []}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=list(CHROMIUM_FLAGS))
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(running.url)
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle")
+        n = 0
+        script(prompt, False, loaded, folder)  # warm-up
+        for _ in range(args.repeats):
+            for lens in (False, True):
+                times["run+lens" if lens else "run"].append(click_run(page, prompt, lens, n))
+                n += 1
+                times["script+lens" if lens else "script"].append(script(prompt, lens, loaded, folder))
+        page.close()
+        rss = memory_over_tabs(browser, running.url, prompt, args.runs, args.tabs)
+        browser.close()
+    running.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{args.seq_len}-token prompt, default model, medians of {args.repeats}")
+    print(f"run s {med['run']:.2f} (target < 1.5)   script s {med['script']:.2f}   run / script {med['run'] / med['script']:.2f}")
+    print(f"run+lens s {med['run+lens']:.2f} (target < 3)   script+lens s {med['script+lens']:.2f}   ratio {med['run+lens'] / med['script+lens']:.2f}")
+    print(f"RSS MB: model loaded {rss_loaded / 2**20:.0f}, after {args.runs} runs over {args.tabs} tabs {rss[-1] / 2**20:.0f} "
+          f"(target < 1536), growth over the second half {(rss[-1] - rss[len(rss) // 2]) / 2**20:+.0f}")
+    print("all times:", {k: [round(x, 2) for x in v] for k, v in times.items()})
+
+
+def memory_over_tabs(browser: Any, url: str, prompt: str, runs: int, tabs: int) -> list[int]:
+    """Resident memory after each round of runs spread over ``tabs`` tabs."""
+    pages = [browser.new_page(viewport={"width": 1400, "height": 1100}) for _ in range(tabs)]
+    for p in pages:
+        p.goto(url)
+        p.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle")
+    counts = [0] * tabs
+    rss: list[int] = []
+    for i in range(runs):
+        t = i % tabs
+        click_run(pages[t], f"{prompt} {i}", False, counts[t])
+        counts[t] += 1
+        rss.append(_rss_bytes())
+    for p in pages:
+        p.close()
+    return rss
+
+
+if __name__ == "__main__":
+    main()
