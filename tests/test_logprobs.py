@@ -2,8 +2,9 @@
 
 The fixtures in tests/fixtures/served/ are responses: ``openai_*`` and ``vllm_*`` written
 by hand from the OpenAI and vLLM documentation (formats no local server produces);
-``llama_*`` recorded from a llama-cpp-python server serving the default model (see
-tests/test_served_llama.py, which records them again with ``COILVIS_RECORD_FIXTURES=1``).
+``llama_*`` recorded from a llama-cpp-python server (0.3.36) serving the default model's GGUF
+(tests/fixtures/served/record_llama.py records them again; tests/test_served_llama.py runs that
+server and compares it with transformers).
 """
 
 from __future__ import annotations
@@ -254,12 +255,17 @@ def test_the_entropy_estimate_is_a_lower_bound_and_ranks_are_true(case: tuple[np
     assert rec.entropy[0] <= full + 1e-4
     if k == len(logp):
         assert rec.entropy[0] == pytest.approx(full, abs=1e-4)
+    # rows that all end with their own token may have had it appended (llama.cpp): then
+    # one entry fewer is kept, and what is kept is a true top-k either way
+    assert rec.k in (k, k - 1) and (rec.k == k or k >= 2)
+    kept = np.sort(logp)[::-1][: rec.k]
+    np.testing.assert_allclose(np.sort(rec.topk_logits[0])[::-1], kept, atol=1e-5)
     for p in range(1, len(tokens)):  # position p predicts generated token p
         t = tokens[p]
         true_rank = 1 + int((logp > logp[t]).sum())
-        if true_rank <= k and (np.abs(logp - logp[t]) > 1e-6).sum() == len(logp) - 1:
+        if true_rank <= rec.k and (np.abs(logp - logp[t]) > 1e-6).sum() == len(logp) - 1:
             assert rec.next_rank[p] == true_rank
-        elif true_rank > k:
+        elif true_rank > rec.k:
             assert rec.next_rank[p] == -1 and rec.next_logprob[p] == pytest.approx(logp[t], abs=1e-5)
 
 
@@ -280,3 +286,58 @@ def test_read_rows_names_the_format() -> None:
 def test_alignment_hits_count_both_readings() -> None:
     legacy = read_legacy(load("openai_completions_echo")["choices"][0])
     assert alignment_hits(legacy, 2) == (4, 0)
+
+
+# ------------------------------------------------------------------------------ llama-cpp-python, recorded
+
+
+def test_llama_cpp_python_echo_rows_are_read_shifted_by_one() -> None:
+    """Recorded: its echoed top_logprobs[j] predicts tokens[j + 1], token_logprobs[j] is
+    tokens[j]'s own log-prob under that row (appended to it), row 0 is blanked, and the
+    last generated token (",") is missing from tokens though it is in the text."""
+    response = load("llama_completions_echo")
+    lp = response["choices"][0]["logprobs"]
+    assert response["choices"][0]["text"].endswith(" Paris,") and lp["tokens"][-1] == " Paris"
+    for j in range(1, len(lp["tokens"])):  # every row holds its own token, at token_logprobs[j]
+        assert lp["top_logprobs"][j][lp["tokens"][j]] == lp["token_logprobs"][j]
+    rec = coilvis.from_logprobs(response)
+    assert rec.extra["convention"] == "llama-cpp-python-echo" and rec.k == 5
+    assert rec.tokens == tuple(lp["tokens"])
+    # position 9 (" of") holds row 9: " Paris" first, at the value that row gives it
+    assert rec.token_text(int(rec.topk_ids[9, 0])) == " Paris"
+    assert rec.topk_logits[9, 0] == pytest.approx(lp["top_logprobs"][9][" Paris"], rel=1e-6)
+    # the next token's log-prob comes from its row (" of" after " city"), never from the
+    # misaligned token_logprobs (" of" repeating itself, about -9.7)
+    assert rec.next_logprob[8] == pytest.approx(lp["top_logprobs"][8][" of"], rel=1e-6)
+    assert lp["token_logprobs"][9] < -5 < rec.next_logprob[8]
+    # the appended own tokens are not part of any top-k
+    for p in range(1, rec.seq_len):
+        assert len(rec.topk_ids[p]) == 5 and rec.topk_logits[p].min() >= sorted(lp["top_logprobs"][p].values())[-5] - 1e-6
+    assert rec.extra["unknown_rows"] == [0]  # blanked by the server; coilvis.run_served asks for it again
+
+
+def test_llama_echo_read_as_openai_is_refused_as_shifted() -> None:
+    with pytest.raises(InconsistentLogprobsError, match="shifted against the tokens"):
+        coilvis.from_logprobs(load("llama_completions_echo"), convention="openai")
+    legacy = read_legacy(load("llama_completions_echo")["choices"][0])
+    own, nxt = alignment_hits(legacy, 5)
+    assert nxt > own + 4
+
+
+def test_llama_generation_and_chat_rows_describe_their_own_tokens() -> None:
+    rec = coilvis.from_logprobs(load("llama_completions"))
+    assert rec.extra["convention"] == "openai" and rec.tokens == (PROMPT_PLACEHOLDER, " Paris", ",", " France", ".")
+    assert rec.next_rank[:4].tolist() == [1, 1, 1, 1]  # greedy: every generated token was its row's first
+    echo = coilvis.from_logprobs(load("llama_completions_echo"))
+    np.testing.assert_allclose(rec.topk_logits[0], echo.topk_logits[9], atol=1e-6)  # after " of", either way
+    chat = coilvis.from_logprobs(load("llama_chat"))
+    content = load("llama_chat")["choices"][0]["logprobs"]["content"]
+    assert chat.tokens[1:] == tuple(c["token"] for c in content) and chat.k == 5
+    assert chat.next_rank[:-1].tolist() == [1] * len(content)
+
+
+def test_llama_convention_is_a_named_choice() -> None:
+    with pytest.raises(CoilvisTypeError, match="convention"):
+        coilvis.from_logprobs(load("llama_completions_echo"), convention="shifted")
+    with pytest.raises(InconsistentLogprobsError, match="echoed prompts only"):
+        coilvis.from_logprobs(load("llama_completions"), convention="llama-cpp-python-echo")

@@ -190,3 +190,33 @@ def test_a_served_record_has_every_row_it_was_asked_for() -> None:
     with fake_server(models=MODELS, completions=[echo()]) as server:
         rec = coilvis.run_served(PROMPT, server.url)
     assert np.isfinite(rec.topk_probs).all() and np.isfinite(rec.entropy).all()
+
+
+def _fixture(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_a_llama_cpp_python_server_is_read_shifted_and_asked_for_the_first_row() -> None:
+    """Recorded answers of llama-cpp-python serving the default model: its model adds no
+    BOS token (tokenize("") is empty), so its echo is read shifted by one, and the row
+    the echo blanks (after the first token) is asked for once more without echo."""
+    models = _fixture("llama_models")["data"]
+    echo_reply, first = _fixture("llama_completions_echo"), _fixture("llama_completions_first")
+    with fake_server(models=models, completions=[echo_reply, first], tokenize=[]) as server:
+        rec = coilvis.run_served("The Eiffel Tower is located in the city of", server.url, top_logprobs=5)
+    paths = [path for _, path, _ in server.requests]
+    assert paths == ["/v1/models", "/extras/tokenize", "/v1/completions", "/v1/completions"]
+    follow = _posts(server)[1]
+    assert follow["prompt"] == "The" and follow.get("echo") in (None, False) and follow["max_tokens"] == 1
+    assert rec.extra["convention"] == "llama-cpp-python-echo" and rec.model_name == "SmolLM2-135M-Instruct-Q4_1"
+    assert rec.seq_len == 10 and rec.extra["unknown_rows"] == []
+    row = first["choices"][0]["logprobs"]["top_logprobs"][0]
+    assert [rec.token_text(int(i)) for i in rec.topk_ids[0]] == sorted(row, key=lambda t: -row[t])[:5]
+    assert rec.token_text(int(rec.topk_ids[9, 0])) == " Paris"
+
+
+def test_a_llama_server_whose_model_adds_bos_is_read_as_openai() -> None:
+    models = _fixture("llama_models")["data"]
+    with fake_server(models=models, completions=[echo()], tokenize=[1]) as server:
+        rec = coilvis.run_served(PROMPT, server.url)
+    assert rec.extra["convention"] == "openai" and len(_posts(server)) == 1
