@@ -419,6 +419,35 @@ def test_empty_prompt_shows_a_message_and_closing_frees_the_session(server: Serv
     assert session.closed and session.current is None and len(session.history) == 0
 
 
+@pytest.mark.slow
+@pytest.mark.browser
+def test_edit_a_token_in_the_page_and_download_the_record(server: Server, browser_session: Any) -> None:
+    page = browser_session.open_url(server.url)
+    type_and_run(page, PROMPT)
+    wait_status(page, "Done")
+    xs, ys = page.column("page_prompt_source", "x"), page.column("page_prompt_source", "y")
+    the = server.app.pool._model("tiny").tokenizer(" the", add_special_tokens=False)["input_ids"][0]
+    pos = page.column("page_prompt_source", "token_id").index(the)
+    widths = page.column("page_prompt_source", "width")
+    page.click_data("page_prompt", xs[pos] + widths[pos] / 2, ys[pos])
+    page.page.wait_for_function("() => !Bokeh.documents[0].get_model_by_name('coilvis_edit_run').disabled")
+    assert page.model_attr("coilvis_edit_text", "value") == " the"
+    field = page.page.get_by_label("Replace it with")
+    field.fill(" a")
+    field.press("Tab")
+    page.page.get_by_role("button", name="Replace and run").click()
+    status = wait_status(page, "Done")
+    assert "compared with the run before" in status
+    assert page.model_attr("coilvis_prompt", "value") == PROMPT.replace(" the", " a", 1)
+    assert page.has_model("diff_coil_segments")
+    with page.page.expect_download() as info:
+        page.page.get_by_role("button", name="Record (.coil)").click()
+    assert info.value.suggested_filename.endswith(".coil")
+    record = coilvis.Record.load(info.value.path())
+    assert record.prompt == PROMPT.replace(" the", " a", 1)
+    page.close()
+
+
 def test_explore_embeds_the_app_with_the_notebooks_model(monkeypatch: pytest.MonkeyPatch, tiny_llama: Any, tiny_tokenizer: Any) -> None:
     """coilvis.explore hands bokeh.io.show the application (Bokeh runs it inside the
     kernel); each cell's document gets the explorer with the notebook's own model."""

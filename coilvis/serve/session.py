@@ -75,6 +75,7 @@ class ExplorerSession:
         self._lock = threading.Lock()
         self._wire()
         doc.add_root(self.c.root)
+        doc.add_root(self.c.download)  # referenced by no layout: a root of its own, so the page has it
         doc.title = "coilvis explorer"
 
     # ------------------------------------------------------------------ wiring
@@ -186,10 +187,11 @@ class ExplorerSession:
         self.runs += 1
         entry = Entry(_label(text, model, self.runs), model, text, record, comparison, time.perf_counter() - started, key=str(self.runs))
         self.history.append(entry)
-        self.set_status(self._done_text(entry))  # before drawing, so a drawing error stays visible
-        self._show(entry)
+        drawn = self._show(entry)
         if comparison is not None:
             self._show_diff(comparison)
+        if drawn:  # else the status says why the drawing failed
+            self.set_status(self._done_text(entry))
 
     def _done_text(self, entry: Entry) -> str:
         r = entry.record
@@ -201,14 +203,15 @@ class ExplorerSession:
         return f"Done in {entry.seconds:.2f} s: {r.seq_len} tokens on {entry.model}{lens}{diff}."
 
     # ------------------------------------------------------------------ showing
-    def _show(self, entry: Entry) -> None:
+    def _show(self, entry: Entry) -> bool:
+        """Make ``entry`` the tab's current run and draw it; False if drawing failed."""
         self.current = entry
         self.c.history.options = [(e.key, e.label) for e in reversed(self.history)]
         self.c.history.value = entry.key
         for button in (self.c.download_html, self.c.download_record, self.c.download_csv):
             button.disabled = False
         self.selected = None
-        self.redraw()
+        return self.redraw()
 
     def _pick_history(self, key: str) -> None:
         for entry in self.history:
@@ -226,22 +229,24 @@ class ExplorerSession:
         assert self.current is not None
         return view_options(self.c, self.current.record)
 
-    def redraw(self) -> None:
-        """Draw the current run again with the tab's settings (no model runs)."""
+    def redraw(self) -> bool:
+        """Draw the current run again with the tab's settings (no model runs); False
+        (and the reason in the status line) when the settings do not fit the run."""
         if self.current is None:
-            return
+            return False
         from coilvis.serve.options import draw_page
 
         try:
             layout = draw_page(self.current.record, *self.view_options())
         except CoilvisError as exc:
             self.set_status(f"Error: {exc}")
-            return
+            return False
         self.c.view.children = [layout]
         source = layout.select_one({"name": "page_prompt_source"})
         if source is not None:
             source.selected.on_change("indices", lambda attr, old, new: self._select(new))
         self._update_edit_panel()
+        return True
 
     def _show_diff(self, comparison: Comparison) -> None:
         from coilvis.serve.options import draw_diff
