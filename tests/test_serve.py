@@ -333,10 +333,11 @@ def server(_tiny_llama_eager: Any, tiny_tokenizer: Any) -> Iterator[Server]:
 _STATUS = "() => Bokeh.documents[0].get_model_by_name('coilvis_status').text"
 
 
-def wait_status(page: LoadedPage, prefix: str, timeout_s: float = 120) -> str:
+def wait_status(page: LoadedPage, prefix: str, timeout_s: float = 120, *, including: str = "") -> str:
+    """The status line once it starts with ``prefix`` (and holds ``including``)."""
     page.page.wait_for_function(
-        "(p) => { const s = Bokeh.documents[0].get_model_by_name('coilvis_status'); return s != null && s.text.startsWith(p) }",
-        arg=prefix, timeout=timeout_s * 1000,
+        "([p, i]) => { const s = Bokeh.documents[0].get_model_by_name('coilvis_status'); return s != null && s.text.startsWith(p) && s.text.includes(i) }",
+        arg=[prefix, including], timeout=timeout_s * 1000,
     )
     return str(page.evaluate(_STATUS))
 
@@ -436,8 +437,7 @@ def test_edit_a_token_in_the_page_and_download_the_record(server: Server, browse
     field.fill(" a")
     field.press("Tab")
     page.page.get_by_role("button", name="Replace and run").click()
-    status = wait_status(page, "Done")
-    assert "compared with the run before" in status
+    wait_status(page, "Done", including="compared with the run before")
     assert page.model_attr("coilvis_prompt", "value") == PROMPT.replace(" the", " a", 1)
     assert page.has_model("diff_coil_segments")
     with page.page.expect_download() as info:
