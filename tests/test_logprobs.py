@@ -341,3 +341,19 @@ def test_llama_convention_is_a_named_choice() -> None:
         coilvis.from_logprobs(load("llama_completions_echo"), convention="shifted")
     with pytest.raises(InconsistentLogprobsError, match="echoed prompts only"):
         coilvis.from_logprobs(load("llama_completions"), convention="llama-cpp-python-echo")
+
+
+def test_a_response_is_read_and_drawn_where_torch_cannot_be_imported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "import coilvis\n"
+        f"rec = coilvis.from_logprobs(json.load(open({str(FIXTURES / 'llama_completions_echo.json')!r})))\n"
+        f"coilvis.save(coilvis.page(rec), {str(tmp_path / 'page.html')!r})\n"
+        "print(rec.seq_len, sorted(m for m in ('torch', 'transformers', 'openai') if sys.modules.get(m) is not None))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "11 []" and (tmp_path / "page.html").stat().st_size > 0
