@@ -43,10 +43,17 @@ from typing import Any
 import numpy as np
 
 from coilvis.errors import CoilvisTypeError, InconsistentLogprobsError, NoLogprobsError
-from coilvis.logprobs_formats import TOL, Rows, chat_rows, completion_rows, field_of, vllm_rows
+from coilvis.logprobs_formats import (
+    TOL,
+    Rows,
+    chat_rows,
+    completion_rows,
+    field_of,
+    vllm_rows,
+)
 from coilvis.record import Record
 
-__all__ = ["ENTROPY_NOTE", "from_logprobs", "read_rows", "rows_record", "as_json", "is_topk_only", "other_mass"]
+__all__ = ["ENTROPY_NOTE", "as_json", "from_logprobs", "is_topk_only", "other_mass", "read_rows", "rows_record"]
 
 #: What a served Record's entropy is, said once for the views and the docs.
 ENTROPY_NOTE = "top-k estimate: the mass outside the top k counted as one bucket (a lower bound of the full entropy)"

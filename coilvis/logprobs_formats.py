@@ -54,10 +54,10 @@ __all__ = [
     "UNLIKELY",
     "Entry",
     "Rows",
-    "infer_k",
-    "top_rows",
     "chat_rows",
     "completion_rows",
+    "infer_k",
+    "top_rows",
     "vllm_rows",
 ]
 

@@ -122,14 +122,14 @@ def _adds_bos(base_url: str, model: str, timeout_s: float, api_key: str | None) 
     """Whether a llama-cpp-python server's model adds a BOS token (its tokenization of the
     empty text is not empty), or None when it cannot say."""
     root = base_url.rstrip("/")
-    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    root = root.removesuffix("/v1")
     body = json.dumps({"input": "", "model": model}).encode()
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(f"{root}/extras/tokenize", data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:  # noqa: S310 (the user's own server)
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
             tokens = json.loads(answer.read().decode("utf-8")).get("tokens")
     except (urllib.error.URLError, OSError, ValueError, AttributeError):
         return None

@@ -21,9 +21,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import coilvis
-from coilvis.errors import CoilvisError, CoilvisTypeError, InconsistentLogprobsError, NoLogprobsError
+from coilvis.errors import (
+    CoilvisError,
+    CoilvisTypeError,
+    InconsistentLogprobsError,
+    NoLogprobsError,
+)
 from coilvis.logprobs import ENTROPY_NOTE, is_topk_only, other_mass, read_rows
-from coilvis.logprobs_formats import PROMPT_PLACEHOLDER, alignment_hits, infer_k, read_legacy, Entry
+from coilvis.logprobs_formats import (
+    PROMPT_PLACEHOLDER,
+    Entry,
+    alignment_hits,
+    infer_k,
+    read_legacy,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "served"
 
@@ -224,7 +235,7 @@ def test_every_refusal_is_a_coilvis_error_and_a_value_error() -> None:
 
 
 def test_infer_k_sees_the_own_token_appended_below_the_top_k() -> None:
-    e = lambda t, v: Entry(t, v)  # noqa: E731
+    e = lambda t, v: Entry(t, v)
     rows = [[e("a", -0.1), e("b", -2.0), e("x", -9.0)], [e("c", -0.2), e("d", -1.5)], None]
     assert infer_k(rows, ["x", "c", None]) == 2  # row 1 lists its own token inside: k = 2
     assert infer_k([rows[0], [e("c", -0.2), e("d", -1.5), e("y", -8.0)]], ["x", "y"]) == 2  # all appended

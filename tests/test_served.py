@@ -16,6 +16,8 @@ import pytest
 
 pytest.importorskip("openai")
 
+from served_fake import fake_server, free_port
+
 import coilvis
 from coilvis import cli
 from coilvis.errors import (
@@ -26,7 +28,6 @@ from coilvis.errors import (
     ServerRequestError,
     ServerUnavailableError,
 )
-from served_fake import fake_server, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "served"
 PROMPT = "The capital of France is"

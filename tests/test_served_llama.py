@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from served_fake import free_port
 
 import coilvis
 from coilvis.errors import InconsistentLogprobsError
-from served_fake import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.xdist_group("llama_server")]  # one worker starts the servers
 
@@ -100,7 +100,7 @@ def llama_server(model: Path, log: Path, *extra: str) -> Iterator[str]:
             if proc.poll() is not None:
                 raise RuntimeError(f"the llama-cpp-python server exited ({proc.returncode}): {log.read_text(errors='replace')[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2):  # noqa: S310 (loopback)
+                with urllib.request.urlopen(f"{url}/models", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
@@ -219,7 +219,7 @@ def test_a_generated_continuation_is_greedy_and_its_rows_match(servers: dict[str
 def test_chat_rows_equal_the_transformers_run_of_the_rendered_conversation(servers: dict[str, str], default_model: Any) -> None:
     import openai
 
-    model, tokenizer, _ = default_model
+    _, tokenizer, _ = default_model
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     client = openai.OpenAI(base_url=servers["f32"], api_key="none")
     response = client.chat.completions.create(model=ALIAS, messages=messages, logprobs=True, top_logprobs=5, max_tokens=6, temperature=0)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bokeh.models import CustomJSHover, Div, HoverTool
+from browser import browser_session  # noqa: F401  (a fixture)
 
 import coilvis
-from browser import browser_session  # noqa: F401  (a fixture)
 from coilvis.errors import CoilvisValueError
 from coilvis.views.served import ENTROPY_LEGEND, ENTROPY_TITLE, LENS_UNAVAILABLE
 

@@ -17,7 +17,7 @@ from bokeh.models import Div
 from coilvis.record import Record
 from coilvis.views._style import ColorScale
 
-__all__ = ["LENS_UNAVAILABLE", "ENTROPY_TITLE", "ENTROPY_LEGEND", "is_topk_only", "entropy_scale", "sent_k", "lens_note"]
+__all__ = ["ENTROPY_LEGEND", "ENTROPY_TITLE", "LENS_UNAVAILABLE", "entropy_scale", "is_topk_only", "lens_note", "sent_k"]
 
 #: The one line the page and :func:`coilvis.lens` give for a served model's Record.
 LENS_UNAVAILABLE = (
