@@ -368,3 +368,11 @@ def test_a_response_is_read_and_drawn_where_torch_cannot_be_imported(tmp_path: P
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == "11 []" and (tmp_path / "page.html").stat().st_size > 0
+
+
+def test_records_with_ids_numbered_locally_are_not_compared() -> None:
+    a = coilvis.from_logprobs(load("llama_completions_echo"))
+    with pytest.raises(coilvis.CoilvisError, match="a: its server sent token texts, not ids"):
+        coilvis.compare(a, a)
+    with pytest.raises(coilvis.CoilvisError, match="b: its server sent token texts"):
+        coilvis.compare(coilvis.from_logprobs(load("vllm_completions_prompt_logprobs")), a)

@@ -46,6 +46,12 @@ FULL_MASS = 1.0 - 1e-6
 
 def _check_same_vocabulary(a: Record, b: Record) -> None:
     """Refuse records whose token ids mean different things."""
+    for name, rec in (("a", a), ("b", b)):
+        if rec.extra.get("token_ids") == "local":  # coilvis.from_logprobs: ids numbered per record
+            raise CoilvisValueError(
+                f"{name}: its server sent token texts, not ids (its ids are numbered within the record), so it "
+                "cannot be compared with another record position by position"
+            )
     if a.d_vocab != b.d_vocab:
         raise CoilvisValueError(
             f"b: comes from a model with {b.d_vocab} vocabulary entries, a from one with {a.d_vocab}; "
