@@ -84,7 +84,7 @@ def _choice(response: Mapping[str, Any]) -> Mapping[str, Any]:
     return choices[0]
 
 
-def read_rows(response: Any, *, convention: str = "auto", k: int | None = None) -> Rows:
+def read_rows(response: Any, *, convention: str = "auto", k: int | None = None, prefer_echo: bool = False) -> Rows:
     """The response's rows in the Record's order, its format found from its fields.
 
     vLLM's ``prompt_logprobs`` first (on the response or its first choice), then chat
@@ -96,6 +96,8 @@ def read_rows(response: Any, *, convention: str = "auto", k: int | None = None) 
         convention: ``"auto"``, or for an echoed legacy completion ``"openai"`` or
             ``"llama-cpp-python-echo"`` (:mod:`coilvis.logprobs_formats`).
         k: the top-k asked for, when known (else inferred from the rows).
+        prefer_echo: read a legacy echo (the prompt and the generated tokens) before
+            vLLM's ``prompt_logprobs`` (the prompt only) when a response holds both.
 
     Raises:
         NoLogprobsError: no log-probabilities, or no alternatives, in the response.
@@ -104,9 +106,10 @@ def read_rows(response: Any, *, convention: str = "auto", k: int | None = None) 
     data = as_json(response)
     choice = _choice(data)
     model = data.get("model") if isinstance(data.get("model"), str) else ""
-    if data.get("prompt_logprobs") is not None or choice.get("prompt_logprobs") is not None:
-        return vllm_rows(data, choice, model=model)
     logprobs = field_of(choice, "logprobs", "response.choices[0]", required=False)
+    echoed = isinstance(logprobs, Mapping) and logprobs.get("tokens") is not None
+    if (data.get("prompt_logprobs") is not None or choice.get("prompt_logprobs") is not None) and not (prefer_echo and echoed):
+        return vllm_rows(data, choice, model=model)
     if logprobs is None:
         raise NoLogprobsError(
             "response: has no logprobs; ask for them (chat: logprobs=True, top_logprobs=k; "

@@ -220,7 +220,7 @@ def run_served(
             model=name, prompt=prompt, echo=True, logprobs=k, max_tokens=max_tokens + 1, temperature=0.0
         ),
     )
-    rows = read_rows(response, convention=convention, k=k)
+    rows = read_rows(response, convention=convention, k=k, prefer_echo=True)  # vLLM: its echo covers the generated tokens too
     if rows.convention == "llama-cpp-python-echo" and rows.top[0] is None:
         rows = _first_row(client, base_url, name, rows, rows.k)
     keep = min(len(rows.tokens), _prompt_length(rows, prompt) + max_tokens)

@@ -221,3 +221,14 @@ def test_a_llama_server_whose_model_adds_bos_is_read_as_openai() -> None:
     with fake_server(models=models, completions=[echo()], tokenize=[1]) as server:
         rec = coilvis.run_served(PROMPT, server.url)
     assert rec.extra["convention"] == "openai" and len(_posts(server)) == 1
+
+
+def test_an_echo_is_read_before_vllms_prompt_logprobs() -> None:
+    """vLLM answers an echo with both; the echo also holds the generated token's row."""
+    reply = echo()
+    vllm = _fixture("vllm_completions_prompt_logprobs")["choices"][0]
+    reply["choices"][0].update(prompt_logprobs=vllm["prompt_logprobs"], prompt_token_ids=vllm["prompt_token_ids"])
+    with fake_server(models=MODELS, completions=[reply]) as server:
+        rec = coilvis.run_served(PROMPT, server.url)
+    assert rec.extra["served_format"] == "completions" and rec.extra["unknown_rows"] == []
+    assert coilvis.from_logprobs(reply).extra["served_format"] == "vllm"
