@@ -307,6 +307,25 @@ def test_tapping_the_coil_pans_the_lens_to_the_position(browser_session, tmp_pat
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.xdist_group("browser")
+def test_autoplay_leaves_the_lens_on_its_last_positions(browser_session, tmp_path) -> None:  # noqa: F811
+    """The unwind plays from position 0 as the page opens: the lens outlines each position
+    it passes but stays on the last positions; a tap still pans it."""
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=7)
+    view = page(rec, k=3, coil_options={"animate": True, "duration_s": 6.0}, lens_options={"max_width_px": 400})
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "play.html"), viewport=(1500, 1400))
+    x_range = "() => { const r = Bokeh.documents[0].get_model_by_name('lens_x_range'); return [r.start, r.end] }"
+    loaded.page.wait_for_function(
+        "() => { const h = Bokeh.documents[0].get_model_by_name('lens_highlight'); return h.data.pos[0] >= 3 && h.data.pos[0] < 40 }",
+        timeout=30_000,
+    )
+    assert loaded.model_attr("coil_unwind_play", "label").startswith("\u275a")  # still playing
+    assert loaded.evaluate(x_range) == [52.5, 59.5]
+    assert loaded.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
 def test_page_without_lens_renders(browser_session, record: coilvis.Record, tmp_path) -> None:  # noqa: F811
     view = page(dataclasses.replace(record, lens=None), k=K)
     loaded = browser_session.open(coilvis.save(view, tmp_path / "page.html"))

@@ -74,7 +74,9 @@ filter.indices = rows
 header.text = "Top " + k + " next tokens at position " + pos
 if (highlight != null) {
   highlight.data = {pos: [pos]}
-  if (x_range != null && pos >= lo && pos < hi) {
+  // while the unwind plays, the lens outlines its position but stays where the reader left it
+  const following = play != null && play.label.startsWith("\u275a")
+  if (x_range != null && !following && pos >= lo && pos < hi) {
     const w = x_range.end - x_range.start
     if (pos < x_range.start + 0.5 || pos > x_range.end - 0.5) {
       let s = Math.min(Math.max(pos - w / 2, lo - 0.5), hi - 0.5 - w)
@@ -331,10 +333,13 @@ def _link(
     table_filter: IndexFilter,
     header: Div,
     k: int,
+    play: Any = None,
 ) -> None:
     """Tapping a coil segment, a lens cell or a prompt token selects its position
     everywhere: the table's rows and header, the lens's column (panned to), the
-    prompt's token, the coil's segment."""
+    prompt's token, the coil's segment. While the unwind plays (``play``, its button,
+    says pause) the positions it passes are selected too, but the lens is not panned:
+    it stays on the window the reader sees (the last positions, at first)."""
     n = record.seq_len
     args: dict[str, Any] = {
         "filter": table_filter,
@@ -347,6 +352,7 @@ def _link(
         "hi": n,
         "segments": None,
         "prompt": prompt,
+        "play": play,
     }
     if lens is not None:
         lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
@@ -441,7 +447,8 @@ def page(
     side, table_filter, header = _topk_table(record, k=k)
     parts = lens_figure(record, **lens_kw) if record.lens is not None else None
     prompt_fig, prompt = _prompt_panel(record, whitespace=whitespace)
-    _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k)
+    play = coil_layout.select_one({"name": "coil_unwind_play"})
+    _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
     views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX))
     root = column(prompt_fig, column(*views), name="page_root")  # the prompt's frame not aligned to the lens's
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
