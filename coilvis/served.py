@@ -85,6 +85,10 @@ def _call(base_url: str, what: str, request: Any) -> Any:
             f"base_url: no server answered {what} at {base_url} after {MAX_RETRIES + 1} tries ({type(exc).__name__}: {exc}); "
             "is it running, and is the URL right (it usually ends in /v1)?"
         ) from exc
+    except openai.NotFoundError as exc:  # vLLM, OpenAI: "The model `x` does not exist"
+        words = _words(exc)
+        error = ServedModelNotFoundError if "model" in words.lower() else ServerRequestError
+        raise error(f"base_url: the server at {base_url} refused {what}: HTTP 404: {words}") from exc
     except openai.APIStatusError as exc:
         raise ServerRequestError(f"base_url: the server at {base_url} refused {what}: HTTP {exc.status_code}: {_words(exc)}") from exc
 
@@ -101,8 +105,14 @@ def _words(exc: Any) -> str:
 
 
 def _choose_model(client: Any, base_url: str, model: str | None) -> tuple[str, str]:
-    """The model to ask for and its ``owned_by``; refusing one the server does not list."""
-    listing = _call(base_url, "the list of its models (/models)", lambda: client.models.list())
+    """The model to ask for and its ``owned_by``; refusing one the server does not list
+    (a server without a list is asked for ``model`` as given)."""
+    try:
+        listing = _call(base_url, "the list of its models (/models)", lambda: client.models.list())
+    except (ServerRequestError, ServedModelNotFoundError):
+        if model is None:
+            raise
+        return model, ""
     served = [(str(m.id), str(getattr(m, "owned_by", "") or "")) for m in getattr(listing, "data", [])]
     if not served:
         if model is None:

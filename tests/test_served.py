@@ -232,3 +232,23 @@ def test_an_echo_is_read_before_vllms_prompt_logprobs() -> None:
         rec = coilvis.run_served(PROMPT, server.url)
     assert rec.extra["served_format"] == "completions" and rec.extra["unknown_rows"] == []
     assert coilvis.from_logprobs(reply).extra["served_format"] == "vllm"
+
+
+def test_a_server_without_a_model_list_is_asked_for_the_model_given() -> None:
+    missing = (404, {"error": {"message": "The model `gpt-5` does not exist.", "type": "NotFoundError"}})
+    with fake_server(models=MODELS, completions=[echo(), missing]) as server:
+        original = server.answer
+
+        def answer(method: str, path: str, body: Any) -> tuple[int, Any]:
+            if path.endswith("/models"):
+                server.requests.append((method, path, body))
+                return 404, {"detail": "Not Found"}
+            return original(method, path, body)
+
+        server.answer = answer  # type: ignore[method-assign]
+        rec = coilvis.run_served(PROMPT, server.url, model="gpt-3.5-turbo-instruct")
+        assert rec.model_name == "gpt-3.5-turbo-instruct"
+        with pytest.raises(ServedModelNotFoundError, match="HTTP 404: The model `gpt-5` does not exist"):
+            coilvis.run_served(PROMPT, server.url, model="gpt-5")
+        with pytest.raises(ServerRequestError, match="/models"):
+            coilvis.run_served(PROMPT, server.url)  # no list and no model named: nothing to ask for
