@@ -33,6 +33,7 @@ __all__ = [
     "block_size",
     "blocked_topk",
     "row_stats",
+    "softmax_into",
     "StatsThreads",
     "stat_blocks",
 ]
@@ -108,6 +109,17 @@ def blocked_topk(x: torch.Tensor, k: int, block: int | None) -> tuple[torch.Tens
     return values, ids
 
 
+def softmax_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(x, dim=-1)`` of (rows, V) float32 logits, written into ``out``:
+    a fresh block-sized result would be new pages every block (about a third of the
+    softmax's time on a CPU)."""
+    try:
+        return torch.ops.aten._softmax.out(x, -1, False, out=out)
+    except (AttributeError, RuntimeError, NotImplementedError):  # a torch without the out= form
+        out.copy_(torch.softmax(x, dim=-1))
+        return out
+
+
 def _rank(x: torch.Tensor, value: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
     """(rows,) int32 1-based rank of ``value`` (rows, 1) in each row of ``x``: 1 + the
     number of entries strictly greater, counted as float32 ones (exact below 2**24
@@ -145,7 +157,8 @@ def row_stats(
         work: reusable buffers.
         probs_out: (P, V) where the final row's probabilities go (``final is None``).
         keep_probs: also return the rows' probabilities as ``probs`` (a layer's rows;
-            the final row's are in ``probs_out``).
+            the final row's are in ``probs_out``); they live in ``work`` and are
+            overwritten by the next call with the same workspace.
 
     Returns:
         ``(stats, final)``: tensors of shape (n_groups * P, ...), with ``log_z`` (the
@@ -162,7 +175,7 @@ def row_stats(
     if final is not None:
         top_logit = x.gather(1, final.top_ids.repeat(n_groups, 1))
         top_rank = _rank(x, top_logit, buf)
-    probs = torch.softmax(x, dim=-1)
+    probs = softmax_into(x, work.get("probs", (rows, d_vocab), x.device))
     log_z = top_v[:, 0] - probs.gather(1, top_i[:, :1]).squeeze(1).log()
     if not bool(torch.isfinite(log_z).all()):  # NaN or +inf logits
         return {"bad": ~torch.isfinite(log_z)}, None
