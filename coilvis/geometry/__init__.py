@@ -10,6 +10,8 @@ and over arcs (``m`` up to 50,000 and beyond). One module a job:
 - :mod:`~coilvis.geometry.unwind`: the blend from coil to line (the reference of the
   page's animation);
 - :mod:`~coilvis.geometry.bands`: group bands outside the segments;
+- :mod:`~coilvis.geometry.shares`: segments split radially into shares of their area
+  (the coil's mass rings);
 - :mod:`~coilvis.geometry.arcs`: arcs between positions, and the constants a page's
   JavaScript draws them with;
 - :mod:`~coilvis.geometry.angles`: wrapping, upright text, rotations.
@@ -71,7 +73,8 @@ from coilvis.geometry.layout import (
 )
 from coilvis.geometry.line import unwound_layout, wrapped_line_layout
 from coilvis.geometry.spiral import spiral_arc_len, spiral_phi_rad
-from coilvis.geometry.unwind import interpolate, unwind_anchors, unwind_positions, unwind_weights
+from coilvis.geometry.shares import radial_pieces, share_bounds, split_radially
+from coilvis.geometry.unwind import interpolate, unwind_anchors, unwind_shares, unwind_positions, unwind_weights
 
 __all__ = [
     "Layout",
@@ -88,7 +91,11 @@ __all__ = [
     "unwind_weights",
     "unwind_positions",
     "unwind_anchors",
+    "unwind_shares",
     "interpolate",
+    "share_bounds",
+    "radial_pieces",
+    "split_radially",
     "group_band",
     "arc_anchors",
     "arc_curves",

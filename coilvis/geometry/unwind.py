@@ -16,6 +16,9 @@ so no segment collapses on the way, as a point-wise blend would make the segment
 tangent points against the line's direction do; the points where arcs attach
 (:func:`unwind_anchors`) travel with their segment in the same way, and a label turns
 from its upright angle on the coil to the line's without ever reading upside down.
+A segment's shares (:mod:`coilvis.geometry.shares`: the coil's mass rings) are cut from
+the moving segment at radial parameters blended by the same weight
+(:func:`unwind_shares`), so they tile it at every moment.
 Weights 0 and 1 return the coiled and the unwound values exactly. With ``front_width =
 1`` positions below ``floor(progress)`` are on the line, positions at or above
 ``ceil(progress)`` are still coiled, and the one in between is on its way: the coil
@@ -37,8 +40,9 @@ from coilvis.geometry.angles import rotate, upright_angle_rad, wrap_angle_rad
 from coilvis.geometry.arcs import arc_anchors
 from coilvis.geometry.layout import Layout, check_layout, layout_bounds
 from coilvis.geometry.line import unwound_layout
+from coilvis.geometry.shares import radial_pieces
 
-__all__ = ["unwind_weights", "unwind_positions", "unwind_anchors", "interpolate"]
+__all__ = ["unwind_weights", "unwind_positions", "unwind_anchors", "unwind_shares", "interpolate"]
 
 
 def unwind_weights(n: int, progress: float, *, front_width: float = 1.0) -> np.ndarray:
@@ -235,6 +239,55 @@ def unwind_anchors(
     )
     return x[:, 0], y[:, 0]
 
+
+def unwind_shares(
+    layout: Layout,
+    progress: float,
+    coil_bounds: Any,
+    line_bounds: Any,
+    *,
+    unwound: Layout | None = None,
+    front_width: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's shares (:mod:`coilvis.geometry.shares`) while the coil unwinds.
+
+    The pieces are cut from the moving segment itself (:func:`unwind_positions`), at radial
+    parameters blended linearly by its weight, ``t = t_coil + w * (t_line - t_coil)``: they
+    tile it at every moment, and are the coil's pieces at weight 0 and the line's at 1.
+
+    Args:
+        layout: the coiled ``Layout``.
+        progress: unwinding front, in ``[0, n - 1 + front_width]``.
+        coil_bounds: (n, p + 1) the shares' radial parameters on the coil
+            (:func:`~coilvis.geometry.share_bounds` of its polygons).
+        line_bounds: (n, p + 1) the same on the line.
+        unwound: the line to unwind to (default ``unwound_layout(layout)``).
+        front_width: positions on their way at once, >= 1.
+
+    Returns:
+        ``(xs, ys)``: (n, p, m) each, as :func:`~coilvis.geometry.radial_pieces` gives them.
+
+    Example:
+        >>> from coilvis.geometry import circle_layout, share_bounds, split_radially
+        >>> coil = circle_layout(6)
+        >>> line = unwound_layout(coil)
+        >>> frac = [[0.8, 0.2]] * 6
+        >>> t0, t1 = share_bounds(coil.poly_xs, coil.poly_ys, frac), share_bounds(line.poly_xs, line.poly_ys, frac)
+        >>> xs, _ = unwind_shares(coil, 6.0, t0, t1)
+        >>> bool(np.array_equal(xs, split_radially(line.poly_xs, line.poly_ys, frac)[0]))
+        True
+    """
+    layout, unwound = _check_pair(layout, unwound)
+    t0, t1 = np.asarray(coil_bounds, dtype=np.float64), np.asarray(line_bounds, dtype=np.float64)
+    if t0.ndim != 2 or t0.shape[0] != layout.n:
+        raise CoilvisValueError(f"coil_bounds: expected shape ({layout.n}, p + 1), got {t0.shape}")
+    if t1.shape != t0.shape:
+        raise CoilvisValueError(f"line_bounds: expected the shape of coil_bounds {t0.shape}, got {t1.shape}")
+    w = unwind_weights(layout.n, progress, front_width=front_width)
+    mid = _blend(layout, unwound, w)
+    wc = w[:, None]
+    t = np.where(wc == 0.0, t0, np.where(wc == 1.0, t1, t0 + wc * (t1 - t0)))
+    return radial_pieces(mid.poly_xs, mid.poly_ys, t)
 
 def interpolate(
     layout: Layout,
