@@ -243,16 +243,48 @@ def _softcap(value: Any) -> float | None:
     return float(value) if value is not None and float(value) > 0 else None
 
 
+def execution_device(module: Any) -> torch.device | None:
+    """Where a module computes: the device accelerate's hook moves its inputs to (a
+    dispatched model's layers may keep their weights on another device, or on ``meta``
+    while offloaded to CPU or disk), else the device of its weight; ``None`` when it
+    has no weight."""
+    hook = getattr(module, "_hf_hook", None)
+    for candidate in (hook, *getattr(hook, "hooks", ())):
+        device = getattr(candidate, "execution_device", None)
+        if device is not None:
+            return torch.device(device) if not isinstance(device, torch.device) else device
+    w = _weight_of(module)
+    return w.device if w is not None else None
+
+
+def input_device(model: Any) -> torch.device:
+    """Where a transformers model wants its input ids: the device its input embeddings
+    compute on (accelerate's hook when the model is dispatched; its embeddings may be
+    offloaded), else its first parameter's."""
+    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    device = execution_device(embed) if embed is not None else None
+    if device is None or device.type == "meta":
+        hook = getattr(model, "_hf_hook", None)
+        device = getattr(hook, "execution_device", None) or next(model.parameters()).device
+    return torch.device(device)
+
+
 def _decoder(norm: Any, head: Any, softcap: float | None, description: str) -> Decoder:
-    """A :class:`Decoder` in the dtype and on the device of the head's weight."""
+    """A :class:`Decoder` in the dtype of the head's weight, on the device it computes on."""
     w = _weight_of(head)
+    device = execution_device(head)
+    if device is not None and device.type == "meta":
+        raise CoilvisValueError(
+            "model: its output head has no weights (they are on the 'meta' device and no accelerate hook loads them); "
+            "load or dispatch the model fully before running it"
+        )
     return Decoder(
         norm=norm,
         unembed=head,
         softcap=softcap,
         description=description + (f" -> softcap {softcap:g}" if softcap else ""),
         dtype=w.dtype if w is not None and w.is_floating_point() else torch.float32,
-        device=w.device if w is not None else None,
+        device=device,
     )
 
 

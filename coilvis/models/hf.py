@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from coilvis.errors import CoilvisValueError, MissingDependencyError, ModelNotFoundError
-from coilvis.models.anatomy import ResidualRow, collect_residuals, final_residual_hook, mid_residual_hooks, n_layers_of, residual_layout
+from coilvis.models.anatomy import input_device, ResidualRow, collect_residuals, final_residual_hook, mid_residual_hooks, n_layers_of, residual_layout
 
 __all__ = ["load_hf", "attention_modules", "eager_attention", "forward", "encode", "forward_for_record"]
 
@@ -193,7 +193,7 @@ def forward(
         asked a tuple of n_layers + 1 tensors (seq_len, d_model) (the last one already
         through the final norm, as transformers returns it), else ``None``.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids = input_ids.reshape(1, -1).to(device)
     handles = []
     if attention_hook is not None:
