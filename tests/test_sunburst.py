@@ -98,6 +98,9 @@ def test_hover_holds_the_continuation_both_probabilities_and_the_entropy(tree: T
     assert d["entropy_bits"][leaf] == pytest.approx(tree.entropy[leaf] / LN2, rel=1e-6)
     other = int(tree.children(0)[-1])
     assert d["token"][other] == "(other tokens)" and d["id_text"][other] == f"{tree.d_vocab - 3:,} tokens"
+    assert d["path_label"][other] == "(other tokens)"
+    deeper = int(tree.children(tree.children(0)[0])[-1])
+    assert d["path_label"][deeper] == display(tree.continuation(deeper)) + " (other tokens)"
     assert d["path_label"][0] == display(PROMPT) and d["token"][0] == "(the prompt)"
     hover = view.model("sunburst_hover")
     assert hover.renderers == [view.model("sunburst_wedges")]

@@ -198,7 +198,8 @@ def node_columns(tree: Tree, values: np.ndarray, *, label_chars: int, whitespace
         elif tree.is_other[i]:
             labels.append("other")
             tokens.append(OTHER_LABEL)
-            paths.append(display(tree.continuation(i)) + " " + OTHER_LABEL)
+            before = tree.continuation(i)
+            paths.append(display(before) + " " + OTHER_LABEL if before else OTHER_LABEL)
             parent = int(tree.parent[i])
             ids.append(f"{tree.d_vocab - int(kept[parent]):,} tokens")
         else:
