@@ -29,6 +29,7 @@ __all__ = [
     # models and runs
     "load_model",
     "run",
+    "run_many",
     "from_logits",
     "from_cache",
     "compare",
@@ -60,6 +61,7 @@ _LAZY = {
     "explore": "coilvis.serve",
     "load_model": "coilvis.models",
     "run": "coilvis.runner",
+    "run_many": "coilvis.runner",
     "from_logits": "coilvis.runner",
     "from_cache": "coilvis.runner",
     "from_logprobs": "coilvis.logprobs",

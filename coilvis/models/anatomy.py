@@ -394,7 +394,7 @@ def _mid_residual_input(model: Any) -> str:
     return attr
 
 
-def mid_residual_hooks(model: Any, mids: dict[int, torch.Tensor]) -> list[Any]:
+def mid_residual_hooks(model: Any, mids: dict[int, torch.Tensor], *, batch: bool = False) -> list[Any]:
     """Hooks that keep the residual stream after each layer's attention.
 
     After the forward pass ``mids[i]`` holds layer ``i``'s residual after attention
@@ -407,6 +407,7 @@ def mid_residual_hooks(model: Any, mids: dict[int, torch.Tensor]) -> list[Any]:
     Args:
         model: a transformers causal LM.
         mids: filled in place, layer index -> tensor.
+        batch: keep every batch row, ``(batch, seq_len, d_model)``, not row 0 only.
 
     Returns:
         The hook handles; call ``.remove()`` on each after the forward pass.
@@ -430,18 +431,18 @@ def mid_residual_hooks(model: Any, mids: dict[int, torch.Tensor]) -> list[Any]:
             )
 
         def hook(mod: Any, args: Any, i: int = i) -> None:
-            mids[i] = args[0][0].detach().clone()
+            mids[i] = (args[0] if batch else args[0][0]).detach().clone()
 
         handles.append(module.register_forward_pre_hook(hook))
     return handles
 
 
-def final_residual_hook(model: Any, store: dict[str, torch.Tensor]) -> Any:
+def final_residual_hook(model: Any, store: dict[str, torch.Tensor], *, batch: bool = False) -> Any:
     """A hook that keeps the last block's output, the input of the final norm.
 
     ``store["final"]`` becomes ``(seq_len, d_model)`` (batch row 0): the layout's last
     row (:func:`final_row_name`), with which the lens checks its decoder against the
-    model's own logits.
+    model's own logits; with ``batch``, ``(batch, seq_len, d_model)``, every row.
 
     Returns:
         The hook handle (``.remove()`` it after the forward pass), or ``None`` when the
@@ -455,6 +456,6 @@ def final_residual_hook(model: Any, store: dict[str, torch.Tensor]) -> Any:
         return None
 
     def hook(mod: Any, args: Any) -> None:
-        store["final"] = args[0][0].detach().clone()
+        store["final"] = (args[0] if batch else args[0][0]).detach().clone()
 
     return norm.register_forward_pre_hook(hook)

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 from coilvis.errors import CoilvisValueError, MissingDependencyError, ModelNotFoundError
 from coilvis.models.anatomy import input_device, ResidualRow, collect_residuals, final_residual_hook, mid_residual_hooks, n_layers_of, residual_layout
 
-__all__ = ["load_hf", "attention_modules", "eager_attention", "forward", "encode", "forward_for_record"]
+__all__ = ["load_hf", "attention_modules", "eager_attention", "forward", "encode", "forward_for_record", "forward_batch_for_record"]
 
 
 def _transformers() -> Any:
@@ -171,6 +171,39 @@ def eager_attention(model: Any) -> Iterator[None]:
         model.set_attn_implementation(current)
 
 
+def _attention_hooks(model: Any, attention_hook: Any) -> list[Any]:
+    """Forward hooks handing each layer's (batch, n_heads, seq_len, seq_len) pattern to
+    ``attention_hook(layer, pattern)``, then dropping it from the layer's output."""
+    handles = []
+    for layer, module in enumerate(attention_modules(model)):
+
+        def hook(mod: Any, args: Any, output: Any, layer: int = layer) -> Any:
+            if not (isinstance(output, tuple) and len(output) > 1 and isinstance(output[1], torch.Tensor)):
+                raise CoilvisValueError(f"attention: layer {layer} of {type(model).__name__} returned no attention pattern")
+            attention_hook(layer, output[1])
+            return (output[0], None) + tuple(output[2:])
+
+        handles.append(module.register_forward_hook(hook))
+    return handles
+
+
+def _hooked_pass(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor | None, *, attention_hook: Any, hidden_states: bool
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """One forward pass of (batch, seq_len) ids without gradients: (batch, seq_len, d_vocab)
+    logits and, when asked, transformers' hidden states (batch, seq_len, d_model)."""
+    handles = _attention_hooks(model, attention_hook) if attention_hook is not None else []
+    kwargs: dict[str, Any] = {} if mask is None else {"attention_mask": mask}
+    try:
+        ctx = eager_attention(model) if attention_hook is not None else contextlib.nullcontext()
+        with ctx, torch.inference_mode():
+            out = model(input_ids=ids, use_cache=False, output_hidden_states=hidden_states, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return out.logits, (tuple(out.hidden_states) if hidden_states else None)
+
+
 def forward(
     model: Any,
     input_ids: torch.Tensor,
@@ -195,28 +228,9 @@ def forward(
     """
     device = input_device(model)
     ids = input_ids.reshape(1, -1).to(device)
-    handles = []
-    if attention_hook is not None:
-        for layer, module in enumerate(attention_modules(model)):
-
-            def hook(mod: Any, args: Any, output: Any, layer: int = layer) -> Any:
-                if not (isinstance(output, tuple) and len(output) > 1 and isinstance(output[1], torch.Tensor)):
-                    raise CoilvisValueError(
-                        f"attention: layer {layer} of {type(model).__name__} returned no attention pattern"
-                    )
-                attention_hook(layer, output[1][0])
-                return (output[0], None) + tuple(output[2:])
-
-            handles.append(module.register_forward_hook(hook))
-    try:
-        ctx = eager_attention(model) if attention_hook is not None else contextlib.nullcontext()
-        with ctx, torch.inference_mode():
-            out = model(input_ids=ids, use_cache=False, output_hidden_states=hidden_states)
-    finally:
-        for h in handles:
-            h.remove()
-    hidden = tuple(h[0] for h in out.hidden_states) if hidden_states else None
-    return out.logits[0], hidden
+    hook = None if attention_hook is None else (lambda layer, pattern: attention_hook(layer, pattern[0]))
+    logits, hidden = _hooked_pass(model, ids, None, attention_hook=hook, hidden_states=hidden_states)
+    return logits[0], (tuple(h[0] for h in hidden) if hidden is not None else None)
 
 
 def encode(tokenizer: Any, prompt: str, *, prepend_bos: bool | None = None) -> np.ndarray:
@@ -235,6 +249,46 @@ def encode(tokenizer: Any, prompt: str, *, prepend_bos: bool | None = None) -> n
     elif prepend_bos is False and bos is not None and ids and ids[0] == bos:
         ids = ids[1:]
     return np.asarray(ids, dtype=np.int64)
+
+
+def _record_pass(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor | None, *, attention_hook: Any, residuals: bool, mid: bool
+) -> tuple[torch.Tensor, Any, int]:
+    """The pass both record forwards make: (batch, seq_len, d_vocab) logits, a function
+    ``rows(b, n)`` giving batch row ``b``'s first ``n`` positions of the residual layout
+    (``None`` without ``residuals``), and the layer count."""
+    n_layers = n_layers_of(model)
+    mids: dict[int, torch.Tensor] = {}
+    final: dict[str, torch.Tensor] = {}
+    handles = []
+    if residuals:
+        handle = final_residual_hook(model, final, batch=True)
+        handles = [handle] if handle is not None else []
+        if mid:
+            handles += mid_residual_hooks(model, mids, batch=True)
+    try:
+        logits, hidden = _hooked_pass(model, ids, mask, attention_hook=attention_hook, hidden_states=residuals)
+    finally:
+        for h in handles:
+            h.remove()
+    if not residuals:
+        return logits, None, n_layers
+    assert hidden is not None
+    layout = residual_layout(n_layers, mid=mid)
+
+    def rows(b: int, n: int) -> list[tuple[str, torch.Tensor]]:
+        def tensor_of(row: ResidualRow) -> torch.Tensor | None:
+            if row.where == "mid":
+                t = mids.get(row.layer)
+            elif row.where == "pre":
+                t = hidden[0]
+            else:
+                t = final.get("final") if row.layer == n_layers - 1 else hidden[row.layer + 1]
+            return None if t is None else t[b, :n]
+
+        return collect_residuals(layout, tensor_of)
+
+    return logits, rows, n_layers
 
 
 def forward_for_record(
@@ -263,29 +317,57 @@ def forward_for_record(
         last hidden state is already normed), and with it the lens checks its decoder
         against the logits.
     """
-    n_layers = n_layers_of(model)
-    mids: dict[int, torch.Tensor] = {}
-    final: dict[str, torch.Tensor] = {}
-    handles = []
-    if residuals:
-        handle = final_residual_hook(model, final)
-        handles = [handle] if handle is not None else []
-        if mid:
-            handles += mid_residual_hooks(model, mids)
-    try:
-        logits, hidden = forward(model, input_ids, attention_hook=attention_hook, hidden_states=residuals)
-    finally:
-        for h in handles:
-            h.remove()
-    if not residuals:
-        return logits, None, n_layers
-    assert hidden is not None
+    device = input_device(model)
+    ids = input_ids.reshape(1, -1).to(device)
+    hook = None if attention_hook is None else (lambda layer, pattern: attention_hook(layer, pattern[0]))
+    logits, rows, n_layers = _record_pass(model, ids, None, attention_hook=hook, residuals=residuals, mid=mid)
+    return logits[0], (rows(0, ids.shape[1]) if rows is not None else None), n_layers
 
-    def tensor_of(row: ResidualRow) -> torch.Tensor | None:
-        if row.where == "mid":
-            return mids.get(row.layer)
-        if row.where == "pre":
-            return hidden[0]
-        return final.get("final") if row.layer == n_layers - 1 else hidden[row.layer + 1]
 
-    return logits, collect_residuals(residual_layout(n_layers, mid=mid), tensor_of), n_layers
+def forward_batch_for_record(
+    model: Any,
+    batch_ids: Sequence[torch.Tensor],
+    *,
+    attention_hooks: Sequence[Any] | None = None,
+    residuals: bool = False,
+    mid: bool = False,
+    pad_id: int = 0,
+) -> list[tuple[torch.Tensor, list[tuple[str, torch.Tensor]] | None, int]]:
+    """:func:`forward_for_record` of several prompts in one pass, right-padded.
+
+    The prompts are padded on the right with ``pad_id`` and masked with an attention
+    mask. Right padding keeps every real token at the position it has alone (position
+    ids and rotary angles count from 0 in every row), and causal attention keeps each
+    real query off the padding after it, so each row's results are those of its own
+    :func:`forward_for_record` up to float rounding; padded positions are cut off.
+
+    Args:
+        model: a transformers causal LM.
+        batch_ids: (seq_len_i,) token ids per prompt, each at least one token.
+        attention_hooks: one ``hook(layer, pattern)`` per prompt (see :func:`forward`),
+            each given its own ``(n_heads, seq_len_i, seq_len_i)`` pattern, or ``None``.
+        residuals: also return each prompt's residual rows (see :func:`forward_for_record`).
+        mid: also the residual after each layer's attention (needs ``residuals``).
+        pad_id: the token id of padded positions (any id: they are masked and dropped).
+
+    Returns:
+        One ``(logits, residuals, n_layers)`` per prompt, in order: (seq_len_i, d_vocab)
+        logits (views into the batch's logits) and, when asked, its residual rows.
+    """
+    lengths = [int(t.shape[0]) for t in batch_ids]
+    device = input_device(model)
+    ids = torch.full((len(lengths), max(lengths)), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, (t, n) in enumerate(zip(batch_ids, lengths)):
+        ids[b, :n] = torch.as_tensor(t, dtype=torch.long)
+        mask[b, :n] = 1
+    hook = None
+    if attention_hooks is not None:
+        hooks = list(attention_hooks)
+
+        def hook(layer: int, pattern: torch.Tensor) -> None:
+            for b, (row_hook, n) in enumerate(zip(hooks, lengths)):
+                row_hook(layer, pattern[b, :, :n, :n])
+
+    logits, rows, n_layers = _record_pass(model, ids.to(device), mask.to(device), attention_hook=hook, residuals=residuals, mid=mid)
+    return [(logits[b, :n], rows(b, n) if rows is not None else None, n_layers) for b, n in enumerate(lengths)]

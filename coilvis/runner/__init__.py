@@ -8,7 +8,8 @@
 
 One module a way in: :mod:`~coilvis.runner.prompt` (:func:`run`),
 :mod:`~coilvis.runner.cache` (:func:`from_cache`), :mod:`~coilvis.runner.logits`
-(:func:`from_logits`), :mod:`~coilvis.runner.pair` (:func:`compare`: two runs side by
+(:func:`from_logits`), :mod:`~coilvis.runner.many` (:func:`run_many`: many prompts in
+padded batches), :mod:`~coilvis.runner.pair` (:func:`compare`: two runs side by
 side, or two saved Records through :mod:`~coilvis.runner.compare_records`); :mod:`~coilvis.runner.inputs` checks what users hand them and
 :mod:`~coilvis.runner.assemble` holds what they share (attention links, Record assembly).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 from coilvis.runner.cache import from_cache, lens_from_tl_cache
 from coilvis.runner.pair import compare
 from coilvis.runner.logits import from_logits
+from coilvis.runner.many import run_many
 from coilvis.runner.prompt import run
 
-__all__ = ["compare", "from_cache", "from_logits", "lens_from_tl_cache", "run"]
+__all__ = ["compare", "from_cache", "from_logits", "lens_from_tl_cache", "run", "run_many"]
