@@ -12,6 +12,10 @@
   animation (``coil(record, animate=True)``; the page runs ``unwind.js``) and its timing.
 * :mod:`coilvis.views.page`: the coil, the lens and the top-k table on one linked page
   (``coilvis.page``).
+* :mod:`coilvis.views.sunburst` and :mod:`coilvis.views.flame`: a continuation
+  :class:`~coilvis.continuations.Tree` as a sunburst (``coilvis.sunburst``) or a flame
+  graph (``coilvis.flame``), zoomable in the page; what they share is in
+  :mod:`coilvis.views._tree`.
 * :mod:`coilvis.views.output`: the :class:`~coilvis.views.output.View` every view
   returns, and ``coilvis.save`` / ``coilvis.show`` (standalone HTML, PNG, notebooks).
 * :mod:`coilvis.views._style`: palettes, colour scales and bars (from the statistics
@@ -19,12 +23,12 @@
   transforms the views share.
 
 Every view names the Bokeh models a page script or a test reads (``coil_*`` in the
-coil, ``lens_*`` in the lens, ``page_*`` on the page), so ``view.model(name)`` in
+coil, ``lens_*`` in the lens, ``page_*`` on the page, ``sunburst_*`` and ``flame_*``), so ``view.model(name)`` in
 Python and ``Bokeh.documents[0].get_model_by_name`` in the page find them. Token text
 reaches a page only as data (escaped by Bokeh), never in HTML templates or JavaScript.
 
 Views import bokeh, numpy and coilvis's torch-free layers only (:mod:`coilvis.options`,
-:mod:`coilvis.record`, :mod:`coilvis.tokens`, :mod:`coilvis.geometry`,
+:mod:`coilvis.record`, :mod:`coilvis.continuations`, :mod:`coilvis.tokens`, :mod:`coilvis.geometry`,
 :mod:`coilvis.topk_bounds`, :mod:`coilvis.files`), never torch or a model, so a saved
 :class:`~coilvis.record.Record` can be drawn on a machine without either.
 """

@@ -186,27 +186,7 @@ def node_columns(tree: Tree, values: np.ndarray, *, label_chars: int, whitespace
     x0, x1 = tree.spans()
     kids = np.zeros(n, dtype=np.uint8)
     kids[tree.parent[1:]] = 1
-    labels, tokens, paths, ids = [], [], [], []
-    texts = tree.texts
-    kept = np.bincount(tree.parent[1:][~tree.is_other[1:]], minlength=n)
-    for i in range(n):
-        if i == 0:
-            labels.append(_prompt_label(tree, label_chars, mode))
-            tokens.append("(the prompt)")
-            paths.append(_prompt_label(tree, PROMPT_CHARS, "edges"))
-            ids.append(f"{len(tree.prompt_ids):,} prompt tokens")
-        elif tree.is_other[i]:
-            labels.append("other")
-            tokens.append(OTHER_LABEL)
-            before = tree.continuation(i)
-            paths.append(display(before) + " " + OTHER_LABEL if before else OTHER_LABEL)
-            parent = int(tree.parent[i])
-            ids.append(f"{tree.d_vocab - int(kept[parent]):,} tokens")
-        else:
-            labels.append(display(texts[i], max_len=label_chars, whitespace=mode))
-            tokens.append(display(texts[i]))
-            paths.append(display(tree.continuation(i)))
-            ids.append(f"id {int(tree.token_id[i])}")
+    labels, tokens, paths, ids = _text_columns(tree, label_chars=label_chars, mode=mode)
     alpha = np.ones(n, dtype=np.float32)
     alpha[0] = ROOT_ALPHA
     return {
@@ -226,6 +206,41 @@ def node_columns(tree: Tree, values: np.ndarray, *, label_chars: int, whitespace
         "path_pct": (tree.path_prob.astype(np.float64) * 100).astype(np.float32),
         "entropy_bits": (tree.entropy.astype(np.float64) / LN2).astype(np.float32),
     }
+
+
+def _text_columns(tree: Tree, *, label_chars: int, mode: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``label``, ``token``, ``path_label`` and ``id_text`` of every node.
+
+    A continuation's raw text is its parent's plus its own token's (nodes come after
+    their parents), so each is built once; a token's labels are made once per token id.
+    """
+    n = tree.n_nodes
+    parent, token_id, is_other = tree.parent.tolist(), tree.token_id.tolist(), tree.is_other.tolist()
+    kept = np.bincount(tree.parent[1:][~tree.is_other[1:]], minlength=n).tolist()
+    shown: dict[int, tuple[str, str]] = {}
+    raw = [""] * n
+    labels = [_prompt_label(tree, label_chars, mode)]
+    tokens, paths = ["(the prompt)"], [_prompt_label(tree, PROMPT_CHARS, "edges")]
+    ids = [f"{len(tree.prompt_ids):,} prompt tokens"]
+    for i in range(1, n):
+        before = raw[parent[i]]
+        if is_other[i]:
+            raw[i] = before
+            labels.append("other")
+            tokens.append(OTHER_LABEL)
+            paths.append(display(join_texts([before])) + " " + OTHER_LABEL if before else OTHER_LABEL)
+            ids.append(f"{tree.d_vocab - kept[parent[i]]:,} tokens")
+            continue
+        t = token_id[i]
+        if t not in shown:
+            text = tree.token_text(t)
+            shown[t] = (display(text, max_len=label_chars, whitespace=mode), display(text))
+        raw[i] = before + tree.token_text(t)
+        labels.append(shown[t][0])
+        tokens.append(shown[t][1])
+        paths.append(display(join_texts([raw[i]])))
+        ids.append(f"id {t}")
+    return labels, tokens, paths, ids
 
 
 def tree_tooltip() -> str:
