@@ -157,7 +157,7 @@ _RUN_FLAGS: dict[str, tuple[str, ...]] = {
 #: The functions whose flagged options each command takes (besides coilvis.run's above).
 _VIEW_APIS: dict[str, tuple[str, ...]] = {"page": ("coil", "lens", "page"), "table": ("table",), "coil": ("coil",), "lens": ("lens",), "record": ()}
 #: What the options that require another one apply to, for the message refusing them alone.
-_REQUIRED_FOR = {"attention": "attention arcs", "animate": "the unwind"}
+_REQUIRED_FOR = {"attention": "attention arcs", "animate": "the unwind", "mass": "the mass rings"}
 _BOS = {"auto": None, "yes": True, "no": False}
 
 

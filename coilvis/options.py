@@ -461,6 +461,11 @@ OPTIONS: tuple[Option, ...] = (
            requires="animate"),
     Option("coil", "whitespace", "choice", "subtle", _WHITESPACE_HELP, choices=_WHITESPACE, flag="--whitespace",
            key="whitespace"),
+    Option("coil", "mass", "bool", False,
+           "mass rings: cut each segment into its top next tokens' shares of probability (largest inward) and the rest "
+           "in grey; colours by probability (color prob)", flag="--mass", key="mass"),
+    Option("coil", "mass_k", "int", 5, "shares per segment of the mass rings (at most the k the record kept)", minimum=1,
+           flag="--mass-k", key="mass_k", requires="mass"),
     # coilvis.lens
     Option("lens", "stat", "choice", None,
            f"what colours each lens cell (default prob): {_choices_help(LENS_STATS, 'lens')}; "

@@ -83,13 +83,13 @@ def test_command_line_values_reach_the_functions_as_declared():
             "--threshold", "0.1", "--links-per-query", "2", "--max-links", "9", "--hide-sink", "--palette", "Magma",
             "--size", "300", "--no-labels", "--clockwise", "--animate", "--pace", "surprisal", "--duration", "5",
             "--floor-bits", "1", "--no-autoplay", "--k", "4", "--stat", "kl", "--stride", "2", "--start", "1", "--end", "-1",
-            "--lens-palette", "Cividis_r", "--prepend-bos", "no", "--mid", "--whitespace", "plain"]
+            "--lens-palette", "Cividis_r", "--prepend-bos", "no", "--mid", "--whitespace", "plain", "--mass", "--mass-k", "3"]
     args = cli.build_parser().parse_args(argv)
     assert cli._kwargs(args, "coil") == {
         "layout": "circle", "color": "rank", "attention": (2, "mean"), "attention_threshold": 0.1, "attention_top_k": 2,
         "max_links": 9, "hide_sink": True, "palette": "Magma", "width": 300, "height": 300, "labels": False, "tooltip_k": 4,
         "clockwise": True, "animate": True, "pace": "surprisal", "duration_s": 5.0, "floor_bits": 1.0, "autoplay": False,
-        "whitespace": "plain",
+        "whitespace": "plain", "mass": True, "mass_k": 3,
     }
     assert cli._kwargs(args, "lens") == {
         "stat": "kl", "stride": 2, "start": 1, "end": -1, "palette": "Cividis_r", "whitespace": "plain",
@@ -102,7 +102,7 @@ def test_options_not_given_are_left_to_the_functions_defaults():
     args = cli.build_parser().parse_args(["page", "--record", "r.coil"])
     assert cli._kwargs(args, "coil") == {
         "layout": "spiral", "color": "prob", "width": 720, "height": 720, "labels": True, "tooltip_k": 10,
-        "clockwise": False, "animate": False, "whitespace": "subtle",
+        "clockwise": False, "animate": False, "whitespace": "subtle", "mass": False,
     }
     assert cli._kwargs(args, "lens") == {"whitespace": "subtle"}
     assert cli._kwargs(args, "page") == {"k": 10, "whitespace": "subtle"}

@@ -141,7 +141,7 @@ def test_bad_examples_are_rejected_with_a_clear_message(change: dict[str, Any], 
 #: The keys a prompts file's ``options`` may use (a file written for an earlier coilvis keeps working).
 KEYS = ["layout", "color", "attention", "layer", "hide_sink", "max_links", "animate", "pace", "duration_s",
         "lens_stat", "lens_stride", "lens_start", "lens_end", "k", "lens_k", "lens_mid", "prepend_bos",
-        "whitespace", "lens_whitespace"]
+        "whitespace", "lens_whitespace", "mass", "mass_k"]
 
 
 def test_option_keys_are_derived_from_the_declared_options() -> None:
@@ -159,11 +159,11 @@ def test_every_key_reaches_its_function() -> None:
     every = {"layout": "circle", "color": "rank", "attention": "mean", "layer": 1, "hide_sink": True, "max_links": 7,
              "animate": True, "pace": "surprisal", "duration_s": 6, "lens_stat": "entropy", "lens_stride": 3,
              "lens_start": 2, "lens_end": 9, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False,
-             "whitespace": "markers", "lens_whitespace": "plain"}
+             "whitespace": "markers", "lens_whitespace": "plain", "mass": True, "mass_k": 3}
     ex = Example.from_dict(entry("x", "Hello", **every))
     assert ex.coil_kwargs() == {"layout": "circle", "color": "rank", "attention": (1, "mean"), "hide_sink": True,
                                 "max_links": 7, "animate": True, "pace": "surprisal", "duration_s": 6,
-                                "whitespace": "markers"}
+                                "whitespace": "markers", "mass": True, "mass_k": 3}
     assert ex.lens_kwargs() == {"stat": "entropy", "stride": 3, "start": 2, "end": 9, "whitespace": "plain"}
     assert ex.run_kwargs() == {"attention": True, "lens": True, "k": 4, "lens_k": 3, "lens_mid": True, "prepend_bos": False}
 

@@ -165,7 +165,8 @@ class Example:
         spec = self.attention()
         if animate is None:
             animate = self.options.get(_ANIMATE.key, _GALLERY_DEFAULTS[_ANIMATE.key])
-        kw = self._kwargs("coil", on={"attention": spec is not None, "animate": bool(animate)})
+        on = {"attention": spec is not None, "animate": bool(animate), "mass": bool(self.options.get("mass", False))}
+        kw = self._kwargs("coil", on=on)
         if spec is not None:
             kw["attention"] = spec
         if animate:

@@ -11,6 +11,9 @@
 //                anchor_x/anchor_y (where arcs attach), start_s/dwell_s (the schedule)
 //   links        the attention link source, or null
 //   labels       the fitted label source (pos, x, y, angle_rad), or null
+//   mass         the mass rings' source, or null: k + 1 pieces per segment (rows i * (k + 1)
+//                onward are segment i's), xs/ys (rows, m) polygons, t_lo/t_hi and
+//                t_line_lo/t_line_hi each piece's radial bounds on the coil and on the line
 //   playhead     a one-row source (x, y) marking the current position
 //   scrub        Slider over positions [0, n]: the playhead, and the control to move it
 //   speed        Slider: playback speed multiplier
@@ -27,10 +30,12 @@
 // told their data changed. The blend is coilvis.geometry.unwind's, with front_width 1: the
 // weight smoothstep(progress - i), the centre linear, the angle by the shortest turn, the
 // polygon and the arc anchor carried in the segment's own frame, the label angle by the
-// shortest turn between upright angles. The Python is the reference: tests/test_unwind.py
+// shortest turn between upright angles; the mass rings are cut from the moving segment at
+// radial bounds blended by the same weight. The Python is the reference: tests/test_unwind.py
 // runs this file in headless Chromium and checks segments, labels, anchors, arcs and the
 // playhead against coilvis.geometry.unwind_positions / unwind_anchors / bent_arcs at
-// playhead positions between the coil and the rows.
+// playhead positions between the coil and the rows (tests/test_coil_mass.py the rings
+// against coilvis.geometry.unwind_shares).
 
 const NAME = "__coilvis_unwind"
 
@@ -80,6 +85,7 @@ function make_controller() {
     label_a0 = Float64Array.from(ld.angle_rad)
   }
   const weight = new Float64Array(n)  // 0 coiled .. 1 on the line
+  const pieces = mass == null ? 0 : Math.round(mass.data.pos.length / n)  // per segment
 
   const state = {
     n, total, t_s: 0, progress: 0, playing: false, last_ms: null, speed: speed.value,
@@ -106,6 +112,25 @@ function make_controller() {
     return start[i] + (p - i) * dwell[i]
   }
 
+  function move_mass(i, w) {
+    // segment i's pieces, cut from its polygon as coilvis.geometry.radial_pieces cuts them:
+    // vertex v < m/2 on the curve at t_hi, vertex m-1-v on the curve at t_lo, both between
+    // the outer vertex v and the inner vertex m-1-v facing it
+    const md = mass.data, px = md.xs, py = md.ys, h = m / 2
+    for (let j = 0; j < pieces; j++) {
+      const r = i * pieces + j
+      const lo = md.t_lo[r] + w * (md.t_line_lo[r] - md.t_lo[r])
+      const hi = md.t_hi[r] + w * (md.t_line_hi[r] - md.t_hi[r])
+      for (let v = 0; v < h; v++) {
+        const ox = xs[i * m + v], oy = ys[i * m + v], ix = xs[i * m + m - 1 - v], iy = ys[i * m + m - 1 - v]
+        px[r * m + v] = (1 - hi) * ix + hi * ox
+        py[r * m + v] = (1 - hi) * iy + hi * oy
+        px[r * m + m - 1 - v] = (1 - lo) * ix + lo * ox
+        py[r * m + m - 1 - v] = (1 - lo) * iy + lo * oy
+      }
+    }
+  }
+
   function move(i, w) {
     weight[i] = w
     const a = a0[i] + w * turn[i]
@@ -120,6 +145,7 @@ function make_controller() {
     d.x[i] = x
     d.y[i] = y
     d.angle_rad[i] = a
+    if (pieces > 0) move_mass(i, w)
     const u = ax[i] + w * (line_anchor_dx - ax[i]), v = ay[i] + w * (line_anchor_dy - ay[i])
     d.anchor_x[i] = x + c * u - s * v
     d.anchor_y[i] = y + s * u + c * v
@@ -155,6 +181,7 @@ function make_controller() {
     const slow_due = force || now - state.slow_ms >= THROTTLE_MS
     if (moved) {
       segments.change.emit()
+      if (pieces > 0) mass.change.emit()
       if (moved_label) labels.change.emit()
       state.links_stale = true
     }

@@ -126,6 +126,7 @@ def build_unwind(
     schedule: Schedule,
     autoplay: bool = True,
     width_px: int = 720,
+    mass: ColumnDataSource | None = None,
 ) -> UnwindParts:
     """Add the unwind's controls, playhead and readout to a coil figure.
 
@@ -142,6 +143,9 @@ def build_unwind(
         autoplay: start playing when the page is ready (playback stops at the end
             unless loop is on).
         width_px: width of the controls row.
+        mass: the mass rings' source (``coil_mass_source``, with the radial bounds of
+            each piece on the coil and on the line), or None: the rings are cut from
+            their moving segment.
 
     Returns:
         :class:`UnwindParts`.
@@ -156,6 +160,7 @@ def build_unwind(
         "segments": segments,
         "links": links,
         "labels": labels,
+        "mass": mass,
         "playhead": playhead,
         **{name: widgets[name] for name in ("scrub", "speed", "play", "loop", "readout")},
         "text_format": text_format,

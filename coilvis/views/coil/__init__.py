@@ -56,7 +56,10 @@ are computed in the page from ``anchor_x/anchor_y`` of the segment source, as
 ``coil_anchor_y``, ``coil_control_x``, ``coil_control_y``; after moving the anchors,
 emit ``coil_link_source.change`` to redraw the arcs), ``coil_choice_filter`` (a
 ``GroupFilter`` on ``choice``; its group is the choice shown), ``coil_highlight_filter`` (an ``IndexFilter``), and
-``coil_attention_select`` when more than one layer/head is embedded.
+``coil_attention_select`` when more than one layer/head is embedded. With ``mass``: the
+rings ``coil_mass`` over ``coil_mass_source``, ``coil_mass_outline``, ``coil_mass_hover``
+and ``coil_mass_format`` (:mod:`~coilvis.views.coil.mass`, where their columns are listed);
+the segments' ``coil_hover`` then leaves the tooltip to the rings.
 
 The package
 -----------
@@ -65,7 +68,8 @@ The package
 holds), :mod:`~coilvis.views.coil.groups` (words, sentences and the outer band),
 :mod:`~coilvis.views.coil.segments` (the per-position columns),
 :mod:`~coilvis.views.coil.frame` (layouts and the figure's frame),
-:mod:`~coilvis.views.coil.labels` (which labels fit), :mod:`~coilvis.views.coil.figure`
+:mod:`~coilvis.views.coil.labels` (which labels fit), :mod:`~coilvis.views.coil.mass`
+(the mass rings), :mod:`~coilvis.views.coil.figure`
 and :mod:`~coilvis.views.coil.arcs` (the Bokeh models) and
 :mod:`~coilvis.views.coil.view` (:class:`CoilView`).
 """
@@ -99,6 +103,7 @@ from coilvis.views.coil.figure import (
 from coilvis.views.coil.frame import MAX_ARC_STEPS, Frame, coil_layouts, fit_frame, rows_layout
 from coilvis.views.coil.groups import token_groups
 from coilvis.views.coil.labels import coil_labels, fit_labels, fitted_font_px, label_width_px
+from coilvis.views.coil.mass import DEFAULT_MASS_K, MassParts, add_mass_hover, build_mass, check_mass, mass_scale
 from coilvis.views.coil.segments import segment_columns, stat_columns, topk_columns
 from coilvis.views.coil.view import CoilView
 from coilvis.views.served import entropy_scale, sent_k
@@ -164,6 +169,7 @@ def _view(
     font_px: int,
     schedule: Any,
     title: str | None,
+    rings: MassParts | None = None,
 ) -> CoilView:
     """The view: the choice control, the unwind's controls, the figure and its readout,
     in a column (the figure alone when there is nothing else)."""
@@ -187,6 +193,7 @@ def _view(
         n_links_dropped=arcs.n_dropped if arcs is not None else 0,
         schedule=schedule,
         ready=unwind.ready if unwind is not None else [],
+        mass=rings.source if rings is not None else None,
     )
 
 def coil(
@@ -214,6 +221,8 @@ def coil(
     floor_bits: float = 0.5,
     autoplay: bool = True,
     whitespace: Literal["markers", "subtle", "plain"] = "subtle",
+    mass: bool = False,
+    mass_k: int = DEFAULT_MASS_K,
 ) -> CoilView:
     """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
 
@@ -277,14 +286,23 @@ def coil(
             :func:`coilvis.tokens.display`) or ``"plain"`` (spaces; a token of spaces
             only still shows ``␣``). Subtle and plain labels are not exact; the hover
             always shows the exact label with ``␣`` and the token id.
+        mass: draw mass rings (:mod:`coilvis.views.coil.mass`): each segment cut from
+            its inner edge outward into its top ``mass_k`` next tokens' shares (the
+            largest innermost, each piece's area its probability, coloured by it) and
+            the rest of the probability in grey, so the coil shows how spread the
+            prediction is at every position. Hovering a piece shows its token (exact
+            label and id), probability and rank. The rings travel with the unwind;
+            arcs still attach to the segments and draw above them. Colours by
+            probability: ``color`` must be ``"prob"``.
+        mass_k: shares per segment with ``mass`` (at most the record's k).
 
     Returns:
         A :class:`CoilView`; ``coilvis.save(view, "coil.html")`` writes it.
 
     Raises:
         CoilvisTypeError: ``record`` is not a Record, or an option has the wrong type.
-        CoilvisValueError: an option is out of range, or ``attention`` asks for links the
-            record does not hold.
+        CoilvisValueError: an option is out of range, ``attention`` asks for links the
+            record does not hold, or ``mass`` is asked with a ``color`` other than ``"prob"``.
 
     Examples:
         >>> import numpy as np, coilvis
@@ -309,9 +327,10 @@ def coil(
     label_font_px = check_int("label_font_px", label_font_px, minimum=1)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    _check_flags(hide_sink=hide_sink, labels=labels, clockwise=clockwise, animate=animate, autoplay=autoplay)
+    _check_flags(hide_sink=hide_sink, labels=labels, clockwise=clockwise, animate=animate, autoplay=autoplay, mass=mass)
     _check_choice("whitespace", whitespace)
     k = check_k(tooltip_k, available=record.k, name="tooltip_k", default=DEFAULT_K)
+    mass_k = check_mass(mass, mass_k, record=record, color=stat.name)
     choices = parse_attention(attention, record)
     lay, band_lay = coil_layouts(record.seq_len, kind, n_arc=n_arc, clockwise=clockwise)
     line = rows_layout(lay) if animate else geometry.unwound_layout(lay)
@@ -322,7 +341,8 @@ def coil(
     word, sentence = token_groups(record.tokens)
     stats = stat_columns(record)
     scale = entropy_scale(record, _style.view_scale("coil", stat.name, stats[stat.column], palette=palette, arg="color"))
-    topk_cols, vocab = topk_columns(record, tooltip_k=k)
+    scale = mass_scale(scale, k=mass_k) if mass else scale
+    topk_cols, vocab = topk_columns(record, tooltip_k=k, table_k=mass_k if mass else 0)
     columns = segment_columns(
         record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols
     )
@@ -331,6 +351,8 @@ def coil(
     p = coil_figure(record, frame, title=title)
     draw_band(p, band_lay, lay, word, sentence)
     renderer, mapper = draw_segments(p, segments, scale)
+    rings = build_mass(p, record, lay, line if animate else None, k=mass_k, vocab_ids=vocab["token_id"],
+                       mapper=mapper, segments=segments) if mass else None  # fmt: skip
     arcs = (
         draw_arcs(
             p,
@@ -348,22 +370,24 @@ def coil(
     )
     font_px = fitted_font_px(lay, px_per_unit=frame.px_per_unit, max_font_px=label_font_px) if labels else 0
     label_source = (
-        _labels(p, record, lay, frame, stats[scale.column], scale, font_px=font_px, whitespace=whitespace)
+        _labels(p, record, lay, frame, rings.label_pct if rings else stats[scale.column], scale, font_px=font_px, whitespace=whitespace)
         if font_px
         else None
     )
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
-    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight, served_k=sent_k(record))
+    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight, served_k=sent_k(record), tooltips=not mass)
+    if rings is not None:
+        add_mass_hover(p, rings.renderer, k=mass_k, text_format=text_format)
     add_notes(p, mapper, scale, arcs=bool(choices), width=width)
     links = arcs.links if arcs is not None else None
     unwind = None
     if schedule is not None:
         unwind = build_unwind(
             figure=p, segments=segments, links=links, labels=label_source, text_format=text_format, coiled=lay,
-            line=line, schedule=schedule, autoplay=autoplay, width_px=width,
+            line=line, schedule=schedule, autoplay=autoplay, width_px=width, mass=rings.source if rings else None,
         )  # fmt: skip
     return _view(
         record, p, segments, arcs, unwind, labels=label_source, coiled=lay, unwound=line, choices=choices,
-        scale=scale, frame=frame, font_px=font_px, schedule=schedule, title=title,
+        scale=scale, frame=frame, font_px=font_px, schedule=schedule, title=title, rings=rings,
     )  # fmt: skip

@@ -253,6 +253,7 @@ def add_hover(
     k: int,
     highlight: CustomJS | None = None,
     served_k: int = 0,
+    tooltips: bool = True,
 ) -> CustomJSHover:
     """The segments' hover (``coil_hover``) and tap (``coil_tap``) tools.
 
@@ -266,6 +267,8 @@ def add_hover(
         served_k: a served model's top-k (:func:`coilvis.views.served.sent_k`): the
             tooltip calls the entropy a top-k estimate and marks next tokens outside
             the top-k; 0 for any other Record.
+        tooltips: show the hover's tooltip; False keeps the hover for ``highlight`` only
+            (the mass rings show their own).
 
     Returns:
         The tooltip's text formatter (``coil_text_format``).
@@ -285,7 +288,7 @@ def add_hover(
     )
     hover = HoverTool(
         renderers=[renderer],
-        tooltips=tooltip,
+        tooltips=tooltip if tooltips else None,
         formatters={"@pos": text_format},
         name="coil_hover",
         point_policy="follow_mouse",

@@ -35,12 +35,14 @@ def stat_columns(record: Record) -> dict[str, np.ndarray]:
     }
 
 
-def topk_columns(record: Record, *, tooltip_k: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def topk_columns(record: Record, *, tooltip_k: int, table_k: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """Top-k and next-token columns as indices into one table of vocabulary labels.
 
     A page holds each token's label once (``coil_vocab_source``); per position it holds
     the (n, k) indices of its top-k tokens, their probabilities, and the index of the
     actual next token. The tooltip's formatter turns them into text in the browser.
+    ``table_k`` > ``tooltip_k`` puts more of each position's top tokens in the table
+    (the mass rings' shares), without listing them in the tooltip.
 
     Returns:
         ``(columns, vocab)``: the segment columns ``label``, ``topk_vocab``,
@@ -49,7 +51,7 @@ def topk_columns(record: Record, *, tooltip_k: int) -> tuple[dict[str, Any], dic
     """
     ids = record.topk_ids[:, :tooltip_k]
     known_tokens = record.token_ids[record.token_ids >= 0]
-    table = np.unique(np.concatenate([ids.ravel(), known_tokens]))
+    table = np.unique(np.concatenate([record.topk_ids[:, : max(tooltip_k, table_k)].ravel(), known_tokens]))
     next_ids = record.next_ids
     next_local = np.searchsorted(table, next_ids).clip(0, max(table.size - 1, 0))
     next_vocab = np.where((next_ids >= 0) & np.isfinite(record.next_logprob), next_local, -1)

@@ -36,6 +36,8 @@ class CoilView(View):
             ``animate``).
         ready: CustomJS callbacks the page runs when ready (autoplay); a page that moves
             this view's layout into its own document registers them there.
+        mass: the mass rings' ``ColumnDataSource`` (``coil_mass_source``), or None
+            without ``mass``.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class CoilView(View):
         n_links_dropped: int,
         schedule: Any = None,
         ready: Sequence[CustomJS] = (),
+        mass: ColumnDataSource | None = None,
     ) -> None:
         super().__init__(layout, title=title, kind="coil")
         self.schedule = schedule
@@ -75,3 +78,4 @@ class CoilView(View):
         self.px_per_unit = px_per_unit
         self.font_px = font_px
         self.n_links_dropped = n_links_dropped
+        self.mass = mass
