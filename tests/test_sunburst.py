@@ -335,3 +335,21 @@ def test_default_model_sunburst(browser_session, default_model: Any, tmp_path: P
     loaded.click_data("sunburst_figure", *_centre_of(d, paris))
     assert loaded.column("sunburst_state", "focus") == [paris]
     assert len(loaded.view_indices("sunburst_wedges")) == 1 + 5
+
+
+def test_a_saved_tree_draws_where_torch_cannot_be_imported(tree: Tree, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    saved = tree.save(tmp_path / "t.coiltree")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import coilvis\nt = coilvis.Tree.load(sys.argv[1])\n"
+        "coilvis.save(coilvis.sunburst(t), sys.argv[2]); coilvis.save(coilvis.flame(t), sys.argv[3])\n"
+        "print(sorted(m for m in ('torch', 'transformers') if sys.modules.get(m) is not None))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(saved), str(tmp_path / "s.html"), str(tmp_path / "f.html")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert (tmp_path / "s.html").stat().st_size > 0 and (tmp_path / "f.html").stat().st_size > 0
