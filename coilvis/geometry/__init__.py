@@ -72,9 +72,9 @@ from coilvis.geometry.layout import (
     spiral_layout,
 )
 from coilvis.geometry.line import unwound_layout, wrapped_line_layout
-from coilvis.geometry.spiral import spiral_arc_len, spiral_phi_rad
 from coilvis.geometry.shares import radial_pieces, share_bounds, split_radially
-from coilvis.geometry.unwind import interpolate, unwind_anchors, unwind_shares, unwind_positions, unwind_weights
+from coilvis.geometry.spiral import spiral_arc_len, spiral_phi_rad
+from coilvis.geometry.unwind import interpolate, unwind_anchors, unwind_positions, unwind_shares, unwind_weights
 
 __all__ = [
     "Layout",
