@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from bokeh.plotting import figure
 
 import coilvis
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError
-from coilvis.views import output
+from coilvis.views import output, standalone
 from coilvis.views.output import View
 
 try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
@@ -165,7 +167,7 @@ def test_a_failing_render_keeps_the_good_file(tmp_path: Path, monkeypatch: pytes
     def broken_file_html(*args: object, **kwargs: object) -> str:
         raise RuntimeError("serialisation failed")
 
-    monkeypatch.setattr(output, "html_page_for_render_items", broken_file_html)
+    monkeypatch.setattr(standalone, "html_page_for_render_items", broken_file_html)
     with pytest.raises(RuntimeError, match="serialisation failed"):
         coilvis.save(small_view(), target)
     assert target.read_text(encoding="utf-8") == "good page"
@@ -417,3 +419,191 @@ def test_an_image_shows_the_still_form_and_the_view_is_left_as_it_was() -> None:
     with pytest.raises(RuntimeError), view.still():
         raise RuntimeError("drawing failed")
     assert (fig.width, fig.title.text) == (300, "opened") and output._page_html(view, INLINE, "t") == page
+
+
+# ------------------------------------------------------------------------------ shared BokehJS
+
+
+def shared_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("bokeh-*.min.js"))
+
+
+def test_shared_pages_link_one_bokehjs_file_beside_them(tmp_path: Path) -> None:
+    from bokeh import __version__ as bokeh_version
+    from bokeh.resources import INLINE
+
+    first = coilvis.save(small_coil(), tmp_path / "a.html", resources="shared")
+    second = coilvis.save(small_coil(), tmp_path / "b.html", resources="shared")
+    [library] = shared_files(tmp_path)
+    assert library.name.startswith(f"bokeh-{bokeh_version}-")
+    text = library.read_text(encoding="utf-8")
+    assert text.startswith("/* BEGIN bokeh.min.js */") and len(text) > 1_000_000
+    assert text in "\n".join(INLINE.js_raw)  # Bokeh's own files, as an inline page holds them
+    for page in (first, second):
+        html = page.read_text(encoding="utf-8")
+        assert re.findall(r'<script src="([^"]*)"', html) == [library.name]  # relative, beside the page
+        assert len(html) < 100_000 and "/* BEGIN bokeh.min.js */" not in html
+    # the same document as the inline page: only the way BokehJS arrives differs
+    inline = output.to_html(small_coil())
+    data = lambda html: html[html.index('<script type="application/json"') :]  # noqa: E731
+    assert data(first.read_text(encoding="utf-8")) == data(inline)
+
+
+def test_shared_file_is_written_once_and_named_by_its_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    coilvis.save(small_view(), tmp_path / "a.html", resources="shared")
+    [library] = shared_files(tmp_path)
+    writes: list[Path] = []
+    real = output.atomic_write
+    monkeypatch.setattr(output, "atomic_write", lambda path, data: writes.append(Path(path)) or real(path, data))
+    coilvis.save(small_view(), tmp_path / "b.html", resources="shared")
+    assert writes == [tmp_path / "b.html"]  # the library was there already
+    library.write_bytes(b"damaged")
+    coilvis.save(small_view(), tmp_path / "c.html", resources="shared")
+    assert writes[1:] == [library, tmp_path / "c.html"] and library.read_bytes().startswith(b"/* BEGIN bokeh")
+    # a page with widgets and tables needs more of BokehJS: another file, named by its contents
+    record = coilvis.from_logits(np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])), tokens=[0, 2], vocab=["a", "b", "c"])
+    coilvis.save(coilvis.page(record), tmp_path / "page.html", resources="shared")
+    names = [p.name for p in shared_files(tmp_path)]
+    assert len(names) == 2 and library.name in names
+    bigger = next(p for p in shared_files(tmp_path) if p != library)
+    assert "BEGIN bokeh-widgets.min.js" in bigger.read_text(encoding="utf-8")
+
+
+def test_shared_needs_a_file_to_write_into() -> None:
+    with pytest.raises(CoilvisValueError, match="resources: 'shared' writes BokehJS to a file beside the page"):
+        output.to_html(small_view(), resources="shared")  # type: ignore[arg-type]
+    with pytest.raises(CoilvisValueError, match="'inline' or 'cdn'"):
+        output.to_html(small_view(), resources="elsewhere")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ one browser, many PNGs
+
+
+class FakeDriver:
+    """What a PNG export asks of selenium's Chrome driver; the screenshot is a real PNG."""
+
+    def __init__(self, log: list[str], *, fail_on_get: bool = False) -> None:
+        self.log, self.fail_on_get, self.size = log, fail_on_get, {"width": 2000, "height": 2000}
+
+    def set_window_size(self, width: int, height: int) -> None:
+        self.size = {"width": width, "height": height}
+
+    def get_window_size(self) -> dict[str, int]:
+        return self.size
+
+    def get(self, url: str) -> None:
+        self.log.append("get " + Path(url.removeprefix("file://")).name)
+        if self.fail_on_get:
+            from selenium.common.exceptions import WebDriverException
+
+            raise WebDriverException("chrome not reachable")
+
+    def execute_script(self, script: str) -> Any:
+        return True if "is_idle" in script else [30, 20, 1, 1900, 1800]
+
+    def execute_async_script(self, script: str) -> bool:
+        return True
+
+    def get_screenshot_as_png(self) -> bytes:
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGBA", (100, 80), (200, 10, 10, 255)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def quit(self) -> None:
+        self.log.append("quit")
+
+
+@pytest.fixture
+def fake_browser(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every browser start, page load and quit, in order."""
+    pytest.importorskip("selenium")
+    log: list[str] = []
+    monkeypatch.setattr(output, "find_chromium", lambda: ("/usr/bin/chromium", "/usr/bin/chromedriver"))
+
+    def start(browser: str, driver: str, profile: Path) -> FakeDriver:
+        fail = log[-1:] == ["fail next"]
+        log.append("start")
+        return FakeDriver(log, fail_on_get=fail)
+
+    monkeypatch.setattr(output, "_chrome_driver", start)
+    return log
+
+
+def test_a_png_session_draws_many_images_with_one_browser(tmp_path: Path, fake_browser: list[str]) -> None:
+    from PIL import Image
+
+    with output.PngSession() as session:
+        assert fake_browser == []  # nothing starts before the first image
+        paths = [session.save(small_view(f"v{i}"), tmp_path / f"v{i}.png") for i in range(3)]
+        assert (session.starts, session.images) == (1, 3)
+        folder = Path(session._folder())
+        assert [p.name for p in folder.iterdir() if p.suffix == ".html"] == []  # each page is removed once drawn
+    assert fake_browser == ["start", "get view-1.html", "get view-2.html", "get view-3.html", "quit"]
+    assert not folder.exists()
+    for p in paths:
+        with Image.open(p) as image:
+            assert image.size == (30, 20)  # cut to the view's size
+    assert files_in(tmp_path) == ["v0.png", "v1.png", "v2.png"]
+
+
+def test_save_still_starts_and_quits_a_browser_per_image(tmp_path: Path, fake_browser: list[str]) -> None:
+    coilvis.save(small_view(), tmp_path / "a.png")
+    coilvis.save(small_view(), tmp_path / "b.png")
+    assert fake_browser == ["start", "get view-1.html", "quit", "start", "get view-1.html", "quit"]
+
+
+def test_a_failed_browser_is_replaced_for_the_next_image(tmp_path: Path, fake_browser: list[str]) -> None:
+    with output.PngSession() as session:
+        fake_browser.append("fail next")
+        with pytest.raises(CoilvisError, match="headless Chromium failed to draw the view"):
+            session.save(small_view(), tmp_path / "a.png")
+        assert not (tmp_path / "a.png").exists()
+        session.save(small_view(), tmp_path / "b.png")
+        assert (session.starts, session.images) == (2, 1)
+    assert fake_browser == ["fail next", "start", "get view-1.html", "quit", "start", "get view-1.html", "quit"]
+
+
+def test_a_png_session_saves_png_only(tmp_path: Path) -> None:
+    with output.PngSession() as session, pytest.raises(CoilvisValueError, match="path"):
+        session.save(small_view(), tmp_path / "a.html")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_shared_pages_open_offline_from_a_moved_folder(browser_session, tmp_path: Path) -> None:  # noqa: F811
+    import shutil
+
+    record = coilvis.from_logits(np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])), tokens=[0, 2, 1], vocab=["a", " b", " c"])
+    built = tmp_path / "built"
+    built.mkdir()
+    coilvis.save(coilvis.page(record), built / "page.html", resources="shared")
+    coilvis.save(small_view(), built / "plot.html", resources="shared")
+    moved = tmp_path / "elsewhere" / "site"
+    shutil.copytree(built, moved)
+    shutil.rmtree(built)
+    for name, model in (("page.html", "coil_figure"), ("plot.html", "dots")):
+        page = browser_session.open(moved / name)
+        assert page.errors == [] and page.external_requests == []
+        libraries = [url for url in page.requests if url.endswith(".min.js")]
+        assert len(libraries) == 1 and libraries[0].startswith((moved.as_uri() + "/bokeh-"))
+        assert page.has_model(model)
+        page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_a_png_session_draws_what_save_draws(tmp_path: Path) -> None:
+    from PIL import Image
+
+    views = [small_coil(), small_view("plot")]
+    singles = [np.asarray(Image.open(coilvis.save(v, tmp_path / f"single{i}.png"))) for i, v in enumerate(views)]
+    with output.PngSession() as session:
+        batch = [np.asarray(Image.open(session.save(v, tmp_path / f"session{i}.png"))) for i, v in enumerate(views)]
+        assert session.starts == 1
+    for one, other in zip(singles, batch):
+        assert one.shape == other.shape
+        assert np.abs(one.astype(np.int64) - other.astype(np.int64)).mean() < 1.0

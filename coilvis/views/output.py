@@ -15,11 +15,9 @@ escaped JSON, so a notebook exported to HTML (nbconvert) runs none of it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -30,9 +28,7 @@ from typing import Any, Literal
 
 from bokeh.core.json_encoder import serialize_json
 from bokeh.document import Document
-from bokeh.embed.bundle import bundle_for_objs_and_resources
-from bokeh.embed.elements import html_page_for_render_items
-from bokeh.embed.util import FromCurdoc, OutputDocumentFor, RenderItem
+from bokeh.embed.util import FromCurdoc, OutputDocumentFor
 from bokeh.model import Model
 from bokeh.models import UIElement
 from bokeh.resources import CDN, INLINE, Resources
@@ -40,9 +36,11 @@ from bokeh.resources import CDN, INLINE, Resources
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, MissingDependencyError
 from coilvis.files import atomic_write, check_output_path
 from coilvis.tokens import display_lines
+from coilvis.views.standalone import _page, _page_html
 
 __all__ = [
     "View",
+    "PngSession",
     "save",
     "show",
     "to_html",
@@ -189,12 +187,17 @@ def _as_view(view: Any) -> View:
 
 
 def _resources(resources: Any) -> Resources:
+    """``"inline"`` or ``"cdn"`` as Bokeh's resources (``"shared"`` is :func:`save`'s alone)."""
     if not isinstance(resources, str):
         raise CoilvisTypeError(f"resources: expected 'inline' or 'cdn', got {type(resources).__name__}")
     if resources == "inline":
         return INLINE
     if resources == "cdn":
         return CDN
+    if resources == "shared":
+        raise CoilvisValueError(
+            "resources: 'shared' writes BokehJS to a file beside the page; use coilvis.save(view, path, resources='shared')"
+        )
     raise CoilvisValueError(f"resources: expected 'inline' or 'cdn', got {resources!r}")
 
 
@@ -213,73 +216,26 @@ def to_html(view: View | UIElement, *, resources: Literal["inline", "cdn"] = "in
         :func:`_page_html`).
     """
     view = _as_view(view)
+    return _page_html(view, _resources(resources), _page_title(view, title))
+
+
+def _page_title(view: View, title: Any) -> str:
+    """The page title: ``title`` or the view's, hidden characters (NUL, bidi controls)
+    as visible escapes, as token text is (the browser's tab shows it; Bokeh's template
+    HTML-escapes it)."""
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    # the page title is shown by the browser's tab: hidden characters (NUL, bidi
-    # controls) as visible escapes, as token text is; Bokeh's template HTML-escapes it
-    return _page_html(view, _resources(resources), display_lines(title if title is not None else view.title))
+    return display_lines(title if title is not None else view.title)
 
 
-# A uuid4 as Bokeh writes its random ids.
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _numbered_ids(doc_json: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A document's JSON with its model ids renamed ``c1``, ``c2``, ... in the order the JSON names them.
-
-    Bokeh numbers models from one counter for the whole process, so the same view built
-    after other views would get other ids. In Bokeh's serialisation a model is written
-    as ``{"type": "object", "name": ..., "id": ...}`` (its definition) or ``{"id": ...}``
-    (a reference); data never has those shapes (a dict is ``{"type": "map", ...}``).
-
-    Returns:
-        ``(json, ids)``: the renamed JSON (a new object) and the old id -> new id map.
-    """
-    ids: dict[str, str] = {}
-
-    def visit(node: Any) -> Any:
-        if isinstance(node, (list, tuple)):  # a map's entries are (key, value) tuples
-            return [visit(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        is_model = "id" in node and (node.keys() == {"id"} or node.get("type") in ("object", "ref"))
-        return {
-            key: ids.setdefault(value, f"c{len(ids) + 1}") if is_model and key == "id" else visit(value)
-            for key, value in node.items()
-        }
-
-    return visit(doc_json), ids
-
-
-class _Root:
-    """The root of a page as Bokeh's RenderItem reads it (its id as numbered in the page)."""
-
-    def __init__(self, model: Model, page_id: str) -> None:
-        self.id, self.name, self.tags = page_id, model.name, list(model.tags)
-
-
-def _page_html(view: View, resources: Resources, title: str, *, template: str | None = None) -> str:
-    """Bokeh's standalone page of a view (what ``file_html`` makes), byte-identical for the same view.
-
-    ``file_html`` writes three random ids (the document's, the root element's and the
-    data script's) and model ids from a process-wide counter. Here model ids are
-    numbered per document (:func:`_numbered_ids`) and the other ids derive from a hash
-    of the document, so a page depends on the view alone. Bokeh still assembles the
-    page; the one id it draws inside (the data script's, a fresh uuid4 found in the page
-    and in none of its inputs) is replaced too.
-    """
-    with OutputDocumentFor([view.layout], apply_theme=FromCurdoc) as doc:  # the theme as file_html applies it
-        doc_json, ids = _numbered_ids(doc.to_json(deferred=False))
-        bokeh_js, bokeh_css = bundle_for_objs_and_resources([doc], resources)
-    body = serialize_json(doc_json)
-    key = "coilvis-" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
-    item = RenderItem(docid=key, roots={_Root(view.layout, ids[view.layout.id]): f"{key}-root"})  # type: ignore[dict-item]
-    html = html_page_for_render_items((bokeh_js, bokeh_css), {key: doc_json}, [item], title=title, template=template)
-    known = set(_UUID.findall("".join((body, bokeh_js, bokeh_css, title, template or ""))))
-    drawn = [uid for uid in dict.fromkeys(_UUID.findall(html)) if uid not in known]
-    for index, uid in enumerate(drawn):
-        html = html.replace(uid, f"{key}-data" if index == 0 else f"{key}-id{index}")
-    return html
+def _save_shared(view: View, out: Path, title: str) -> None:
+    """Write the page linking BokehJS as a file beside it, and that file unless it is there already."""
+    html, name, text = _page(view, INLINE, title, shared=True)
+    library = out.parent / name
+    data = text.encode("utf-8")
+    if not (library.is_file() and library.stat().st_size == len(data) and library.read_bytes() == data):
+        atomic_write(library, data)
+    atomic_write(out, html.encode("utf-8"))
 
 
 def save(
@@ -301,7 +257,11 @@ def save(
         view: a :class:`View` (or a bare Bokeh layout).
         path: where to write; ``.html``/``.htm`` or ``.png``.
         resources: for HTML, ``"inline"`` (default; the page loads nothing from the
-            network) or ``"cdn"``.
+            network), ``"cdn"``, or ``"shared"``: BokehJS goes to a file beside the page
+            (``bokeh-VERSION-HASH.min.js``, written once and shared by every page of the
+            folder that needs the same files) and the page links it by a relative path,
+            so a folder of pages holds BokehJS once and still loads nothing from the
+            network (keep the file with the pages).
         title: the page title (default: the view's).
         timeout_s: for PNG, how long to wait for the browser to draw the view.
 
@@ -319,6 +279,8 @@ def save(
     out = check_output_path(path, suffixes=(".html", ".htm", ".png"), make_parents=False)
     if out.suffix.lower() == ".png":
         atomic_write(out, _png_bytes(view, timeout_s=timeout_s))
+    elif isinstance(resources, str) and resources == "shared":
+        _save_shared(view, out, _page_title(view, title))
     else:
         atomic_write(out, to_html(view, resources=resources, title=title).encode("utf-8"))
     return out
@@ -438,31 +400,117 @@ def _load_in_window(driver: Any, page: Path, timeout_s: float) -> tuple[int, int
 
 
 def _png_bytes(view: View, *, timeout_s: float) -> bytes:
+    """A PNG of ``view`` from a browser of its own (see :class:`PngSession`)."""
+    with PngSession() as session:
+        return session.png_bytes(view, timeout_s=timeout_s)
+
+
+def _cropped_png(png: bytes, width: int, height: int, dpr: float) -> bytes:
+    """A screenshot cut to the view's ``width`` x ``height`` CSS pixels (scaled back when ``dpr`` != 1)."""
     from PIL import Image
 
-    browser, driver_path = find_chromium()
-    with _still(view):
-        html = _page_html(view, INLINE, view.title, template=_BARE_TEMPLATE)
-    with tempfile.TemporaryDirectory(prefix="coilvis-png-") as tmp:
-        page = Path(tmp, "view.html")
-        page.write_text(html, encoding="utf-8")
-        driver = _chrome_driver(browser, driver_path, Path(tmp, "profile"))
-        from selenium.common.exceptions import WebDriverException
-
-        try:
-            width, height, dpr = _load_in_window(driver, page, timeout_s)
-            driver.execute_async_script(_FRAMES_JS)
-            png = driver.get_screenshot_as_png()
-        except WebDriverException as exc:
-            raise CoilvisError(f"path: headless Chromium failed to draw the view for the PNG ({exc.msg or type(exc).__name__})") from exc
-        finally:
-            driver.quit()
     image = Image.open(io.BytesIO(png)).convert("RGBA").crop((0, 0, int(width * dpr), int(height * dpr)))
     if dpr != 1:
         image = image.resize((int(width), int(height)))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+class PngSession:
+    """One headless Chromium for many PNG images (a gallery's thumbnails, a batch of views).
+
+    Starting Chromium takes longer than drawing most views, and :func:`save` starts one
+    per image. A session starts it on its first image and keeps it until :meth:`close`
+    (the end of the ``with`` block), so each further image costs its drawing only.
+    Each image is the one :func:`save` writes for a ``.png`` path: the view's still
+    form, at its size. A browser that fails is closed, and the next image starts another.
+
+    Example::
+
+        from coilvis.views.output import PngSession
+
+        with PngSession() as pngs:
+            for name, view in views.items():
+                pngs.save(view, f"{name}.png")
+
+    Attributes:
+        images: images drawn so far.
+        starts: browsers started so far.
+    """
+
+    def __init__(self) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._driver: Any = None
+        self.images = 0
+        self.starts = 0
+
+    def __enter__(self) -> PngSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save(self, view: View | UIElement, path: str | os.PathLike[str], *, timeout_s: float = 60.0) -> Path:
+        """Write ``view`` as a PNG image at ``path`` (atomically, as :func:`save` does).
+
+        Raises:
+            As :func:`save` for a ``.png`` path; a path of another suffix is refused.
+        """
+        view = _as_view(view)
+        out = check_output_path(path, suffixes=(".png",), make_parents=False)
+        atomic_write(out, self.png_bytes(view, timeout_s=timeout_s))
+        return out
+
+    def png_bytes(self, view: View | UIElement, *, timeout_s: float = 60.0) -> bytes:
+        """The PNG image of ``view``, as bytes."""
+        view = _as_view(view)
+        driver = self._browser()  # refuses first when Chromium or selenium is missing
+        from selenium.common.exceptions import WebDriverException
+
+        folder = Path(self._folder())
+        with _still(view):
+            html, name, text = _page(view, INLINE, view.title, template=_BARE_TEMPLATE, shared=True)
+        if not (folder / name).is_file():
+            (folder / name).write_text(text, encoding="utf-8")
+        page = folder / f"view-{self.images + 1}.html"
+        page.write_text(html, encoding="utf-8")
+        try:
+            width, height, dpr = _load_in_window(driver, page, timeout_s)
+            driver.execute_async_script(_FRAMES_JS)
+            png = driver.get_screenshot_as_png()
+        except WebDriverException as exc:
+            self._quit()
+            raise CoilvisError(f"path: headless Chromium failed to draw the view for the PNG ({exc.msg or type(exc).__name__})") from exc
+        finally:
+            page.unlink(missing_ok=True)
+        self.images += 1
+        return _cropped_png(png, width, height, dpr)
+
+    def close(self) -> None:
+        """Quit the browser and remove the session's temporary files."""
+        self._quit()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _folder(self) -> str:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="coilvis-png-")
+        return self._tmp.name
+
+    def _browser(self) -> Any:
+        if self._driver is None:
+            browser, driver_path = find_chromium()
+            self._driver = _chrome_driver(browser, driver_path, Path(self._folder(), f"profile-{self.starts}"))
+            self.starts += 1
+        return self._driver
+
+    def _quit(self) -> None:
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                driver.quit()
 
 
 # ------------------------------------------------------------------------------ show
