@@ -24,6 +24,7 @@ from coilvis.runner.assemble import (
     tokenizer_record,
 )
 from coilvis.runner.inputs import check_flag, check_prompt, check_truncate, layer_spec
+from coilvis.runner.remote import check_remote, run_traced
 
 __all__ = ["Pass", "device_meta", "encode_prompt", "fit_context", "forward_prompt", "resolve_layers", "run"]
 
@@ -123,6 +124,7 @@ def run(
     prepend_bos: bool | None = None,
     truncate: str | None = None,
     progress: bool | None | Callable[[int, int], None] = None,
+    remote: bool | str = False,
 ) -> Record:
     """Run a prompt through a model once and keep what coilvis draws.
 
@@ -160,6 +162,10 @@ def run(
             many tokens were dropped, and from which side.
         progress: show progress bars (default: on for long prompts); or a callable,
             called with ``(rows done, rows in all)`` as the lens decodes.
+        remote: ``True`` runs an nnsight ``LanguageModel`` on NDIF as one trace that
+            computes every statistic there, so only they come back (see
+            :mod:`coilvis.runner.remote`; the API key is nnsight's); ``"local"`` runs
+            that trace here, serialised as for NDIF (a dry run). ``progress`` is not shown.
 
     Returns:
         A :class:`~coilvis.record.Record`.
@@ -183,8 +189,15 @@ def run(
     if spec is not None and not attention:
         raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
     truncate = check_truncate(truncate)
+    remote = check_remote(remote, model)
     loaded = resolve_model(model, tokenizer)
     layers = resolve_layers(spec, loaded.model) if attention else None
+    if remote:
+        ids, truncated = fit_context(encode_prompt(loaded, prompt, prepend_bos=prepend_bos), loaded, truncate)
+        return run_traced(
+            model, loaded, ids, prompt=prompt, truncated=truncated, k=k, attention=bool(attention), attention_layers=layers,
+            keys_per_query=keys_per_query, min_weight=min_weight, lens=bool(lens), lens_k=lens_k, lens_mid=bool(lens_mid), execution=remote,
+        )
     collector = AttentionCollector(keys_per_query=keys_per_query, min_weight=min_weight, layers=layers) if attention else None
     t0 = time.perf_counter()
     fwd = forward_prompt(loaded, prompt, prepend_bos=prepend_bos, truncate=truncate, collector=collector, lens=bool(lens), lens_mid=bool(lens_mid))
