@@ -149,8 +149,8 @@ def test_properties(seed: int, scale: float, noise: float, d_vocab: int) -> None
     torch.testing.assert_close(ab["js"], ba["js"], atol=2e-6, rtol=1e-4)
     torch.testing.assert_close(ab["tv"], ba["tv"], atol=2e-6, rtol=1e-4)
     torch.testing.assert_close(ab["kl_ab"], ba["kl_ba"], atol=2e-6, rtol=1e-4)
-    # Pinsker: TV <= sqrt(KL / 2)
-    assert torch.all(ab["tv"] <= torch.sqrt(ab["kl_ab"] / 2) + 1e-4)
+    # Pinsker: TV^2 <= KL / 2, up to float32's absolute error of a KL sum (~1e-6 nats)
+    assert torch.all(ab["tv"].double() ** 2 <= ab["kl_ab"].double() / 2 + 2e-6)
 
 
 def test_pair_chunks_bounds_memory() -> None:
