@@ -320,6 +320,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     p.add_argument("--only", nargs="+", metavar="NAME", default=None, help="build only these examples (the index keeps the others)")
     p.add_argument("--force", action="store_true", help="run the model even when a cached record matches")
     p.add_argument("--no-thumbnails", action="store_true", help="skip the PNG thumbnails (they need headless Chromium)")
+    p.add_argument("--shared-js", action="store_true", help="write BokehJS once beside the pages, linked by each (still offline; a tenth of the size)")
     p.add_argument("--model", "-m", default=None, help="transformers model id or local folder (default: the embedded SmolLM2-135M-Instruct)")
 
     cli_compare.add_parser(sub, _Formatter)
@@ -596,6 +597,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         model=args.model,
         force=args.force,
         thumbnails=not args.no_thumbnails,
+        shared_js=args.shared_js,
     )
     print(result.summary(), file=sys.stderr)
     print(result.index)

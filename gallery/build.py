@@ -1,7 +1,8 @@
 """Build the coilvis gallery: ``python gallery/build.py -o gallery/_build``.
 
 The same as ``coilvis gallery``; see ``coilvis gallery --help`` for the options
-(``--only NAME ...``, ``--force``, ``--prompts FILE``, ``--no-thumbnails``, ``--model``).
+(``--only NAME ...``, ``--force``, ``--prompts FILE``, ``--no-thumbnails``, ``--shared-js``,
+``--model``).
 The build logic lives in :mod:`coilvis.gallery`.
 """
 

@@ -291,6 +291,7 @@ def test_rebuild_uses_the_cache_and_never_runs_the_model(tmp_path: Path, tiny_mo
         raise AssertionError("the model ran on a cached rebuild")
 
     monkeypatch.setattr(coilvis, "run", no_run)
+    monkeypatch.setattr(coilvis, "run_many", no_run)
     again = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
     assert again.ok and all(e.cached and e.model_s == 0 for e in again.examples)
     assert again.model_load_s == 0
@@ -455,6 +456,96 @@ def test_cli_gallery_command(tmp_path: Path, tiny_model: Any, monkeypatch: pytes
     assert main(["gallery", "-o", str(out), "--prompts", str(prompts), "--only", "missing"]) == 1  # names an example the prompts file lacks: found while running, so 1
 
 
+def test_examples_with_the_same_run_options_run_as_one_batch(tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], dict[str, Any]]] = []
+    real = coilvis.run_many
+
+    def spy(prompts: list[str], model: Any, **kwargs: Any) -> Any:
+        calls.append((list(prompts), kwargs))
+        return real(prompts, model, **kwargs)
+
+    monkeypatch.setattr(coilvis, "run_many", spy)
+    monkeypatch.setattr(coilvis, "run", lambda *a, **kw: pytest.fail("an example ran alone"))
+    prompts = tiny_prompts(tmp_path, entry("third", "and the world", color="prob"))
+    result = build_gallery(tmp_path / "site", prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert result.ok
+    assert sorted(c[0] for c in calls) == [["Hello the world and the end\n"], ["the and the and the", "and the world"]]
+    assert all(c[1]["lens"] for c in calls)
+    by_name = {e.name: e for e in result.examples}
+    assert all(e.model_s > 0 for e in result.examples)
+    # a batched record is the one coilvis.run gives (the run_many tests compare every statistic)
+    record = coilvis.Record.load(by_name["third"].record)
+    alone = real(["and the world"], tiny_model, lens=True, attention=False, progress=False)[0]
+    np.testing.assert_allclose(record.entropy, alone.entropy, atol=1e-5)
+    assert record.extra["gallery_key"] == cache_key(examples_by_name_in(prompts)["third"], "tiny-llama")
+
+
+def examples_by_name_in(path: Path) -> dict[str, Example]:
+    return {e.name: e for e in load_examples(path)}
+
+
+def test_a_failing_prompt_in_a_batch_fails_alone(tmp_path: Path, tiny_model: Any) -> None:
+    # "long" shares its run options with "second" but is longer than the tiny model's context
+    prompts = tiny_prompts(tmp_path, entry("long", "the and " * 200, color="prob"))
+    result = build_gallery(tmp_path / "site", prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    status = {e.name: e.status for e in result.examples}
+    assert status == {"first": "built", "second": "built", "long": "failed"}
+    assert "256 positions" in (result.examples[2].error or "")
+
+
+def test_shared_js_writes_bokehjs_once_and_prunes_what_no_page_links(tmp_path: Path, tiny_model: Any) -> None:
+    out = tmp_path / "site"
+    prompts = tiny_prompts(tmp_path)
+    shared = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, shared_js=True)
+    assert shared.ok
+    [library] = (out / "pages").glob("bokeh-*.min.js")
+    for e in shared.built:
+        html = e.page.read_text(encoding="utf-8")
+        assert f'<script src="{library.name}"></script>' in html and len(html) < 200_000
+    assert shared.size_bytes() < 2 * library.stat().st_size
+    # one page rebuilt inline: the other still links the file, which stays
+    build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["first"])
+    assert library.is_file() and (out / "pages" / "first.html").stat().st_size > 1_000_000
+    # every page inline: no page links the file any more, so it goes
+    inline = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert inline.ok and list((out / "pages").glob("bokeh-*.min.js")) == []
+
+
+def test_thumbnails_share_one_browser(tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("selenium")
+    from coilvis.views import output
+
+    try:
+        from test_output import FakeDriver
+    except ImportError:
+        from tests.test_output import FakeDriver
+    log: list[str] = []
+    monkeypatch.setattr(output, "find_chromium", lambda: ("/usr/bin/chromium", "/usr/bin/chromedriver"))
+    monkeypatch.setattr(output, "_chrome_driver", lambda *a: log.append("start") or FakeDriver(log))
+    prompts = tiny_prompts(tmp_path, entry("third", "and the world"))
+    result = build_gallery(tmp_path / "site", prompts_path=prompts, model=tiny_model, progress=False)
+    assert result.ok and all(e.thumbnail is not None and e.thumbnail.is_file() for e in result.examples)
+    assert log.count("start") == 1 and log.count("quit") == 1 and len([x for x in log if x.startswith("get")]) == 3
+
+
+def test_cli_gallery_shared_js_flag(tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coilvis.cli import main
+
+    seen: dict[str, Any] = {}
+    real = gallery.build_gallery
+
+    def spy(out_dir: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(out_dir, **{**kwargs, "model": tiny_model, "progress": False})
+
+    monkeypatch.setattr(gallery, "build_gallery", spy)
+    out = tmp_path / "site"
+    assert main(["gallery", "-o", str(out), "--prompts", str(tiny_prompts(tmp_path)), "--no-thumbnails", "--shared-js"]) == 0
+    assert seen["shared_js"] is True and len(list((out / "pages").glob("bokeh-*.min.js"))) == 1
+    assert main(["gallery", "-o", str(out), "--prompts", str(tiny_prompts(tmp_path)), "--no-thumbnails"]) == 0
+    assert seen["shared_js"] is False
+
+
 # ------------------------------------------------------------------ the default model (slow)
 
 
@@ -522,7 +613,7 @@ def cheap_gallery(tmp_path_factory: pytest.TempPathFactory) -> gallery.GalleryRe
     if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
         pytest.fail("headless Chromium is not installed: apt-get install chromium chromium-driver")
     out = tmp_path_factory.mktemp("gallery")
-    return build_gallery(out, prompts_path=PROMPTS, only=CHEAP, progress=False)
+    return build_gallery(out, prompts_path=PROMPTS, only=CHEAP, progress=False, shared_js=True)
 
 
 @pytest.mark.slow
@@ -541,6 +632,8 @@ def test_cheap_examples_build_with_thumbnails(cheap_gallery: gallery.GalleryResu
             assert max(img.size) <= gallery.THUMB_PX and min(img.size) >= 100
             pixels = np.asarray(img.convert("L"), dtype=np.float32)
         assert pixels.std() > 5  # a drawing, not a blank image
+    [library] = (result.out_dir / "pages").glob("bokeh-*.min.js")  # BokehJS once, beside the pages
+    assert all(e.page is not None and e.page.stat().st_size < library.stat().st_size for e in result.built)
     skipped = [e for e in result.examples if e.status == "skipped"]
     assert len(skipped) == len(result.examples) - len(CHEAP)
     index = result.index.read_text(encoding="utf-8")
@@ -561,6 +654,8 @@ def test_gallery_pages_render_in_chromium(cheap_gallery: gallery.GalleryResult) 
             loaded = session.open(e.page)
             assert loaded.errors == [], e.name
             assert loaded.external_requests == [], e.name
+            [library] = [url for url in loaded.requests if url.endswith(".min.js")]  # the shared BokehJS, from disk
+            assert library.startswith(e.page.parent.resolve().as_uri() + "/bokeh-"), library
             n_roots = loaded.evaluate("() => Bokeh.documents[0].roots().length")
             assert n_roots >= 1
             loaded.close()
@@ -601,6 +696,7 @@ def test_rebuild_of_the_real_gallery_never_loads_the_model(
     monkeypatch.setattr(coilvis.models, "load_model", refuse)
     monkeypatch.setattr(coilvis.models, "resolve_model", refuse)
     monkeypatch.setattr(coilvis, "run", refuse)
+    monkeypatch.setattr(coilvis, "run_many", refuse)
     again = build_gallery(cheap_gallery.out_dir, prompts_path=PROMPTS, only=CHEAP, progress=False, thumbnails=False)
     assert again.ok, again.summary()
     assert [e.cached for e in again.built] == [True] * len(CHEAP)

@@ -2,13 +2,15 @@
 
 A prompts file (:mod:`coilvis.gallery.prompts`; coilvis ships one, see
 :func:`default_prompts_path`) lists the examples (a name, a title, the prompt, one or two
-sentences on what to look for, and view options). :func:`build_gallery` runs each
-prompt through a model once, keeps its :class:`~coilvis.record.Record` in
+sentences on what to look for, and view options). :func:`build_gallery` runs the
+prompts through a model (those with the same run options together, in batches:
+:func:`coilvis.run_many`), keeps each :class:`~coilvis.record.Record` in
 ``OUT/records/NAME.coil``, and draws:
 
 * ``OUT/pages/NAME.html``: the full page (animated coil, lens and table, see
   :func:`coilvis.page`);
-* ``OUT/thumbs/NAME.png``: a thumbnail of the coil (headless Chromium);
+* ``OUT/thumbs/NAME.png``: a thumbnail of the coil (one headless Chromium for the whole
+  build);
 * ``OUT/index.html``: one card per example with its thumbnail, title, caption and
   prompt, linking to its page.
 
@@ -25,6 +27,7 @@ From the command line::
 
     coilvis gallery -o gallery/_build
     coilvis gallery -o gallery/_build --only eiffel induction --force
+    coilvis gallery -o gallery/_build --shared-js   # BokehJS once, in pages/, not in every page
 
 The prompts file format (``version`` 1)::
 

@@ -7,8 +7,8 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -73,17 +73,14 @@ def _load_cached(path: Path, key: str) -> Any:
     return record if record.extra.get("gallery_key") == key else None
 
 
-def _write_thumbnail(view: Any, path: Path) -> None:
-    """Draw ``view`` as a PNG through headless Chromium (:func:`coilvis.save`), trim its
-    transparent margins, flatten it onto white and shrink it to at most
-    :data:`THUMB_PX` pixels on its longest side."""
-    import coilvis
+def _write_thumbnail(view: Any, path: Path, session: Any) -> None:
+    """Draw ``view`` as a PNG in the build's browser (a
+    :class:`~coilvis.views.output.PngSession`), trim its transparent margins, flatten it
+    onto white and shrink it to at most :data:`THUMB_PX` pixels on its longest side."""
     from PIL import Image
 
-    with tempfile.TemporaryDirectory(prefix="coilvis-thumb-") as tmp:
-        full = coilvis.save(view, Path(tmp, "full.png"))
-        with Image.open(full) as opened:
-            rgba = opened.convert("RGBA")
+    with Image.open(io.BytesIO(session.png_bytes(view))) as opened:
+        rgba = opened.convert("RGBA")
     bbox = rgba.getchannel("A").getbbox()
     if bbox is not None:
         rgba = rgba.crop(bbox)
@@ -127,34 +124,96 @@ class _ModelSlot:
         return self.loaded
 
 
-def _build_page(entry: Example | _BadEntry, out: Path, slot: _ModelSlot, *, force: bool) -> tuple[ExampleResult, Any]:
-    """Get an example's record (cached or run) and write its page; never raises for the example's own errors."""
-    import coilvis
+class _Pending:
+    """An example whose record the build still needs, and where it goes."""
 
+    def __init__(self, entry: Example, res: ExampleResult, key: str) -> None:
+        self.entry, self.res, self.key = entry, res, key
+
+
+def _start(entry: Example | _BadEntry, out: Path, slot: _ModelSlot, *, force: bool) -> tuple[ExampleResult, Any, _Pending | None]:
+    """An example's result, its cached record, or what it needs run; never raises for the example's own errors."""
     if isinstance(entry, _BadEntry):
-        return ExampleResult(entry.name, entry.title, "failed", error=entry.error), None
+        return ExampleResult(entry.name, entry.title, "failed", error=entry.error), None, None
     res = ExampleResult(entry.name, entry.title, "failed", record=out / "records" / f"{entry.name}.coil")
-    record = None
     try:
         key = cache_key(entry, slot.name())
         record = None if force else _load_cached(res.record, key)
-        res.cached = record is not None
-        if record is None:
+    except Exception as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+        return res, None, None
+    res.cached = record is not None
+    return res, record, (None if res.cached else _Pending(entry, res, key))
+
+
+def _run_pending(pending: list[_Pending], slot: _ModelSlot) -> dict[str, Any]:
+    """Run the examples without a cached record: those with the same run options together
+    through :func:`coilvis.run_many` (each example's model time is its share of its group's,
+    by tokens); a group that fails runs one by one, so each example keeps its own error.
+
+    Returns:
+        The records by example name, each saved with its cache key; a failed example's
+        error is in its result.
+    """
+    import coilvis
+
+    groups: dict[str, list[_Pending]] = {}
+    for p in pending:
+        groups.setdefault(json.dumps(p.entry.run_kwargs(), sort_keys=True), []).append(p)
+    records: dict[str, Any] = {}
+    for group in groups.values():
+        try:
             loaded = slot.get()
-            t0 = time.perf_counter()
-            record = coilvis.run(entry.prompt, loaded, progress=False, **entry.run_kwargs())
-            res.model_s = time.perf_counter() - t0
-            record = dataclasses.replace(record, extra={**record.extra, "gallery_key": key})
-            record.save(res.record)
+        except Exception as exc:
+            for p in group:
+                p.res.error = f"{type(exc).__name__}: {exc}"
+            continue
+        t0 = time.perf_counter()
+        try:
+            got = coilvis.run_many([p.entry.prompt for p in group], loaded, progress=False, **group[0].entry.run_kwargs())
+        except Exception:  # one example's bad prompt or option: run each alone, each with its own error
+            got = None
+        if got is not None:
+            tokens = sum(r.seq_len for r in got)
+            spent = time.perf_counter() - t0
+            for p, record in zip(group, got):
+                p.res.model_s = spent * record.seq_len / tokens
+                records[p.entry.name] = record
+        else:
+            for p in group:
+                t1 = time.perf_counter()
+                try:
+                    records[p.entry.name] = coilvis.run(p.entry.prompt, loaded, progress=False, **p.entry.run_kwargs())
+                except Exception as exc:
+                    p.res.error = f"{type(exc).__name__}: {exc}"
+                p.res.model_s = time.perf_counter() - t1
+    for p in pending:
+        if p.entry.name in records:
+            try:
+                record = dataclasses.replace(records[p.entry.name], extra={**records[p.entry.name].extra, "gallery_key": p.key})
+                record.save(p.res.record)
+                records[p.entry.name] = record
+            except Exception as exc:
+                p.res.error = f"{type(exc).__name__}: {exc}"
+                del records[p.entry.name]
+    return records
+
+
+def _build_page(entry: Example, res: ExampleResult, record: Any, out: Path, *, shared_js: bool) -> None:
+    """Write an example's page from its record; never raises for the example's own errors."""
+    import coilvis
+
+    try:
         res.seq_len = record.seq_len
         t0 = time.perf_counter()
         view = coilvis.page(record, coil_options=entry.coil_kwargs(), lens_options=entry.lens_kwargs())
-        res.page = coilvis.save(view, out / "pages" / f"{entry.name}.html", title=f"{entry.title} - coilvis")
+        res.page = coilvis.save(
+            view, out / "pages" / f"{entry.name}.html", title=f"{entry.title} - coilvis", resources="shared" if shared_js else "inline"
+        )
         res.page_s = time.perf_counter() - t0
         res.status = "built"
     except Exception as exc:  # one example's failure must not stop the others
         res.error = f"{type(exc).__name__}: {exc}"
-    return res, record
 
 
 def build_gallery(
@@ -165,16 +224,19 @@ def build_gallery(
     model: Any = None,
     force: bool = False,
     thumbnails: bool = True,
+    shared_js: bool = False,
     progress: bool = True,
 ) -> GalleryResult:
     """Build the gallery: one page and one thumbnail per example, and an index page.
 
-    Each example runs through the model once; its record is kept in
+    Examples without a cached record run through the model together, those with the
+    same run options in batches (:func:`coilvis.run_many`); each record is kept in
     ``out_dir/records/NAME.coil`` under a key (prompt, run options, model name, coilvis
     version), so a rebuild without changes redraws the pages without running, or even
-    loading, the model. Failures are reported on stderr, kept in the result and marked
-    on the index; the other examples still build. The index is written last and
-    atomically, so an interrupted build leaves the previous index in place.
+    loading, the model. Thumbnails are drawn in one headless Chromium for the whole
+    build. Failures are reported on stderr, kept in the result and marked on the index;
+    the other examples still build. The index is written last and atomically, so an
+    interrupted build leaves the previous index in place.
 
     Args:
         out_dir: the gallery folder (created if missing).
@@ -187,6 +249,11 @@ def build_gallery(
         force: run the model even when a cached record matches.
         thumbnails: draw PNG thumbnails (needs headless Chromium; without it, the pages
             are still built and the cards show no picture).
+        shared_js: write BokehJS once, as a file in ``pages/`` that every page links by a
+            relative path (``coilvis.save(..., resources="shared")``), instead of inside
+            each page: the folder is a tenth of the size and still loads nothing from the
+            network (keep the file with the pages). BokehJS files no page links any
+            more are removed.
         progress: show a progress bar (failures are reported either way).
 
     Returns:
@@ -200,6 +267,8 @@ def build_gallery(
     """
     from tqdm import tqdm
 
+    from coilvis.views.output import PngSession
+
     t_start = time.perf_counter()
     out = Path(out_dir)
     prompts = Path(prompts_path) if prompts_path is not None else default_prompts_path()
@@ -209,28 +278,28 @@ def build_gallery(
         (out / sub).mkdir(parents=True, exist_ok=True)
 
     slot = _ModelSlot(model)
-    make_thumbnails = thumbnails
-    results: list[ExampleResult] = []
     todo = [e for e in entries if selected is None or e.name in selected]
     bar = tqdm(total=len(todo), desc="coilvis gallery", unit="example", disable=not progress, file=sys.stderr)
     say = bar.write if progress else print
     try:
-        for entry in entries:
-            if selected is not None and entry.name not in selected:
-                results.append(_earlier_result(entry, out))
-                continue
-            bar.set_postfix_str(entry.name)
-            res, record = _build_page(entry, out, slot, force=force)
-            if res.status == "built":
-                make_thumbnails = _thumbnail(entry, res, record, out, draw=make_thumbnails)
-            if res.status == "failed":
-                say(f"coilvis gallery: {res.name} failed: {res.error}", file=sys.stderr)
-            elif res.warning:
-                say(f"coilvis gallery: {res.name}: {res.warning}", file=sys.stderr)
-            results.append(res)
-            bar.update(1)
+        started = {e.name: _start(e, out, slot, force=force) for e in todo}
+        pending = [p for _, _, p in started.values() if p is not None]
+        if pending:
+            bar.set_postfix_str(f"running {len(pending)} prompts")
+        ran = _run_pending(pending, slot)
+        results: list[ExampleResult] = []
+        draw = thumbnails
+        with PngSession() as session:
+            for e in entries:
+                if e.name not in started:
+                    results.append(_earlier_result(e, out))
+                    continue
+                res, draw = _finish(e, started[e.name], ran, out, session if draw else None, shared_js=shared_js, say=say, bar=bar)
+                results.append(res)
     finally:
         bar.close()
+    if shared_js or any((out / "pages").glob("bokeh-*.min.js")):
+        _prune_libraries(out / "pages")
 
     t0 = time.perf_counter()
     index = out / "index.html"
@@ -246,6 +315,43 @@ def build_gallery(
     return result
 
 
+def _finish(
+    entry: Example | _BadEntry, started: tuple[ExampleResult, Any, _Pending | None], ran: dict[str, Any], out: Path,
+    session: Any, *, shared_js: bool, say: Any, bar: Any,
+) -> tuple[ExampleResult, bool]:
+    """Draw one selected example's page and thumbnail (``session`` None: no thumbnail), and report it.
+
+    Returns:
+        The example's result, and whether later thumbnails should be drawn (False once
+        the browser is missing, which is said once).
+    """
+    res, record, _ = started
+    record = record if record is not None else ran.get(entry.name)
+    bar.set_postfix_str(entry.name)
+    draw = session is not None
+    if record is not None and isinstance(entry, Example):
+        _build_page(entry, res, record, out, shared_js=shared_js)
+        if res.status == "built":
+            draw = _thumbnail(entry, res, record, out, session=session)
+    if res.status == "failed":
+        say(f"coilvis gallery: {res.name} failed: {res.error}", file=sys.stderr)
+    elif res.warning:
+        say(f"coilvis gallery: {res.name}: {res.warning}", file=sys.stderr)
+    bar.update(1)
+    return res, draw
+
+
+def _prune_libraries(pages: Path) -> None:
+    """Remove the BokehJS files (``bokeh-*.min.js``) that no page in ``pages`` links."""
+    linked: set[str] = set()
+    for page in pages.glob("*.html"):
+        head = page.read_text(encoding="utf-8", errors="replace")[:4096]
+        linked.update(re.findall(r'<script src="(bokeh-[^"/]+\.min\.js)"', head))
+    for library in pages.glob("bokeh-*.min.js"):
+        if library.name not in linked:
+            library.unlink(missing_ok=True)
+
+
 def _selected(entries: list[Any], only: Iterable[str] | None, prompts: Path) -> set[str] | None:
     """The names ``only`` asks for (None: every example), each checked to exist."""
     if only is None:
@@ -258,8 +364,9 @@ def _selected(entries: list[Any], only: Iterable[str] | None, prompts: Path) -> 
     return selected
 
 
-def _thumbnail(entry: Example, res: ExampleResult, record: Any, out: Path, *, draw: bool) -> bool:
-    """Draw a built example's thumbnail (or keep an earlier one when ``draw`` is off).
+def _thumbnail(entry: Example, res: ExampleResult, record: Any, out: Path, *, session: Any) -> bool:
+    """Draw a built example's thumbnail in the build's browser (``session``), or keep an
+    earlier one when there is no session.
 
     Returns:
         Whether later thumbnails should be drawn: False once the browser is missing,
@@ -268,12 +375,13 @@ def _thumbnail(entry: Example, res: ExampleResult, record: Any, out: Path, *, dr
     import coilvis
 
     path = out / "thumbs" / f"{entry.name}.png"
-    if not draw:
+    if session is None:
         res.thumbnail = path if path.is_file() else None
         return False
     t0 = time.perf_counter()
+    draw = True
     try:
-        _write_thumbnail(coilvis.coil(record, **entry.coil_kwargs(animate=False)), path)
+        _write_thumbnail(coilvis.coil(record, **entry.coil_kwargs(animate=False)), path, session)
         res.thumbnail = path
     except MissingDependencyError as exc:
         draw = False
