@@ -83,7 +83,7 @@ def batches(lengths: Sequence[int], *, batch_size: int, max_batch_tokens: int) -
     >>> batches([3, 9, 4, 8, 1], batch_size=2, max_batch_tokens=100)
     [[1, 3], [2, 0], [4]]
     >>> batches([3, 9, 4, 8, 1], batch_size=8, max_batch_tokens=16)
-    [[1], [3], [2, 0, 4]]
+    [[1], [3, 2], [0, 4]]
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     out: list[list[int]] = []
