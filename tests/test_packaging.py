@@ -164,8 +164,8 @@ def test_the_default_prompts_are_package_data() -> None:
 def test_makefile_installs_torch_first_and_pinned() -> None:
     recipe = (ROOT / "Makefile").read_text(encoding="utf-8")
     torch_at = recipe.index("pip install -q torch==")
-    assert torch_at < recipe.index('pip install -q -e ".[models,tl,nnsight,test]"')
-    assert torch_at < recipe.index('pip install -q -e ".[models,tl3,test]"')
+    assert torch_at < recipe.index('pip install -q -e ".[models,tl,nnsight,test')
+    assert torch_at < recipe.index('pip install -q -e ".[models,tl3,test')
 
 
 # ---------------------------------------------------------------------------- drawing without torch
