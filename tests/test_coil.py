@@ -324,6 +324,7 @@ def test_views_import_no_model_libraries(name: str) -> None:
         "coilvis.topk_bounds",
         "coilvis.record",
         "coilvis.comparison",  # the Comparison of two runs, drawn by coilvis.views.diff
+        "coilvis.continuations",  # the continuation Tree, drawn by the sunburst and the flame graph
         "coilvis.tokens",
         "coilvis.errors",
         "coilvis.files",
