@@ -144,7 +144,7 @@ def test_the_prompt_has_200_tokens(reference: coilvis.Record) -> None:
 
 
 def test_served_rows_equal_the_transformers_run_of_the_same_weights(servers: dict[str, str], reference: coilvis.Record) -> None:
-    served = coilvis.run_served(PROMPT, servers["f32"], top_logprobs=20)
+    served = coilvis.run_served(PROMPT, servers["f32"], top_logprobs=20, timeout_s=300)
     assert served.extra["convention"] == "llama-cpp-python-echo" and served.extra["unknown_rows"] == []
     assert served.tokens == reference.tokens and served.k == 20
     agree = np.array(top1(served)) == np.array(top1(reference))
@@ -159,7 +159,7 @@ def test_served_rows_equal_the_transformers_run_of_the_same_weights(servers: dic
 
 
 def test_the_wheels_gguf_as_served_agrees_but_for_near_ties(servers: dict[str, str], reference: coilvis.Record) -> None:
-    served = coilvis.run_served(PROMPT, servers["q4_1"], top_logprobs=20)
+    served = coilvis.run_served(PROMPT, servers["q4_1"], top_logprobs=20, timeout_s=300)
     assert served.tokens == reference.tokens and served.extra["convention"] == "llama-cpp-python-echo"
     agree = np.array(top1(served)) == np.array(top1(reference))
     gap = np.abs(served.topk_probs[:, 0].astype(np.float64) - reference.topk_probs[:, 0])
@@ -204,14 +204,14 @@ def test_a_generated_continuation_is_greedy_and_its_rows_match(servers: dict[str
     with torch.no_grad():
         out = model.generate(ids, do_sample=False, max_new_tokens=8, pad_token_id=tokenizer.eos_token_id)
     greedy = [int(i) for i in out[0, n:] if int(i) != tokenizer.eos_token_id]  # the server does not echo the end token
-    served = coilvis.run_served(SHORT, servers["f32"], top_logprobs=10, max_tokens=8)
+    served = coilvis.run_served(SHORT, servers["f32"], top_logprobs=10, max_tokens=8, timeout_s=300)
     assert list(served.tokens[n:]) == [tokenizer.decode([i]) for i in greedy] and served.extra["max_tokens"] == 8
     full = coilvis.run(tokenizer.decode(ids[0].tolist() + greedy), default_model, k=10)
     assert full.tokens == served.tokens and served.extra["unknown_rows"] == []
     np.testing.assert_allclose(served.topk_probs, full.topk_probs, atol=1e-3)
     assert (served.next_rank[n - 1 : -1] == 1).all()  # greedy: each generated token was first
     # the wheel's GGUF does not stop there: all 8 generated tokens are kept, each its row's first
-    q4 = coilvis.run_served(SHORT, servers["q4_1"], top_logprobs=10, max_tokens=8)
+    q4 = coilvis.run_served(SHORT, servers["q4_1"], top_logprobs=10, max_tokens=8, timeout_s=300)
     assert q4.seq_len == n + 8 and q4.tokens[:n] == served.tokens[:n] and q4.extra["unknown_rows"] == []
     assert (q4.next_rank[n - 1 : -1] == 1).all()
 
