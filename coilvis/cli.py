@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from coilvis import cli_compare
+from coilvis import cli_compare, cli_tree
 from coilvis import options as _opts
 from coilvis.options import Option
 from coilvis.serve import command as serve_command
@@ -41,6 +41,7 @@ _EPILOG = """examples:
   coilvis page --record prompt.coil -o prompt.html     # ...draw later, no model
   coilvis gallery -o gallery/_build               # every example prompt, with an index page
   coilvis serve --show                            # the live explorer in a browser
+  coilvis tree "The Eiffel Tower is located in the city of" -o tree.html   # a sunburst of continuations
   coilvis compare "When Mary and John went to the store, John gave a drink to" \\
                   "When Alice and John went to the store, John gave a drink to" --metric " Mary" " John" --lens -o diff.html
 
@@ -325,6 +326,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
 
     cli_compare.add_parser(sub, _Formatter)
     serve_command.add_parser(sub, _Formatter)
+    cli_tree.add_parser(sub, _Formatter)
     return parser, dict(sub.choices)
 
 
@@ -333,11 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
 
-_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery", "compare", "serve"}
+_COMMANDS = {"page", "table", "coil", "lens", "record", "gallery", "compare", "serve", "tree"}
 #: Subcommands that draw a prompt's run or a saved record (``--record``).
 _DRAWING = ("page", "table", "coil", "lens")
 _HTML_SUFFIXES = (".html", ".htm", ".png")
 _PATH_OPTIONS = ("record", "prompts", "output", "comparison", *(o.dest for o in _opts.OPTIONS if o.kind == "record"))
+
+
+#: Subcommands whose arguments their own module checks (``usage_error``).
+_OWN_CHECKS: dict[str, Any] = {"compare": cli_compare, "serve": serve_command, "tree": cli_tree}
 
 
 class _UsageError(Exception):
@@ -450,8 +456,8 @@ def _check_usage(args: argparse.Namespace) -> None:
     for dest in _PATH_OPTIONS:
         if "\x00" in str(getattr(args, dest, None) or ""):
             raise _UsageError(f"{_flag(dest)}: a path cannot hold a NUL character")
-    if args.command in ("compare", "serve"):
-        problem = (cli_compare if args.command == "compare" else serve_command).usage_error(args)
+    if args.command in _OWN_CHECKS:
+        problem = _OWN_CHECKS[args.command].usage_error(args)
         if problem is not None:
             raise _UsageError(problem)
     if args.command in ("page", "table", "coil"):
@@ -462,7 +468,7 @@ def _check_usage(args: argparse.Namespace) -> None:
         _check_coil_options(args)
     if args.command in ("lens", "page"):
         _check_lens_options(args)
-    if args.command not in ("table", "gallery", "compare", "serve"):
+    if args.command not in ("table", "gallery", *_OWN_CHECKS):
         _check_output_name(args)
     if getattr(args, "device", None) is not None:
         _parse_device(args.device)
@@ -610,7 +616,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "table": _cmd_table, "record": _cmd_record, "coil": _cmd_coil, "lens": _cmd_lens, "page": _cmd_page, "gallery": _cmd_gallery,
-    "compare": cli_compare.run, "serve": serve_command.run,
+    "compare": cli_compare.run, "serve": serve_command.run, "tree": cli_tree.run,
 }
 
 

@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runs", ("logit_lens", "lens_pair", "runner", "tree", "served")),
     ("views", ("views",)),
     ("facade", ("",)),
-    ("apps", ("cli", "cli_compare", "gallery", "serve")),
+    ("apps", ("cli", "cli_compare", "cli_tree", "gallery", "serve")),
 )
 LAYER_OF = {first: rank for rank, (_, firsts) in enumerate(LAYERS) for first in firsts}
 LAYER_NAMES = [name for name, _ in LAYERS]
