@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,6 +195,20 @@ def test_run_remote_local_is_the_same_trace_serialised(tiny_llama: Any, tiny_tok
     assert set(got.attention.layer.tolist()) == {1}
     # the model switched to eager attention for the pass only
     assert tiny_llama.config._attn_implementation == "eager"
+
+
+def test_a_model_without_weights_here_runs_as_on_ndif(tiny_llama: Any, tiny_tokenizer: Any, tmp_path: Path) -> None:
+    """As for NDIF, the client holds a weightless skeleton (the ``meta`` device): the trace is planned from it."""
+    nnsight = pytest.importorskip("nnsight")
+    tiny_llama.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lm = nnsight.LanguageModel(str(tmp_path), tokenizer=tiny_tokenizer, attn_implementation="eager")
+    assert next(resolve_model(lm).model.parameters()).device.type == "meta"
+    got = coilvis.run(PROMPT, lm, remote="local", lens=True, attention=True)
+    want = coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), lens=True, attention=True)
+    assert_same_record(got, want, _reference_rows(tiny_llama, want.token_ids, mid=False))
 
 
 def test_remote_false_still_runs_the_wrapped_model(tiny_llama: Any, tiny_tokenizer: Any) -> None:
