@@ -17,15 +17,15 @@ Two halves live here:
   (:func:`trace_stats`);
 * the traced half, plain functions of torch tensors (:func:`reduce_logits`,
   :func:`position_stats`, :func:`row_stats`, :func:`prune_pattern`), which is what
-  the server runs. They use
-  torch and each other only, raise builtin errors only, and this module is shipped
-  to the server by value (source, not a reference) for the trace, so NDIF needs no
-  coilvis installed.
+  the server runs. They use torch and each other only and raise builtin errors only;
+  this module is shipped to the server by value (its source, not a reference) for
+  the trace, so NDIF needs no coilvis installed.
 
 The statistics are those of :func:`coilvis.stats.position_stats` and
-:func:`coilvis.lens_kernel.row_stats`, by the same formulas in float32 on the logits'
-device (so a traced Record equals a plain run's to float32 rounding); the lens is decoded ``chunk_rows`` positions and one row at a time,
-so the server holds the residual stream plus a few ``(chunk_rows, d_vocab)`` blocks.
+:func:`coilvis.lens_kernel.row_stats`, by the same formulas, in float32 on the logits'
+device (so a traced Record equals a plain run's to float32 rounding). The lens is
+decoded ``chunk_rows`` positions and one row at a time, so the server holds the
+residual stream plus a few ``(chunk_rows, d_vocab)`` blocks.
 
 nnsight is imported only inside :func:`trace_stats`.
 """
@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisValueError
 from coilvis.models.anatomy import (
     _hf_final_norm,
     _hf_layers,
@@ -49,13 +49,11 @@ from coilvis.models.anatomy import (
     text_config,
 )
 from coilvis.models.hf import attention_modules
-from coilvis.models.kinds import is_hf_model, is_nnsight
 
 __all__ = [
     "TRACE_CHUNK_ROWS",
     "TracePlan",
     "full_bytes",
-    "inner_model",
     "plan_trace",
     "position_stats",
     "prune_pattern",
@@ -84,23 +82,6 @@ class TracePlan(NamedTuple):
     softcap: float | None  # final logit soft-capping (Gemma 2/3), applied to decoded rows
     mid: str | None  # per block, the module whose input is the residual after attention
     attention: tuple[str, ...]  # per block, its attention module (empty without attention)
-
-
-def inner_model(model: Any) -> Any:
-    """The transformers model an nnsight ``LanguageModel`` wraps.
-
-    Raises:
-        CoilvisTypeError: ``model`` is not an nnsight model wrapping a transformers model.
-    """
-    if not is_nnsight(model):
-        raise CoilvisTypeError(f"model: expected an nnsight LanguageModel, got {type(model).__name__}")
-    try:
-        inner = object.__getattribute__(model, "_module")  # its __getattr__ would look inside the model
-    except AttributeError:
-        inner = None
-    if inner is None or not is_hf_model(inner):
-        raise CoilvisTypeError("model: this nnsight model does not wrap a transformers model coilvis can run")
-    return inner
 
 
 def plan_trace(model: Any, *, lens_mid: bool, attention: bool) -> TracePlan:
