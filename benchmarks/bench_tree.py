@@ -12,7 +12,10 @@ alike:
   top-k, as a generate-style loop would. Depth 4, k 8 needs 585 passes: by default the
   first ``--hand-passes`` (64) are timed and the time scaled to all of them (marked ``*``);
   ``--hand-passes 0`` runs the whole loop;
-* ``tree / hand``: the speed-up.
+* ``tree / hand``: the speed-up;
+* ``tree cpu s``: the CPU time ``coilvis.tree`` took (all threads): on a busy machine,
+  where wall times grow with the load, it tells the work itself (with ``--threads 1``,
+  about twice what two free cores take).
 
 Then the pages of the larger tree: ``coilvis.sunburst`` and ``coilvis.flame`` built and
 saved (seconds), the bytes beyond an empty BokehJS page saved the same way, and the
@@ -93,13 +96,14 @@ def measure(model: Any, tok: Any, prompt: str, depth: int, k: int, args: argpars
     from coilvis.models import LoadedModel
 
     loaded = LoadedModel(model, tok, "default")
-    times: dict[str, list[float]] = {"tree": [], "batches": [], "hand": []}
+    times: dict[str, list[float]] = {"tree": [], "tree_cpu": [], "batches": [], "hand": []}
     tree, scaled = None, False
     for r in range(max(args.repeats, args.other_repeats)):
         if r < args.repeats:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             tree = coilvis.tree(prompt, loaded, depth=depth, k=k, progress=False)
             times["tree"].append(time.perf_counter() - t0)
+            times["tree_cpu"].append(time.process_time() - c0)
         if r < args.other_repeats:
             t0 = time.perf_counter()
             coilvis.tree(prompt, loaded, depth=depth, k=k, kv_cache=False, progress=False)
@@ -109,7 +113,7 @@ def measure(model: Any, tok: Any, prompt: str, depth: int, k: int, args: argpars
             times["hand"].append((time.perf_counter() - t0) * needed / ran)
             scaled = ran < needed
     assert tree is not None
-    out: dict[str, Any] = {name: statistics.median(values) for name, values in times.items()}
+    out: dict[str, Any] = {name: statistics.median(values) if values else float("nan") for name, values in times.items()}
     out["result"], out["hand_scaled"] = tree, scaled
     return out
 
@@ -147,8 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     prompt = prompt_of(tok, args.prompt_tokens)
     coilvis.tree(prompt, (model, tok), depth=2, k=2, progress=False)  # warm up
     print(f"default model, {args.prompt_tokens}-token prompt, torch threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs, medians of {args.repeats} (batches and hand: {args.other_repeats})")
-    print(f"{'depth':>5} {'k':>3} {'nodes':>6} {'other':>6} {'strategy':>15} {'tree s':>8} {'batches s':>10} {'hand s':>8} {'tree/hand':>10}")
+          f"{os.cpu_count()} CPUs, medians of {args.repeats} (batches and hand: {args.other_repeats}), "
+          f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
+    print(f"{'depth':>5} {'k':>3} {'nodes':>6} {'other':>6} {'strategy':>15} {'tree s':>8} {'tree cpu s':>11} {'batches s':>10} "
+          f"{'hand s':>8} {'tree/hand':>10}")
     largest = None
     for depth, k in CASES:
         m = measure(model, tok, prompt, depth, k, args)
@@ -157,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         hand = m["hand"]
         mark = "*" if m["hand_scaled"] else " "
         print(f"{depth:>5} {k:>3} {t.n_nodes - others:>6,} {others:>6,} {t.extra['strategy']:>15} {m['tree']:>8.2f} "
-              f"{m['batches']:>10.2f} {hand:>7.2f}{mark} {m['tree'] / hand:>10.3f}")
+              f"{m['tree_cpu']:>11.2f} {m['batches']:>10.2f} {hand:>7.2f}{mark} {m['tree'] / hand:>10.3f}")
         largest = t
-    print(f"* scaled from the hand loop's first {args.hand_passes} passes (--hand-passes 0 runs it whole)")
+    print(f"* scaled from the hand loop's first {args.hand_passes} passes (--hand-passes 0 runs it whole); "
+          f"load average now {os.getloadavg()[0]:.1f}")
     if not args.no_pages and largest is not None:
         with tempfile.TemporaryDirectory() as folder:
             print(f"\npages of the depth {largest.depth_limit}, k {largest.k} tree ({largest.n_nodes:,} nodes with 'other'):")
