@@ -100,9 +100,9 @@ def _batch_records(
     layers: frozenset[int] | None,
 ) -> list[Record]:
     """The Records of one batch: one padded forward pass, then statistics and lens per prompt."""
-    collectors = [
-        AttentionCollector(keys_per_query=opts.keys_per_query, min_weight=opts.min_weight, layers=layers) for _ in prompts
-    ] if opts.attention else None
+    collectors = None
+    if opts.attention:
+        collectors = [AttentionCollector(keys_per_query=opts.keys_per_query, min_weight=opts.min_weight, layers=layers) for _ in prompts]
     t0 = time.perf_counter()
     outs = hf.forward_batch_for_record(
         loaded.model, [torch.as_tensor(ids) for ids, _ in encoded], attention_hooks=collectors, residuals=opts.lens, mid=opts.lens_mid
