@@ -22,9 +22,9 @@ view draws per query are its own ``attention_top_k`` (see :func:`coilvis.coil`).
 from __future__ import annotations
 
 from coilvis.runner.cache import from_cache, lens_from_tl_cache
-from coilvis.runner.pair import compare
 from coilvis.runner.logits import from_logits
 from coilvis.runner.many import run_many
+from coilvis.runner.pair import compare
 from coilvis.runner.prompt import run
 
 __all__ = ["compare", "from_cache", "from_logits", "lens_from_tl_cache", "run", "run_many"]
