@@ -511,6 +511,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("run", "truncate", "choice", None, "drop the first ('left') or last ('right') tokens of a prompt too long",
            choices=("left", "right")),
     Option("run", "progress", "optional_bool", None, "show progress bars (default: for long prompts)"),
+    Option("run", "remote", "object", False, "an nnsight model's trace runs on NDIF (True) or as nnsight's local dry run ('local')"),
     # Record.table
     Option("table", "pos", "position", -1, "position (negative counts from the end), or 'all'", flag="--pos"),
     Option("table", "k", "int", None, "rows (top tokens) per position, at most all the record kept",
