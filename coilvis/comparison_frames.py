@@ -8,7 +8,7 @@ whitespace visible.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,8 @@ import pandas as pd
 from coilvis.frames import LogitsTable, token_column
 from coilvis.options import LN2
 
-if TYPE_CHECKING:  # pragma: no cover
-    from coilvis.comparison import Comparison
+#: A :class:`coilvis.comparison.Comparison` (not imported: that module imports this one).
+Comparison = Any
 
 __all__ = ["movers_frame", "summary_frame"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bokeh import __version__ as bokeh_version
 from bokeh.core.json_encoder import serialize_json
@@ -21,8 +21,8 @@ from bokeh.embed.util import FromCurdoc, OutputDocumentFor, RenderItem
 from bokeh.model import Model
 from bokeh.resources import CDN, INLINE, Resources
 
-if TYPE_CHECKING:
-    from coilvis.views.output import View
+#: A :class:`coilvis.views.output.View` (not imported: the output module imports this one).
+View = Any
 
 __all__: list[str] = []
 
