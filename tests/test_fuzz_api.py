@@ -368,8 +368,12 @@ def test_fuzz_load_model(arg: str, value: Any, offline: None, tiny_model_dir: Pa
 
     name = kwargs.pop("name_or_path")
     names = (arg, "model") if arg == "name_or_path" else (arg,)  # a model that cannot load is "model: ...", as in run()
-    check_call(lambda: coilvis.load_model(name, **kwargs), names, loaded)
-    coilvis.models._LOADED.clear()  # every example loads afresh
+    before = set(coilvis.models._LOADED)
+    try:
+        check_call(lambda: coilvis.load_model(name, **kwargs), names, loaded)
+    finally:  # every example loads afresh; models other tests loaded stay loaded
+        for key in set(coilvis.models._LOADED) - before:
+            del coilvis.models._LOADED[key]
 
 
 def test_values_cover_every_kind() -> None:
