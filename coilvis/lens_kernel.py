@@ -120,12 +120,28 @@ def softmax_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return out
 
 
-def _rank(x: torch.Tensor, value: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+def _rank(x: torch.Tensor, value: torch.Tensor, top_v: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
     """(rows,) int32 1-based rank of ``value`` (rows, 1) in each row of ``x``: 1 + the
-    number of entries strictly greater, counted as float32 ones (exact below 2**24
-    entries; summing bools casts the whole block to integers first, several times
-    slower)."""
-    return torch.gt(x, value, out=buf).sum(dim=-1).to(torch.int32) + 1
+    number of entries strictly greater.
+
+    ``top_v`` (rows, k) are the rows' k largest logits, sorted. Where ``value`` is at
+    least the k-th of them, every entry greater than it is among them, so the count
+    is read there; only the other rows are counted over the whole vocabulary, as
+    float32 ones (exact below 2**24 entries; summing bools casts the whole block to
+    integers first, several times slower). In a lens's later layers the actual next
+    token and the final top token are mostly in the top k: most blocks skip the pass.
+    """
+    rank = torch.gt(top_v, value).sum(dim=-1, dtype=torch.int32) + 1
+    far = (value.squeeze(1) < top_v[:, -1]) | torch.isnan(value.squeeze(1))
+    n_far = int(far.sum())
+    if n_far == x.shape[0]:
+        return torch.gt(x, value, out=buf).sum(dim=-1).to(torch.int32) + 1
+    if n_far:
+        rows = far.nonzero().squeeze(1)
+        sub = x.index_select(0, rows)
+        counted = torch.gt(sub, value.index_select(0, rows), out=buf[:n_far]).sum(dim=-1).to(torch.int32) + 1
+        rank.index_copy_(0, rows, counted)
+    return rank
 
 
 def row_stats(
@@ -171,10 +187,10 @@ def row_stats(
     buf = work.get("buf", (rows, d_vocab), x.device)
     tgt = next_ids.clamp(min=0).unsqueeze(1).repeat(n_groups, 1)
     next_logit = x.gather(1, tgt)
-    next_rank = _rank(x, next_logit, buf)
+    next_rank = _rank(x, next_logit, top_v, buf)
     if final is not None:
         top_logit = x.gather(1, final.top_ids.repeat(n_groups, 1))
-        top_rank = _rank(x, top_logit, buf)
+        top_rank = _rank(x, top_logit, top_v, buf)
     probs = softmax_into(x, work.get("probs", (rows, d_vocab), x.device))
     log_z = top_v[:, 0] - probs.gather(1, top_i[:, :1]).squeeze(1).log()
     if not bool(torch.isfinite(log_z).all()):  # NaN or +inf logits

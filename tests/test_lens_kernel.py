@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from coilvis.lens_kernel import RETRY_BLOCKS, StatsThreads, block_size, blocked_topk
+from coilvis.lens_kernel import RETRY_BLOCKS, StatsThreads, Workspace, block_size, blocked_topk, row_stats
 
 
 def test_auto_threads_keep_the_faster_count_and_retry_the_other() -> None:
@@ -61,3 +63,36 @@ def test_blocked_topk_equals_torch_topk(name: str, d_vocab: int, k: int) -> None
 
 def testblock_sizes_divide_the_vocabulary() -> None:
     assert [block_size(v) for v in (49152, 50257, 128256, 32000, 100, 50261)] == [1024, 1733, 1002, 1000, None, None]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    rows=st.integers(1, 12),
+    k=st.integers(1, 6),
+    near=st.lists(st.booleans(), min_size=12, max_size=12),
+    levels=st.sampled_from([3, 8, 1000]),
+)
+def test_ranks_read_from_the_top_k_equal_full_counts(seed: int, rows: int, k: int, near: list[bool], levels: int) -> None:
+    """The ranks row_stats reports (the actual next token's, and the final top token's)
+    equal 1 + a full count of strictly greater logits, whether the token is inside the
+    top k (read there), outside it (counted) or tied with it, in mixed blocks. Logits on
+    a few integer levels make ties common."""
+    gen = torch.Generator().manual_seed(seed)
+    d_vocab = 2048
+    x = torch.randint(0, levels, (rows, d_vocab), generator=gen).to(torch.float32)
+    order = torch.argsort(x, dim=-1, descending=True, stable=True)
+    # the next token: one of the top few where asked, else anywhere
+    pick = torch.randint(0, d_vocab, (rows,), generator=gen)
+    pick = torch.where(torch.tensor(near[:rows]), pick % (k + 1), pick)
+    next_ids = order.gather(1, pick.unsqueeze(1)).squeeze(1)
+    work = Workspace(d_vocab)
+    final_logits = torch.randint(0, levels, (rows, d_vocab), generator=gen).to(torch.float32)
+    _, final = row_stats(final_logits, k=k, next_ids=next_ids, final=None, n_groups=1, work=work,
+                         probs_out=torch.empty(rows, d_vocab))
+    assert final is not None
+    out, _ = row_stats(x, k=k, next_ids=next_ids, final=final, n_groups=1, work=work)
+    want_next = (x > x.gather(1, next_ids.unsqueeze(1))).sum(dim=-1) + 1
+    want_top = (x > x.gather(1, final.top_ids)).sum(dim=-1) + 1
+    assert out["next_rank"].tolist() == want_next.tolist()
+    assert out["final_top_rank"].tolist() == want_top.tolist()
