@@ -1,18 +1,24 @@
 """Tests for coilvis.gallery and gallery/prompts.json.
 
 Fast tests build small galleries with a tiny random Llama (no download, no browser):
-the record cache, a failing example among good ones, the atomic index, escaping. Slow
-tests use the embedded default model and headless Chromium: the cheap real examples are
-built with thumbnails, their pages and the index render without console errors, and a
-rebuild neither loads nor runs the model. Other slow tests check the prompts file's
-claims against the default model (the long document's length, the induction example's
-entropy drop, the top tokens that the captions name).
+the record cache, a failing example among good ones, the atomic index, escaping, the
+``sunburst`` key (its checks, the tree's cache, the sunburst's wedges on the page, its
+caption). Slow tests use the embedded default model and headless Chromium: the cheap
+real examples are built with thumbnails, their pages (the sunbursts' too, zoomed by a
+tap) and the index render without console errors, the factual example's sunburst has
+one dominant branch and the open-ended one's does not, and a rebuild neither loads nor
+runs the model. Other slow tests check the prompts file's claims against the default
+model (the long document's length, the induction example's entropy drop, the top
+tokens that the captions name).
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import json
+import math
 import re
 import shutil
 import unicodedata
@@ -21,17 +27,27 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import coilvis
 from coilvis import gallery
 from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
-from coilvis.gallery import Example, build_gallery, cache_key, load_examples, render_index
+from coilvis.gallery import Example, SunburstSpec, build_gallery, cache_key, load_examples, mass_caption, render_index, tree_cache_key
+from coilvis.gallery.prompts import SUNBURST_COLORS, SUNBURST_KEYS, SUNBURST_MAX_NODES
+
+try:
+    from tree_cases import synthetic_tree
+except ImportError:  # run from the repository root as a package
+    from tests.tree_cases import synthetic_tree
 
 PROMPTS = Path(__file__).resolve().parent.parent / "coilvis" / "gallery_prompts.json"
 #: Examples the issue asks for, by the name they have in gallery/prompts.json.
 REQUIRED = ["eiffel", "ioi", "induction", "code", "arithmetic", "rhyme", "counting", "french", "chat", "spirals_essay"]
-#: The cheap real examples the slow build uses (short prompts).
-CHEAP = ["eiffel", "ioi", "counting"]
+#: The cheap real examples the slow build uses (short prompts), in file order.
+CHEAP = ["eiffel", "story", "ioi", "counting"]
+#: Examples with a sunburst: one branch dominates in the first, the mass spreads in the second.
+SUNBURSTS = ["eiffel", "story"]
 
 
 def examples_by_name() -> dict[str, Example]:
@@ -192,6 +208,141 @@ def test_load_examples_rejects_bad_files(tmp_path: Path) -> None:
         load_examples(tmp_path / "bad.json")
     with pytest.raises(CoilvisValueError, match="'empty'"):
         load_examples(write_prompts(tmp_path / "empty.json", [entry("ok", "x"), entry("empty", "")]))
+
+
+# ------------------------------------------------------------------ sunbursts: the prompts file
+
+
+def test_the_shipped_sunbursts_are_the_factual_and_the_open_ended_example() -> None:
+    examples = examples_by_name()
+    assert [n for n, e in examples.items() if e.sunburst is not None] == SUNBURSTS
+    assert examples["eiffel"].prompt == "The Eiffel Tower is located in the city of"
+    assert examples["story"].prompt == "Once upon a time, there was a"
+    assert all(examples[n].sunburst == SunburstSpec(depth=3, k=5) for n in SUNBURSTS)
+
+
+@pytest.mark.parametrize(
+    ("value", "spec"),
+    [
+        (True, SunburstSpec(depth=3, k=5, min_prob=0.0, color="prob")),
+        (False, None),
+        ({}, SunburstSpec()),
+        ({"depth": 2, "k": 8}, SunburstSpec(depth=2, k=8)),
+        ({"min_prob": 0.01, "color": "entropy"}, SunburstSpec(min_prob=0.01, color="entropy")),
+        ({"depth": 4, "k": 8, "min_prob": 0.01}, SunburstSpec(depth=4, k=8, min_prob=0.01)),  # 273 nodes: min_prob caps each depth
+        ({"depth": 8, "k": 1}, SunburstSpec(depth=8, k=1)),
+    ],
+    ids=["true", "false", "empty", "depth-k", "min_prob-color", "capped", "deepest"],
+)
+def test_the_sunburst_key_is_read(value: Any, spec: SunburstSpec | None) -> None:
+    ex = Example.from_dict({**entry("x", "Hello"), "sunburst": value})
+    assert ex.sunburst == spec
+    assert Example.from_dict(entry("x", "Hello")).sunburst is None  # absent: none
+    if spec is not None:
+        assert spec.tree_kwargs() == {"depth": spec.depth, "k": spec.k, "min_prob": spec.min_prob}
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "words"),
+    [
+        ({"depth": 0}, CoilvisValueError, "sunburst.depth"),
+        ({"depth": "3"}, CoilvisTypeError, "sunburst.depth"),
+        ({"depth": 3.0}, CoilvisTypeError, "sunburst.depth"),
+        ({"depth": 9, "k": 1}, CoilvisValueError, "sunburst.depth"),
+        ({"k": 0}, CoilvisValueError, "sunburst.k"),
+        ({"k": True}, CoilvisTypeError, "sunburst.k"),
+        ({"k": None}, CoilvisTypeError, "sunburst.k"),
+        ({"min_prob": 1}, CoilvisValueError, "sunburst.min_prob"),
+        ({"min_prob": -0.1}, CoilvisValueError, "sunburst.min_prob"),
+        ({"min_prob": "0.1"}, CoilvisTypeError, "sunburst.min_prob"),
+        ({"color": "rank"}, CoilvisValueError, "sunburst.color"),
+        ({"color": None}, CoilvisValueError, "sunburst.color"),
+        ({"depth": 4, "k": 8}, CoilvisValueError, "sunburst.depth or sunburst.k"),  # 4,681 nodes
+        ({"rings": 3}, CoilvisValueError, "rings"),
+        ("yes", CoilvisTypeError, "sunburst"),
+        (None, CoilvisTypeError, "sunburst"),
+        ([3, 5], CoilvisTypeError, "sunburst"),
+    ],
+    ids=lambda v: None if isinstance(v, (dict, type)) else str(v),
+)
+def test_a_bad_sunburst_is_rejected_naming_its_key(value: Any, error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=re.escape(words)):
+        Example.from_dict({**entry("x", "Hello"), "sunburst": value})
+
+
+def test_a_bad_sunburst_fails_its_example_in_a_prompts_file(tmp_path: Path) -> None:
+    path = write_prompts(tmp_path / "p.json", [entry("ok", "x"), {**entry("story", "Once"), "sunburst": {"k": -1}}])
+    with pytest.raises(CoilvisValueError, match=r"example 'story': sunburst\.k: expected >= 1, got -1"):
+        load_examples(path)
+
+
+def test_sunburst_keys_are_what_the_view_and_the_tree_take() -> None:
+    import dataclasses
+    import inspect
+
+    from coilvis.views import _tree
+
+    assert set(SUNBURST_COLORS) == set(_tree.COLORS)  # named in the prompts module so that reading a file loads no Bokeh
+    assert set(SUNBURST_KEYS) == {f.name for f in dataclasses.fields(SunburstSpec)}
+    tree_params = inspect.signature(coilvis.tree).parameters
+    assert set(SunburstSpec().tree_kwargs()) <= set(tree_params)
+    assert "color" in inspect.signature(coilvis.sunburst).parameters
+    assert SUNBURST_MAX_NODES >= 156  # the default depth 3, k 5
+
+
+def test_tree_cache_key_depends_on_what_the_model_computes_only() -> None:
+    def ex(prompt: str = "Once upon", sunburst: Any = True, **options: Any) -> Example:
+        return Example.from_dict({**entry("a", prompt, **options), "sunburst": sunburst})
+
+    base = ex()
+    assert tree_cache_key(base, "m") == tree_cache_key(ex(sunburst={"color": "entropy"}, color="entropy", attention="mean"), "m")
+    others = [
+        tree_cache_key(ex(prompt="Once upon a"), "m"),
+        tree_cache_key(ex(sunburst={"depth": 2}), "m"),
+        tree_cache_key(ex(sunburst={"k": 4}), "m"),
+        tree_cache_key(ex(sunburst={"min_prob": 0.001}), "m"),
+        tree_cache_key(ex(prepend_bos=True), "m"),
+        tree_cache_key(base, "another-model"),
+    ]
+    assert tree_cache_key(base, "m") not in others and len(set(others)) == len(others)
+    assert tree_cache_key(base, "m") != cache_key(base, "m")  # a tree is not a record
+
+
+def _first_ring(tree: Any) -> np.ndarray:
+    kids = tree.children(0)
+    return np.sort(tree.path_prob[kids[~tree.is_other[kids]]].astype(np.float64))[::-1]
+
+
+def _pct(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else (f"{p:.1%}" if p >= 0.001 else "under 0.1%")
+
+
+@given(
+    depth=st.integers(1, 3),
+    k=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    sharpness=st.floats(0.1, 12.0),
+)
+def test_the_caption_says_what_the_tree_holds(depth: int, k: int, seed: int, sharpness: float) -> None:
+    tree = synthetic_tree(depth=depth, k=k, seed=seed, sharpness=sharpness)
+    caption = mass_caption(tree)
+    ring = _first_ring(tree)
+    top = float(ring[0])
+    if top >= 0.9:
+        assert caption.startswith("One branch takes almost all the mass")
+    elif top >= 0.5:
+        assert caption.startswith("One branch takes most of the mass")
+    else:
+        assert caption.startswith("The mass spreads")
+        assert f"the {ring.size} shown hold {_pct(float(ring.sum()))} together" in caption
+    assert f"the likeliest next token holds {'only ' if top < 0.5 else ''}{_pct(top)}" in caption
+    if ring.size > 1 and top >= 0.5:
+        assert f"the runner-up {_pct(float(ring[1]))}" in caption
+    deepest = (tree.depth == depth) & ~tree.is_other
+    if depth >= 2:
+        assert caption.endswith(f"The likeliest {depth}-token continuation holds {_pct(float(tree.path_prob[deepest].max()))}.")
+    assert "<" not in caption and "&" not in caption  # fixed words and numbers only, never a token's text
+    assert len(re.findall(r"[.!?](\s|$)", caption)) <= 2
 
 
 # ------------------------------------------------------------------ the index page
@@ -546,6 +697,166 @@ def test_cli_gallery_shared_js_flag(tmp_path: Path, tiny_model: Any, monkeypatch
     assert seen["shared_js"] is False
 
 
+# ------------------------------------------------------------------ sunbursts: builds with a tiny model
+
+
+def saved_models(page: Path) -> dict[str, dict[str, Any]]:
+    """Every named Bokeh model of a saved page: its id and attributes, by name."""
+    text = page.read_text(encoding="utf-8")
+    (docs,) = re.findall(r'<script type="application/json" id="[^"]*">\s*(.*?)\s*</script>', text, re.DOTALL)
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            attributes = node.get("attributes") if node.get("type") == "object" else None
+            if isinstance(attributes, dict) and isinstance(attributes.get("name"), str):
+                found.setdefault(attributes["name"], {"id": node["id"], **attributes})
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(html.unescape(docs)))
+    return found
+
+
+def source_column(source: dict[str, Any], name: str) -> np.ndarray:
+    """A column of a saved ColumnDataSource (numpy columns are base64 bytes, gzipped or not)."""
+    (value,) = [v for k, v in source["data"]["entries"] if k == name]
+    if isinstance(value, dict) and value.get("type") == "ndarray":
+        raw = value["array"]
+        if isinstance(raw, dict) and raw.get("type") == "bytes":
+            data = base64.b64decode(raw["data"])
+            data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data  # coilvis compresses large columns
+            return np.frombuffer(data, dtype=value["dtype"]).reshape(value["shape"])
+        return np.asarray(raw, dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def sunburst_prompts(tmp_path: Path, sunburst: Any = None, **options: Any) -> Path:
+    """The tiny prompts with a third example, ``story``, that has a sunburst (default depth 2, k 3)."""
+    story = {**entry("story", "Hello the world", **options), "sunburst": sunburst or {"depth": 2, "k": 3}}
+    return tiny_prompts(tmp_path, story)
+
+
+def test_a_sunburst_is_drawn_below_the_lens_with_wedges_from_its_tree(tmp_path: Path, tiny_model: Any) -> None:
+    out = tmp_path / "site"
+    prompts = sunburst_prompts(tmp_path, {"depth": 2, "k": 3, "color": "entropy"})
+    result = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, shared_js=True)
+    assert result.ok, result.summary()
+    by_name = {e.name: e for e in result.examples}
+    story = by_name["story"]
+    assert story.tree == out / "records" / "story.coiltree" and not story.tree_cached and story.model_s > 0
+    tree = coilvis.Tree.load(story.tree)
+    assert (tree.depth_limit, tree.k, tree.prompt) == (2, 3, "Hello the world")
+    assert tree.extra["gallery_key"] == tree_cache_key(examples_by_name_in(prompts)["story"], "tiny-llama")
+    direct = coilvis.tree("Hello the world", tiny_model, depth=2, k=3)  # the tree coilvis.tree grows
+    np.testing.assert_allclose(tree.path_prob, direct.path_prob, atol=1e-6)
+    assert story.sunburst_caption == mass_caption(tree) and "cached" not in result.summary().splitlines()[3]
+
+    # the page: the sunburst's section is the last part of the page, below the lens
+    models = saved_models(story.page)
+    root, section = models["page_root"], models["gallery_sunburst_section"]
+    assert root["children"][-1]["id"] == section["id"] and "lens_figure" in models
+    assert html.escape(story.sunburst_caption) in models["gallery_sunburst_caption"]["text"]
+    # every wedge's angle is its path probability's share of the circle, children side by side inside their parent
+    source = models["sunburst_source"]
+    start, end = source_column(source, "start_angle"), source_column(source, "end_angle")
+    share = (end.astype(np.float64) - start) / (2 * math.pi)
+    np.testing.assert_allclose(share[1:], tree.path_prob[1:], atol=1e-5)
+    assert share[0] == pytest.approx(1.0)  # the centre: the prompt, the whole circle
+    x0, _ = tree.spans()
+    np.testing.assert_allclose(math.pi / 2 - end[1:], 2 * math.pi * x0[1:], atol=1e-5)  # clockwise from the top
+    assert models["sunburst_wedge_filter"]["indices"] == [i for i in range(tree.n_nodes) if share[i] > 0]
+    # coloured as the example asks: by entropy, in bits
+    assert models["sunburst_color_bar"]["title"].startswith("entropy")
+    tokens = ~tree.is_other & (np.arange(tree.n_nodes) > 0)
+    np.testing.assert_allclose(source_column(source, "value")[tokens], tree.entropy[tokens] / math.log(2), rtol=1e-5)
+    # one BokehJS file for every page, the sunburst's too
+    assert len(list((out / "pages").glob("bokeh-*.min.js"))) == 1
+    # the examples without a sunburst have none
+    assert "sunburst_source" not in saved_models(by_name["first"].page) and by_name["first"].sunburst_caption is None
+    # the index: the sunburst's caption on its card, linking the page
+    index = result.index.read_text(encoding="utf-8")
+    assert index.count('class="burst"') == 1
+    assert '<a class="burst" href="pages/story.html">' in index and html.escape(story.sunburst_caption) in index
+
+
+def test_a_rebuild_reuses_the_tree_and_only_a_changed_tree_option_regrows_it(
+    tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "site"
+    prompts = sunburst_prompts(tmp_path)
+    build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    saved = (out / "records" / "story.coiltree").read_bytes()
+    grown: list[str] = []
+    real_tree = coilvis.tree
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model ran on a cached rebuild")
+
+    def spy(prompt: str, *args: Any, **kwargs: Any) -> Any:
+        grown.append(prompt)
+        return real_tree(prompt, *args, **kwargs)
+
+    for name in ("run", "run_many", "tree"):
+        monkeypatch.setattr(coilvis, name, refuse)
+    again = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    story = again.examples[2]
+    assert again.ok and story.cached and story.tree_cached and again.model_s == 0 and again.model_load_s == 0
+    assert "cached record and tree" in again.summary()
+    assert story.sunburst_caption == mass_caption(coilvis.Tree.load(out / "records" / "story.coiltree"))
+    assert (out / "records" / "story.coiltree").read_bytes() == saved
+
+    # the colour is a view option: redrawn from the cached tree
+    data = json.loads(prompts.read_text())
+    data["examples"][2]["sunburst"] = {"depth": 2, "k": 3, "color": "path_prob"}
+    prompts.write_text(json.dumps(data))
+    recoloured = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert recoloured.ok and recoloured.examples[2].tree_cached
+    assert saved_models(out / "pages" / "story.html")["sunburst_color_bar"]["title"].startswith("probability of the whole continuation")
+    # a deeper tree grows again, alone; the record stays cached
+    monkeypatch.undo()
+    monkeypatch.setattr(coilvis, "tree", spy)
+    data["examples"][2]["sunburst"] = {"depth": 3, "k": 2}
+    prompts.write_text(json.dumps(data))
+    deeper = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert deeper.ok and grown == ["Hello the world"] and deeper.examples[2].cached and not deeper.examples[2].tree_cached
+    assert coilvis.Tree.load(out / "records" / "story.coiltree").depth_limit == 3
+    # force grows it again too
+    forced = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, force=True, only=["story"])
+    assert forced.ok and grown == ["Hello the world"] * 2
+    # --only another example: the index still shows the sunburst built earlier
+    other = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["first"])
+    assert grown == ["Hello the world"] * 2 and other.examples[2].status == "skipped"
+    assert other.examples[2].sunburst_caption == mass_caption(coilvis.Tree.load(out / "records" / "story.coiltree"))
+    assert 'class="burst" href="pages/story.html"' in other.index.read_text(encoding="utf-8")
+    # no sunburst any more: the page and the index lose it, and its old thumbnail goes
+    (out / "thumbs" / "story.sunburst.png").write_bytes(b"old")
+    del data["examples"][2]["sunburst"]
+    prompts.write_text(json.dumps(data))
+    without = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    assert without.ok and without.examples[2].sunburst_caption is None and grown == ["Hello the world"] * 2
+    assert not (out / "thumbs" / "story.sunburst.png").exists()
+    assert "sunburst_source" not in saved_models(out / "pages" / "story.html")
+    assert 'class="burst"' not in without.index.read_text(encoding="utf-8")
+
+
+def test_a_tree_that_cannot_grow_fails_its_example_alone(tmp_path: Path, tiny_model: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # 255 one-byte tokens run (the tiny model takes 256 positions), but a tree 3 tokens deep needs 257
+    prompt = "a" * 255
+    assert len(tiny_model.tokenizer(prompt)["input_ids"]) == 255
+    prompts = tiny_prompts(tmp_path, {**entry("deep", prompt), "sunburst": {"depth": 3, "k": 1}})
+    result = build_gallery(tmp_path / "site", prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    status = {e.name: e.status for e in result.examples}
+    assert status == {"first": "built", "second": "built", "deep": "failed"}
+    error = result.examples[2].error or ""
+    assert error.startswith("sunburst: CoilvisValueError") and "depth=3" in error
+    assert "deep failed: sunburst" in capsys.readouterr().err
+    assert 'href="pages/deep.html"' not in result.index.read_text(encoding="utf-8")
+
+
 # ------------------------------------------------------------------ the default model (slow)
 
 
@@ -628,10 +939,14 @@ def test_cheap_examples_build_with_thumbnails(cheap_gallery: gallery.GalleryResu
     assert [e.name for e in result.built] == CHEAP
     for e in result.built:
         assert e.thumbnail is not None and e.warning is None
-        with Image.open(e.thumbnail) as img:
-            assert max(img.size) <= gallery.THUMB_PX and min(img.size) >= 100
-            pixels = np.asarray(img.convert("L"), dtype=np.float32)
-        assert pixels.std() > 5  # a drawing, not a blank image
+        assert (e.sunburst_thumbnail is not None) == (e.name in SUNBURSTS)
+        for thumb in (e.thumbnail, e.sunburst_thumbnail):
+            if thumb is None:
+                continue
+            with Image.open(thumb) as img:
+                assert max(img.size) <= gallery.THUMB_PX and min(img.size) >= 100
+                pixels = np.asarray(img.convert("L"), dtype=np.float32)
+            assert pixels.std() > 5  # a drawing, not a blank image
     [library] = (result.out_dir / "pages").glob("bokeh-*.min.js")  # BokehJS once, beside the pages
     assert all(e.page is not None and e.page.stat().st_size < library.stat().st_size for e in result.built)
     skipped = [e for e in result.examples if e.status == "skipped"]
@@ -651,13 +966,16 @@ def test_gallery_pages_render_in_chromium(cheap_gallery: gallery.GalleryResult) 
     try:
         for e in cheap_gallery.built:
             assert e.page is not None
-            loaded = session.open(e.page)
+            loaded = session.open(e.page, viewport=(1400, 3400))  # tall enough for a sunburst below the lens
             assert loaded.errors == [], e.name
             assert loaded.external_requests == [], e.name
             [library] = [url for url in loaded.requests if url.endswith(".min.js")]  # the shared BokehJS, from disk
             assert library.startswith(e.page.parent.resolve().as_uri() + "/bokeh-"), library
             n_roots = loaded.evaluate("() => Bokeh.documents[0].roots().length")
             assert n_roots >= 1
+            assert loaded.has_model("sunburst_wedges") == (e.name in SUNBURSTS), e.name
+            if e.name in SUNBURSTS:
+                _tap_the_top_branch(loaded, e)
             loaded.close()
 
         # the index: no Bokeh, no scripts; every thumbnail loads, every link is a built page
@@ -677,9 +995,48 @@ def test_gallery_pages_render_in_chromium(cheap_gallery: gallery.GalleryResult) 
         session.close()
     assert errors == []
     assert all(url.startswith("file:") for url in requests)
-    assert sorted(src for src, _, _ in images) == sorted(f"thumbs/{n}.png" for n in CHEAP)
+    assert sorted(src for src, _, _ in images) == sorted([f"thumbs/{n}.png" for n in CHEAP] + [f"thumbs/{n}.sunburst.png" for n in SUNBURSTS])
     assert all(complete and width > 0 for _, complete, width in images)
     assert {href for href in links} == {f"pages/{n}.html" for n in CHEAP}
+
+
+def _tap_the_top_branch(loaded: Any, e: gallery.ExampleResult) -> None:
+    """On a built page, the sunburst draws its tree and a tap on the likeliest next token zooms into it."""
+    assert e.tree is not None
+    tree = coilvis.Tree.load(e.tree)
+    start = np.asarray(loaded.column("sunburst_source", "start_angle"), dtype=np.float64)
+    end = np.asarray(loaded.column("sunburst_source", "end_angle"), dtype=np.float64)
+    np.testing.assert_allclose((end - start)[1:] / (2 * math.pi), tree.path_prob[1:], atol=1e-5)
+    shown = loaded.view_indices("sunburst_wedges")
+    assert shown == [i for i in range(tree.n_nodes) if end[i] > start[i]] and len(shown) >= 0.9 * tree.n_nodes
+    top = int(tree.children(0)[0])  # most likely first
+    mid = (start[top] + end[top]) / 2
+    r = (float(loaded.column("sunburst_source", "inner_radius")[top]) + float(loaded.column("sunburst_source", "outer_radius")[top])) / 2
+    loaded.evaluate("() => Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('sunburst_figure')).canvas_view.el.scrollIntoView()")
+    loaded.click_data("sunburst_figure", r * math.cos(mid), r * math.sin(mid))
+    assert loaded.column("sunburst_state", "focus") == [top], e.name
+    below = {i for i in range(tree.n_nodes) if top in tree.path(i).tolist()}  # the top branch and its subtree
+    zoomed = loaded.view_indices("sunburst_wedges")
+    assert zoomed[0] == top and set(zoomed) <= below and set(tree.children(top).tolist()) <= set(zoomed)
+    assert loaded.errors == [], e.name
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.xdist_group("gallery")
+def test_the_factual_sunburst_has_one_dominant_branch_and_the_open_ended_one_spreads(cheap_gallery: gallery.GalleryResult) -> None:
+    by_name = {e.name: e for e in cheap_gallery.built}
+    trees = {n: coilvis.Tree.load(by_name[n].tree) for n in SUNBURSTS}
+    assert all((t.depth_limit, t.k, t.min_prob) == (3, 5, 0.0) for t in trees.values())
+    factual, story = (_first_ring(trees[n]) for n in SUNBURSTS)
+    assert factual[0] > 0.55 and factual[0] > 5 * factual[1]  # " Paris": about 70%, the runner-up a few percent
+    assert story[0] < 0.25 and story.sum() < 0.6  # no next token holds more than a quarter; most mass is in none of the top 5
+    assert by_name["eiffel"].sunburst_caption == mass_caption(trees["eiffel"])
+    assert by_name["eiffel"].sunburst_caption.startswith("One branch takes")
+    assert by_name["story"].sunburst_caption.startswith("The mass spreads")
+    index = cheap_gallery.index.read_text(encoding="utf-8")
+    for n in SUNBURSTS:
+        assert html.escape(by_name[n].sunburst_caption or "") in index
 
 
 @pytest.mark.slow
@@ -697,9 +1054,12 @@ def test_rebuild_of_the_real_gallery_never_loads_the_model(
     monkeypatch.setattr(coilvis.models, "resolve_model", refuse)
     monkeypatch.setattr(coilvis, "run", refuse)
     monkeypatch.setattr(coilvis, "run_many", refuse)
+    monkeypatch.setattr(coilvis, "tree", refuse)
     again = build_gallery(cheap_gallery.out_dir, prompts_path=PROMPTS, only=CHEAP, progress=False, thumbnails=False)
     assert again.ok, again.summary()
     assert [e.cached for e in again.built] == [True] * len(CHEAP)
+    assert [e.name for e in again.built if e.tree_cached] == SUNBURSTS
     assert again.model_s == 0
     # thumbnails from the first build are still shown
     assert all(e.thumbnail is not None for e in again.built)
+    assert [e.name for e in again.built if e.sunburst_thumbnail is not None] == SUNBURSTS

@@ -1,4 +1,4 @@
-"""Building the gallery: records (cached), pages, thumbnails, then the index, example by example."""
+"""Building the gallery: records and trees (cached), pages, sunbursts, thumbnails, then the index, example by example."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,16 @@ from coilvis.files import atomic_write
 from coilvis.gallery.index import render_index
 from coilvis.gallery.prompts import Example, _BadEntry, _parse_entries, _read_prompts, default_prompts_path
 from coilvis.gallery.results import ExampleResult, GalleryResult
+from coilvis.gallery.trees import (
+    TreeJob,
+    earlier_caption,
+    grow_trees,
+    load_cached_tree,
+    mass_caption,
+    sunburst_files,
+    sunburst_section,
+    tree_cache_key,
+)
 
 __all__ = ["THUMB_PX", "build_gallery", "cache_key"]
 
@@ -131,19 +141,33 @@ class _Pending:
         self.entry, self.res, self.key = entry, res, key
 
 
-def _start(entry: Example | _BadEntry, out: Path, slot: _ModelSlot, *, force: bool) -> tuple[ExampleResult, Any, _Pending | None]:
-    """An example's result, its cached record, or what it needs run; never raises for the example's own errors."""
+class _Started:
+    """An example's result, its cached record and tree, and what the build still needs run."""
+
+    def __init__(self, res: ExampleResult, record: Any = None, pending: _Pending | None = None, tree: Any = None,
+                 tree_job: TreeJob | None = None) -> None:
+        self.res, self.record, self.pending, self.tree, self.tree_job = res, record, pending, tree, tree_job
+
+
+def _start(entry: Example | _BadEntry, out: Path, slot: _ModelSlot, *, force: bool) -> _Started:
+    """An example's result, its cached record and tree, or what it needs run; never raises for the example's own errors."""
     if isinstance(entry, _BadEntry):
-        return ExampleResult(entry.name, entry.title, "failed", error=entry.error), None, None
+        return _Started(ExampleResult(entry.name, entry.title, "failed", error=entry.error))
     res = ExampleResult(entry.name, entry.title, "failed", record=out / "records" / f"{entry.name}.coil")
     try:
         key = cache_key(entry, slot.name())
         record = None if force else _load_cached(res.record, key)
+        tree, tree_job = None, None
+        if entry.sunburst is not None:
+            res.tree = sunburst_files(out, entry.name)[1]
+            tree_key = tree_cache_key(entry, slot.name())
+            tree = None if force else load_cached_tree(res.tree, tree_key)
+            tree_job = None if tree is not None else TreeJob(entry, res, tree_key)
     except Exception as exc:
         res.error = f"{type(exc).__name__}: {exc}"
-        return res, None, None
-    res.cached = record is not None
-    return res, record, (None if res.cached else _Pending(entry, res, key))
+        return _Started(res)
+    res.cached, res.tree_cached = record is not None, tree is not None
+    return _Started(res, record, None if res.cached else _Pending(entry, res, key), tree, tree_job)
 
 
 def _run_pending(pending: list[_Pending], slot: _ModelSlot) -> dict[str, Any]:
@@ -199,14 +223,19 @@ def _run_pending(pending: list[_Pending], slot: _ModelSlot) -> dict[str, Any]:
     return records
 
 
-def _build_page(entry: Example, res: ExampleResult, record: Any, out: Path, *, shared_js: bool) -> None:
-    """Write an example's page from its record; never raises for the example's own errors."""
+def _build_page(entry: Example, res: ExampleResult, record: Any, out: Path, *, shared_js: bool, tree: Any = None) -> None:
+    """Write an example's page from its record, with its sunburst section below when it
+    has a ``tree`` (the caption in ``res.sunburst_caption``); never raises for the
+    example's own errors."""
     import coilvis
 
     try:
         res.seq_len = record.seq_len
         t0 = time.perf_counter()
         view = coilvis.page(record, coil_options=entry.coil_kwargs(), lens_options=entry.lens_kwargs())
+        if tree is not None:
+            res.sunburst_caption = mass_caption(tree)
+            view.layout.children.append(sunburst_section(entry, tree, res.sunburst_caption))
         res.page = coilvis.save(
             view, out / "pages" / f"{entry.name}.html", title=f"{entry.title} - coilvis", resources="shared" if shared_js else "inline"
         )
@@ -283,10 +312,14 @@ def build_gallery(
     say = bar.write if progress else print
     try:
         started = {e.name: _start(e, out, slot, force=force) for e in todo}
-        pending = [p for _, _, p in started.values() if p is not None]
+        pending = [s.pending for s in started.values() if s.pending is not None]
         if pending:
             bar.set_postfix_str(f"running {len(pending)} prompts")
         ran = _run_pending(pending, slot)
+        jobs = [s.tree_job for s in started.values() if s.tree_job is not None and s.res.error is None]
+        if jobs:
+            bar.set_postfix_str(f"growing {len(jobs)} continuation trees")
+        grown = grow_trees(jobs, slot.get, out)
         results: list[ExampleResult] = []
         draw = thumbnails
         with PngSession() as session:
@@ -294,7 +327,7 @@ def build_gallery(
                 if e.name not in started:
                     results.append(_earlier_result(e, out))
                     continue
-                res, draw = _finish(e, started[e.name], ran, out, session if draw else None, shared_js=shared_js, say=say, bar=bar)
+                res, draw = _finish(e, started[e.name], ran, grown, out, session if draw else None, shared_js=shared_js, say=say, bar=bar)
                 results.append(res)
     finally:
         bar.close()
@@ -316,23 +349,22 @@ def build_gallery(
 
 
 def _finish(
-    entry: Example | _BadEntry, started: tuple[ExampleResult, Any, _Pending | None], ran: dict[str, Any], out: Path,
+    entry: Example | _BadEntry, started: _Started, ran: dict[str, Any], grown: dict[str, Any], out: Path,
     session: Any, *, shared_js: bool, say: Any, bar: Any,
 ) -> tuple[ExampleResult, bool]:
-    """Draw one selected example's page and thumbnail (``session`` None: no thumbnail), and report it.
+    """Draw one selected example's pages and thumbnails (``session`` None: no thumbnail), and report it.
 
     Returns:
         The example's result, and whether later thumbnails should be drawn (False once
         the browser is missing, which is said once).
     """
-    res, record, _ = started
-    record = record if record is not None else ran.get(entry.name)
+    res = started.res
+    record = started.record if started.record is not None else ran.get(entry.name)
     bar.set_postfix_str(entry.name)
     draw = session is not None
     if record is not None and isinstance(entry, Example):
-        _build_page(entry, res, record, out, shared_js=shared_js)
-        if res.status == "built":
-            draw = _thumbnail(entry, res, record, out, session=session)
+        tree = started.tree if started.tree is not None else grown.get(entry.name)
+        draw = _draw_example(entry, res, record, tree, out, session, shared_js=shared_js)
     if res.status == "failed":
         say(f"coilvis gallery: {res.name} failed: {res.error}", file=sys.stderr)
     elif res.warning:
@@ -364,32 +396,56 @@ def _selected(entries: list[Any], only: Iterable[str] | None, prompts: Path) -> 
     return selected
 
 
-def _thumbnail(entry: Example, res: ExampleResult, record: Any, out: Path, *, session: Any) -> bool:
-    """Draw a built example's thumbnail in the build's browser (``session``), or keep an
-    earlier one when there is no session.
+def _draw_example(entry: Example, res: ExampleResult, record: Any, tree: Any, out: Path, session: Any, *, shared_js: bool) -> bool:
+    """Draw an example's page (with its sunburst, if it has one) and its thumbnails; an
+    example whose tree failed to grow fails, and one without a sunburst loses the
+    sunburst thumbnail of an earlier build.
 
     Returns:
-        Whether later thumbnails should be drawn: False once the browser is missing,
-        which is said once and the rest built without.
+        Whether later thumbnails should be drawn.
     """
     import coilvis
 
-    path = out / "thumbs" / f"{entry.name}.png"
+    burst_thumb = sunburst_files(out, entry.name)[0]
+    if entry.sunburst is not None and tree is None:
+        res.status, res.error = "failed", res.error or "sunburst: no continuation tree"
+        return session is not None
+    _build_page(entry, res, record, out, shared_js=shared_js, tree=tree if entry.sunburst is not None else None)
+    if res.status != "built":
+        return session is not None
+    res.thumbnail, draw = _thumbnail(
+        lambda: coilvis.coil(record, **entry.coil_kwargs(animate=False)), out / "thumbs" / f"{entry.name}.png", res, session=session
+    )
+    if entry.sunburst is None:
+        burst_thumb.unlink(missing_ok=True)
+        return draw
+    color = entry.sunburst.color
+    res.sunburst_thumbnail, draw = _thumbnail(lambda: coilvis.sunburst(tree, color=color), burst_thumb, res, session=session if draw else None)
+    return draw
+
+
+def _thumbnail(make_view: Callable[[], Any], path: Path, res: ExampleResult, *, session: Any) -> tuple[Path | None, bool]:
+    """Draw a built example's thumbnail (``make_view()``) at ``path`` in the build's browser
+    (``session``), or keep an earlier one when there is no session.
+
+    Returns:
+        The thumbnail (None: none), and whether later thumbnails should be drawn: False
+        once the browser is missing, which is said once and the rest built without.
+    """
     if session is None:
-        res.thumbnail = path if path.is_file() else None
-        return False
+        return (path if path.is_file() else None), False
     t0 = time.perf_counter()
-    draw = True
+    drawn, draw = None, True
     try:
-        _write_thumbnail(coilvis.coil(record, **entry.coil_kwargs(animate=False)), path, session)
-        res.thumbnail = path
+        _write_thumbnail(make_view(), path, session)
+        drawn = path
     except MissingDependencyError as exc:
         draw = False
         res.warning = f"no thumbnails: {exc}"
     except Exception as exc:
         res.warning = f"no thumbnail: {type(exc).__name__}: {exc}"
-    res.thumbnail_s = time.perf_counter() - t0
-    return draw
+    res.thumbnail_s += time.perf_counter() - t0
+    return drawn, draw
 
 
 def _safe_label(model: Any) -> str:
@@ -400,13 +456,19 @@ def _safe_label(model: Any) -> str:
 
 
 def _earlier_result(entry: Example | _BadEntry, out: Path) -> ExampleResult:
-    """An example not selected this run: its page and thumbnail from an earlier build, if any."""
+    """An example not selected this run: its page and thumbnails from an earlier build, if
+    any, and its sunburst's caption read from the tree that build kept."""
     page = out / "pages" / f"{entry.name}.html"
     thumb = out / "thumbs" / f"{entry.name}.png"
-    return ExampleResult(
+    res = ExampleResult(
         entry.name,
         entry.title,
         "skipped",
         page=page if page.is_file() else None,
         thumbnail=thumb if thumb.is_file() else None,
     )
+    if isinstance(entry, Example) and entry.sunburst is not None and res.page is not None:
+        burst_thumb, tree = sunburst_files(out, entry.name)
+        res.sunburst_caption = earlier_caption(tree)
+        res.sunburst_thumbnail = burst_thumb if burst_thumb.is_file() and res.sunburst_caption is not None else None
+    return res

@@ -1,4 +1,4 @@
-"""The gallery's index page: one card per example, every text escaped, links relative."""
+"""The gallery's index page: one card per example (with its sunburst, if any), every text escaped, links relative."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ main { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr
           background: #f3f3ef; border-radius: 6px; padding: 6px 8px; margin: 0 0 6px; max-height: 7.5em; overflow: hidden; }
 .meta { color: #777; font-size: 12px; }
 .error { color: #b00; font-size: 13px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.burst { display: flex; gap: 10px; align-items: center; margin: 0 0 8px; padding: 6px; border-radius: 6px; background: #f3f3ef;
+         color: inherit; text-decoration: none; font-size: 13px; }
+.burst:hover { background: #e9e9e3; }
+.burst img, .burst .none { flex: none; width: 88px; height: 88px; object-fit: contain; background: #fff; border-radius: 4px; }
+.burst .none { display: flex; align-items: center; justify-content: center; color: #888; font-size: 11px; }
 .badge { display: inline-block; font-size: 11px; padding: 1px 6px; border-radius: 8px; background: #d33; color: #fff; margin-left: 6px; vertical-align: middle; }
 """
 
@@ -68,6 +73,9 @@ def _card(res: ExampleResult, example: Example | None, out_dir: Path) -> str:
     parts = [f'<article class="card{" failed" if failed else ""}" id="{_shown(res.name)}">', thumb, '<div class="body">', f"<h2>{title_html}</h2>"]
     if example is not None:
         parts.append(f'<p class="look">{_shown(example.look_for)}</p>')
+    if page_href and res.sunburst_caption is not None:
+        parts.append(_sunburst_link(res, page_href, out_dir))
+    if example is not None:
         preview = example.prompt if len(example.prompt) <= _PROMPT_PREVIEW_CHARS else example.prompt[:_PROMPT_PREVIEW_CHARS] + "\u2026"
         parts.append(f'<pre class="prompt">{_shown(preview)}</pre>')
     meta = [res.name]
@@ -83,6 +91,19 @@ def _card(res: ExampleResult, example: Example | None, out_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def _sunburst_link(res: ExampleResult, page_href: str, out_dir: Path) -> str:
+    """The card's sunburst: its thumbnail and caption, linking the example's page (the sunburst is below its lens)."""
+    esc = html.escape
+    if res.sunburst_thumbnail is not None:
+        pic = f'<img src="{esc(_href(res.sunburst_thumbnail, out_dir))}" alt="{_shown("continuation sunburst of " + res.title)}">'
+    else:
+        pic = '<span class="none">no thumbnail</span>'
+    return (
+        f'<a class="burst" href="{esc(page_href)}">{pic}'
+        f"<span><b>Where the mass goes next</b> (sunburst, below the lens): {_shown(res.sunburst_caption or '')}</span></a>"
+    )
+
+
 def render_index(
     results: Sequence[ExampleResult],
     *,
@@ -91,7 +112,8 @@ def render_index(
     examples: Mapping[str, Example] | None = None,
     prompts_path: Path | None = None,
 ) -> str:
-    """The index page: one card per example (thumbnail, title, caption, prompt, link).
+    """The index page: one card per example (thumbnail, title, caption, prompt, link; an
+    example with a continuation sunburst also its thumbnail, caption and link).
 
     Every string from the prompts file or a record is shown as the views show text
     (:func:`coilvis.tokens.display_lines`: NUL, bidi controls, zero-width characters and
@@ -134,7 +156,7 @@ def render_index(
 <body>
 <header>
 <h1>coilvis gallery</h1>
-<p>Example prompts drawn{esc(model_txt)}: each card opens a page with the coil (press play to unwind it; it slows down where the model is unsure), the logit lens and the top-k table. {esc(status)}.</p>
+<p>Example prompts drawn{esc(model_txt)}: each card opens a page with the coil (press play to unwind it; it slows down where the model is unsure), the logit lens and the top-k table; some also show a sunburst of the model's likely continuations (ring d: the d-th token after the prompt; angle: how much of the probability mass that continuation holds). {esc(status)}.</p>
 </header>
 <main>
 {cards}

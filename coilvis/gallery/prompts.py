@@ -1,4 +1,4 @@
-"""A gallery prompts file: its examples, the options they may set, and the file coilvis ships."""
+"""A gallery prompts file: its examples, the options they may set, their sunbursts, and the file coilvis ships."""
 
 from __future__ import annotations
 
@@ -10,10 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError
+from coilvis.errors import CoilvisError, CoilvisTypeError, CoilvisValueError, check_float, check_int
 from coilvis.options import Option, attention_option, declared, describe, get_option
 
-__all__ = ["PROMPTS_FORMAT", "PROMPTS_VERSION", "OPTION_KEYS", "Example", "default_prompts_path", "load_examples"]
+__all__ = [
+    "PROMPTS_FORMAT",
+    "PROMPTS_VERSION",
+    "OPTION_KEYS",
+    "SUNBURST_COLORS",
+    "SUNBURST_KEYS",
+    "SUNBURST_MAX_DEPTH",
+    "SUNBURST_MAX_NODES",
+    "Example",
+    "SunburstSpec",
+    "default_prompts_path",
+    "load_examples",
+]
 
 #: The ``format`` field of a prompts file.
 PROMPTS_FORMAT = "coilvis.gallery"
@@ -46,6 +58,9 @@ _ANIMATE = get_option("coil", "animate")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _RESERVED_NAMES = frozenset({"index"})
+_FIELDS = frozenset({"name", "title", "prompt", "look_for", "options", "sunburst", "notes"})
+
+
 def default_prompts_path() -> Path:
     """The gallery's example prompts, shipped inside the package (``coilvis/gallery_prompts.json``).
 
@@ -65,6 +80,97 @@ def default_prompts_path() -> Path:
             "is not a file there; pass prompts_path= (or --prompts) with a prompts file"
         )
     return resource
+
+
+# ---------------------------------------------------------------------------- sunbursts
+
+#: ``color=`` values of :func:`coilvis.sunburst` (the keys of ``coilvis.views._tree.COLORS``,
+#: named here so that reading a prompts file loads no Bokeh).
+SUNBURST_COLORS = ("prob", "path_prob", "entropy")
+#: The deepest sunburst an example may ask for: past 8 rings a 640-pixel sunburst's rings
+#: are too thin to read.
+SUNBURST_MAX_DEPTH = 8
+#: The most nodes an example's tree may hold (``1 + k + ... + k**depth``, see
+#: :func:`coilvis.continuations.max_tree_nodes`), so a gallery page stays small and quick to build.
+SUNBURST_MAX_NODES = 2_000
+#: Keys of an example's ``sunburst`` object, and what each sets (all optional).
+SUNBURST_KEYS: dict[str, str] = {
+    "depth": f"tokens ahead, the sunburst's rings (default 3, at most {SUNBURST_MAX_DEPTH})",
+    "k": "most likely next tokens kept under each node (default 5)",
+    "min_prob": "grow only continuations whose probability is at least this, in [0, 1) (default 0)",
+    "color": "what colours a wedge: 'prob' (given the tokens before it; default), 'path_prob' or 'entropy'",
+}
+
+
+@dataclass(frozen=True)
+class SunburstSpec:
+    """An example's continuation sunburst: the tree :func:`coilvis.tree` grows and how
+    :func:`coilvis.sunburst` colours it.
+
+    In a prompts file, an example's ``"sunburst"`` is ``true`` (these defaults), ``false``
+    (none, as when the key is absent) or an object of :data:`SUNBURST_KEYS`.
+
+    Attributes:
+        depth: tokens after the prompt (the rings).
+        k: most likely next tokens kept under each node.
+        min_prob: path probability below which a token goes to its parent's "other" wedge.
+        color: what colours a wedge (one of :data:`SUNBURST_COLORS`).
+
+    >>> SunburstSpec.from_value(True), SunburstSpec.from_value({"depth": 2, "color": "entropy"}).tree_kwargs()
+    (SunburstSpec(depth=3, k=5, min_prob=0.0, color='prob'), {'depth': 2, 'k': 5, 'min_prob': 0.0})
+    """
+
+    depth: int = 3
+    k: int = 5
+    min_prob: float = 0.0
+    color: str = "prob"
+
+    @classmethod
+    def from_value(cls, value: Any) -> SunburstSpec | None:
+        """The spec of an example's ``sunburst`` value (None: no sunburst).
+
+        Raises:
+            CoilvisTypeError: not a bool or an object, or a key of the wrong type (the
+                message names it, ``sunburst.depth``).
+            CoilvisValueError: an unknown key, a value out of range, or a tree larger than
+                :data:`SUNBURST_MAX_NODES` (the message names the key).
+        """
+        if value is False:
+            return None
+        if value is True:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise CoilvisTypeError(f"sunburst: expected true, false or an object of {sorted(SUNBURST_KEYS)}, got {type(value).__name__}")
+        unknown = sorted(set(value) - set(SUNBURST_KEYS), key=str)
+        if unknown:
+            raise CoilvisValueError(f"sunburst: unknown key(s) {unknown}; known: {sorted(SUNBURST_KEYS)}")
+        depth = check_int("sunburst.depth", value.get("depth", cls.depth), minimum=1)
+        if depth > SUNBURST_MAX_DEPTH:
+            raise CoilvisValueError(f"sunburst.depth: expected at most {SUNBURST_MAX_DEPTH} (rings past that are too thin to read), got {depth}")
+        k = check_int("sunburst.k", value.get("k", cls.k), minimum=1)
+        min_prob = check_float("sunburst.min_prob", value.get("min_prob", cls.min_prob), minimum=0.0, maximum=1.0)
+        if min_prob >= 1:
+            raise CoilvisValueError(f"sunburst.min_prob: expected a number in [0, 1), got {min_prob:g} (no token could be kept)")
+        color = value.get("color", cls.color)
+        if not isinstance(color, str) or color not in SUNBURST_COLORS:
+            raise CoilvisValueError(f"sunburst.color: expected one of {list(SUNBURST_COLORS)}, got {color!r}")
+        _check_size(depth, k, min_prob)
+        return cls(depth=depth, k=k, min_prob=min_prob, color=color)
+
+    def tree_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`coilvis.tree` (those that change what the model computes)."""
+        return {"depth": self.depth, "k": self.k, "min_prob": self.min_prob}
+
+
+def _check_size(depth: int, k: int, min_prob: float) -> None:
+    from coilvis.continuations import max_tree_nodes  # numpy: loaded only when a file asks for a sunburst
+
+    count = max_tree_nodes(depth, k, min_prob)
+    if count > SUNBURST_MAX_NODES:
+        raise CoilvisValueError(
+            f"sunburst: depth={depth}, k={k} gives up to {count:,} nodes, more than the {SUNBURST_MAX_NODES:,} a gallery "
+            "sunburst holds; lower sunburst.depth or sunburst.k, or raise sunburst.min_prob"
+        )
 
 
 # ---------------------------------------------------------------------------- examples
@@ -90,6 +196,7 @@ class Example:
         look_for: one or two sentences on what to look for.
         options: view and run options (keys of :data:`OPTION_KEYS`).
         notes: free text on how the example was made (not shown).
+        sunburst: the continuation sunburst drawn on a page of its own, or None.
     """
 
     name: str
@@ -98,6 +205,7 @@ class Example:
     look_for: str
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
+    sunburst: SunburstSpec | None = None
 
     @classmethod
     def from_dict(cls, entry: Any) -> Example:
@@ -105,11 +213,12 @@ class Example:
 
         Raises:
             CoilvisTypeError / CoilvisValueError: a missing or bad field, an empty
-                prompt, an unknown option (the message names it).
+                prompt, an unknown option, a bad sunburst (the message names it:
+                ``sunburst.k``).
         """
         if not isinstance(entry, Mapping):
             raise CoilvisTypeError(f"example: expected an object, got {type(entry).__name__}")
-        unknown = sorted(set(entry) - {"name", "title", "prompt", "look_for", "options", "notes"})
+        unknown = sorted(set(entry) - _FIELDS)
         if unknown:
             raise CoilvisValueError(f"example: unknown field(s) {unknown}")
         name = _text(entry, "name")
@@ -134,6 +243,7 @@ class Example:
             look_for=_text(entry, "look_for"),
             options=dict(options),
             notes=notes,
+            sunburst=SunburstSpec.from_value(entry.get("sunburst", False)),
         )
         ex.attention()  # fail early on a bad spec
         return ex

@@ -23,10 +23,16 @@ class ExampleResult:
         thumbnail: the thumbnail written (None when it was not, see ``warning``).
         record: the cached record file.
         cached: whether the record came from the cache (the model did not run).
+        sunburst_thumbnail: the sunburst's thumbnail (None when it was not drawn).
+        sunburst_caption: what the sunburst on the page shows, its numbers read from the
+            tree (:func:`coilvis.gallery.trees.mass_caption`); None when the page has no
+            sunburst.
+        tree: the cached continuation tree file (None without a sunburst).
+        tree_cached: whether the tree came from the cache (the model did not grow it).
         seq_len: number of token positions.
-        model_s: seconds spent running the model (0 when cached).
-        page_s: seconds spent drawing and writing the page.
-        thumbnail_s: seconds spent drawing the thumbnail.
+        model_s: seconds spent running the model and growing the tree (0 when both are cached).
+        page_s: seconds spent drawing and writing the pages.
+        thumbnail_s: seconds spent drawing the thumbnails.
         error: why the example failed.
         warning: a problem that did not stop the page (e.g. no thumbnail).
     """
@@ -38,6 +44,10 @@ class ExampleResult:
     thumbnail: Path | None = None
     record: Path | None = None
     cached: bool = False
+    sunburst_thumbnail: Path | None = None
+    sunburst_caption: str | None = None
+    tree: Path | None = None
+    tree_cached: bool = False
     seq_len: int | None = None
     model_s: float = 0.0
     page_s: float = 0.0
@@ -104,7 +114,7 @@ class GalleryResult:
         """A short text table of the build, one line per example."""
         lines = [f"{'example':<16} {'status':<8} {'tokens':>6} {'model s':>8} {'render s':>9}  note"]
         for e in self.examples:
-            note = e.error or e.warning or ("cached record" if e.cached else "")
+            note = e.error or e.warning or _cache_note(e)
             tokens = "" if e.seq_len is None else str(e.seq_len)
             lines.append(f"{e.name:<16} {e.status:<8} {tokens:>6} {e.model_s:>8.2f} {e.render_s:>9.2f}  {note}")
         lines.append(
@@ -112,3 +122,9 @@ class GalleryResult:
             f"total {self.total_s:.1f} s; {len(self.built)} built, {len(self.failures)} failed -> {self.index}"
         )
         return "\n".join(lines)
+
+
+def _cache_note(e: ExampleResult) -> str:
+    """What came from the cache: ``"cached record"``, ``"cached record and tree"``, ``"cached tree"`` or nothing."""
+    cached = [what for what, hit in (("record", e.cached), ("tree", e.tree is not None and e.tree_cached)) if hit]
+    return f"cached {' and '.join(cached)}" if cached else ""
