@@ -802,7 +802,7 @@ def test_a_rebuild_reuses_the_tree_and_only_a_changed_tree_option_regrows_it(
 
     for name in ("run", "run_many", "tree"):
         monkeypatch.setattr(coilvis, name, refuse)
-    again = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    again = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["story"])
     story = again.examples[2]
     assert again.ok and story.cached and story.tree_cached and again.model_s == 0 and again.model_load_s == 0
     assert "cached record and tree" in again.summary()
@@ -813,7 +813,7 @@ def test_a_rebuild_reuses_the_tree_and_only_a_changed_tree_option_regrows_it(
     data = json.loads(prompts.read_text())
     data["examples"][2]["sunburst"] = {"depth": 2, "k": 3, "color": "path_prob"}
     prompts.write_text(json.dumps(data))
-    recoloured = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    recoloured = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["story"])
     assert recoloured.ok and recoloured.examples[2].tree_cached
     assert saved_models(out / "pages" / "story.html")["sunburst_color_bar"]["title"].startswith("probability of the whole continuation")
     # a deeper tree grows again, alone; the record stays cached
@@ -821,7 +821,7 @@ def test_a_rebuild_reuses_the_tree_and_only_a_changed_tree_option_regrows_it(
     monkeypatch.setattr(coilvis, "tree", spy)
     data["examples"][2]["sunburst"] = {"depth": 3, "k": 2}
     prompts.write_text(json.dumps(data))
-    deeper = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    deeper = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["story"])
     assert deeper.ok and grown == ["Hello the world"] and deeper.examples[2].cached and not deeper.examples[2].tree_cached
     assert coilvis.Tree.load(out / "records" / "story.coiltree").depth_limit == 3
     # force grows it again too
@@ -836,7 +836,7 @@ def test_a_rebuild_reuses_the_tree_and_only_a_changed_tree_option_regrows_it(
     (out / "thumbs" / "story.sunburst.png").write_bytes(b"old")
     del data["examples"][2]["sunburst"]
     prompts.write_text(json.dumps(data))
-    without = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False)
+    without = build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["story"])
     assert without.ok and without.examples[2].sunburst_caption is None and grown == ["Hello the world"] * 2
     assert not (out / "thumbs" / "story.sunburst.png").exists()
     assert "sunburst_source" not in saved_models(out / "pages" / "story.html")
