@@ -198,9 +198,8 @@ def run_many(
         batch_size: most prompts per forward pass, >= 1.
         max_batch_tokens: most padded positions per batch (prompts x the longest
             one's tokens); a longer prompt runs alone.
-        tokenizer, k, attention, attention_top_k, attention_min_weight,
-            attention_layers, lens, lens_k, lens_mid, prepend_bos, truncate: as
-            :func:`coilvis.run`, the same for every prompt.
+        tokenizer, k, attention, attention_top_k, attention_min_weight, attention_layers, lens, lens_k, lens_mid, prepend_bos, truncate:
+            as :func:`coilvis.run`, the same for every prompt.
         progress: a bar over batches (``None``: when there is more than one batch),
             or a callable called with ``(prompts done, prompts in all)`` after each batch.
 
