@@ -56,7 +56,7 @@ from coilvis.lens_kernel import (
     row_stats,
     stat_blocks,
 )
-from coilvis.models.anatomy import decoder_for, final_row_name, n_layers_of
+from coilvis.models.anatomy import Decoder, decoder_for, final_row_name, n_layers_of
 from coilvis.options import check_k
 from coilvis.record import LensStats
 
@@ -351,7 +351,7 @@ class _Engine:
         """Decode rows ``l0 : l0 + len(group)`` at positions ``start:stop`` in one matmul, and store their statistics."""
         n_p, device = stop - start, final.probs.device
         h = torch.cat([t[start:stop].to(device) for _, t in group]) if len(group) > 1 else group[0][1][start:stop]
-        x = decoder(h)
+        x = self._decode(decoder, h)
         if tuple(x.shape) != (h.shape[0], self.d_vocab):
             raise CoilvisValueError(
                 f"decoder: returned shape {tuple(x.shape)} for {h.shape[0]} rows, expected "
@@ -368,6 +368,14 @@ class _Engine:
             if keep:
                 yield Block(l0 + g0, g1 - g0, p0, p1, rows, values["probs"], values["log_z"])
         self._advance(len(group) * n_p)
+
+    def _decode(self, decoder: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        """``decoder(h)``; the model's own :class:`~coilvis.models.anatomy.Decoder` writes
+        into one reused buffer (fresh memory every chunk would cost its first touch)."""
+        if not isinstance(decoder, Decoder):
+            return decoder(h)
+        out = self.work.get("logits", (int(h.shape[0]), self.d_vocab), decoder.device or h.device)
+        return decoder(h, out=out)
 
     def _store(self, row0: int, p0: int, n_g: int, n_p: int, values: dict[str, torch.Tensor]) -> None:
         """Copy a block's statistics (``n_g`` rows from ``row0``, ``n_p`` positions from ``p0``) into the output."""

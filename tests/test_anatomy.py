@@ -173,6 +173,35 @@ def test_decoder_of_the_last_block_output_equals_the_logits(arch_model: tuple[st
     torch.testing.assert_close(got, out.logits[0], atol=1e-4, rtol=0)
 
 
+def test_decoding_into_a_buffer_equals_decoding_afresh(arch_model: tuple[str, Any]) -> None:
+    """The lens decodes into one reused buffer when the head is a plain matrix product
+    (each architecture's own head, tied or not, biased or not, soft-capped or not): the
+    same logits as calling the head's module, written into the buffer."""
+    _, model = arch_model
+    dec = decoder_for(model)
+    resid = torch.randn(7, model.config.hidden_size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = dec(resid)
+        buf = torch.full_like(want, float("nan"))
+        got = dec(resid, out=buf)
+    assert got.data_ptr() == buf.data_ptr()  # written where asked, no new block of memory
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_head_with_hooks_is_called_not_bypassed(tiny_llama: Any) -> None:
+    """A hook on the head (accelerate's offload, a user's patch) must run: the buffer
+    is then not used, and the hook's result is what the lens reads."""
+    dec = decoder_for(tiny_llama)
+    handle = tiny_llama.lm_head.register_forward_hook(lambda mod, args, out: out * 0 + 1.0)
+    try:
+        with torch.no_grad():
+            buf = torch.zeros(3, tiny_llama.config.vocab_size)
+            got = dec(torch.randn(3, tiny_llama.config.hidden_size), out=buf)
+    finally:
+        handle.remove()
+    assert bool((got == 1.0).all()) and bool((buf == 0).all())
+
+
 @pytest.mark.parametrize("arch", ["gemma2", "gemma3_text"])
 def test_softcap_is_not_a_no_op(arch: str) -> None:
     """The soft-capping test above could only pass by accident if the cap did nothing."""
