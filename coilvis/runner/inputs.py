@@ -13,19 +13,22 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from coilvis import stats
-from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_float, check_int
+from coilvis.options import check_k
 
 __all__ = [
+    "RunOptions",
     "check_attention_pattern",
     "check_flag",
     "check_logits",
     "check_prompt",
+    "check_run_options",
     "check_truncate",
     "layer_spec",
     "token_ids",
@@ -72,6 +75,52 @@ def layer_spec(attention_layers: Any) -> tuple[int, ...] | None:
     if isinstance(value, (str, bytes, bool, np.bool_, Mapping)) or not isinstance(value, Iterable):
         raise CoilvisTypeError(f"attention_layers: expected an int or a list of ints, got {type(value).__name__}")
     return tuple(check_int("attention_layers", x) for x in value)
+
+
+class RunOptions(NamedTuple):
+    """The checked options of :func:`coilvis.run` (and of :func:`coilvis.run_many`, which
+    takes the same ones), under the names the runs use."""
+
+    k: int
+    attention: bool
+    keys_per_query: int
+    min_weight: float
+    layer_spec: tuple[int, ...] | None
+    lens: bool
+    lens_k: int
+    lens_mid: bool
+    prepend_bos: bool | None
+    truncate: str | None
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """These options as keyword arguments of :func:`coilvis.run`."""
+        return {
+            "k": self.k, "attention": self.attention, "attention_top_k": self.keys_per_query,
+            "attention_min_weight": self.min_weight, "attention_layers": self.layer_spec if self.attention else None,
+            "lens": self.lens, "lens_k": self.lens_k, "lens_mid": self.lens_mid, "prepend_bos": self.prepend_bos,
+            "truncate": self.truncate,
+        }
+
+
+def check_run_options(
+    *, k: Any, attention: Any, attention_top_k: Any, attention_min_weight: Any, attention_layers: Any,
+    lens: Any, lens_k: Any, lens_mid: Any, prepend_bos: Any, truncate: Any,
+) -> RunOptions:
+    """:func:`coilvis.run`'s options (see there), each refused by its name, in the order
+    the signature lists them."""
+    k = check_k(k)
+    keys_per_query = check_int("attention_top_k", attention_top_k, minimum=1)
+    min_weight = check_float("attention_min_weight", attention_min_weight, minimum=0, maximum=1)
+    lens_k = check_k(lens_k, name="lens_k")
+    attention, lens, lens_mid = (check_flag(n, v) for n, v in (("attention", attention), ("lens", lens), ("lens_mid", lens_mid)))
+    prepend_bos = check_flag("prepend_bos", prepend_bos, optional=True)
+    spec = layer_spec(attention_layers)
+    if spec is not None and not attention:
+        raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
+    return RunOptions(
+        k=k, attention=bool(attention), keys_per_query=keys_per_query, min_weight=min_weight, layer_spec=spec,
+        lens=bool(lens), lens_k=lens_k, lens_mid=bool(lens_mid), prepend_bos=prepend_bos, truncate=check_truncate(truncate),
+    )
 
 
 def check_logits(logits: Any) -> torch.Tensor:

@@ -11,51 +11,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
 from coilvis import stats
-from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_float, check_int
+from coilvis.errors import CoilvisTypeError, CoilvisValueError, check_int
 from coilvis.logit_lens import compute_lens
 from coilvis.models import LoadedModel, hf, resolve_model
 from coilvis.models.kinds import is_transformer_lens
 from coilvis.options import check_k
 from coilvis.record import Record
 from coilvis.runner.assemble import AttentionCollector, check_progress, tokenizer_record
-from coilvis.runner.inputs import check_flag, check_truncate, layer_spec
-from coilvis.runner.prompt import device_meta, encode_prompt, fit_context, resolve_layers, run
+from coilvis.runner.inputs import RunOptions, check_run_options
+from coilvis.runner.prompt import (
+    device_meta,
+    encode_prompt,
+    fit_context,
+    resolve_layers,
+    run,
+)
 
 __all__ = ["DEFAULT_MAX_BATCH_TOKENS", "batches", "run_many"]
 
 #: Padded positions one batch may hold (beyond its first prompt): 2,048 positions of a
 #: 49k vocabulary are 400 MB of float32 logits.
 DEFAULT_MAX_BATCH_TOKENS = 2048
-
-
-class _Options(NamedTuple):
-    """The checked options of :func:`run_many`, as :func:`coilvis.run` takes them."""
-
-    k: int
-    attention: bool
-    keys_per_query: int
-    min_weight: float
-    layer_spec: tuple[int, ...] | None
-    lens: bool
-    lens_k: int
-    lens_mid: bool
-    prepend_bos: bool | None
-    truncate: str | None
-
-    def run_kwargs(self) -> dict[str, Any]:
-        """These options as keyword arguments of :func:`coilvis.run`."""
-        return {
-            "k": self.k, "attention": self.attention, "attention_top_k": self.keys_per_query,
-            "attention_min_weight": self.min_weight, "attention_layers": self.layer_spec if self.attention else None,
-            "lens": self.lens, "lens_k": self.lens_k, "lens_mid": self.lens_mid, "prepend_bos": self.prepend_bos,
-            "truncate": self.truncate,
-        }
 
 
 def _check_prompts(prompts: Any) -> list[str]:
@@ -96,7 +78,7 @@ def batches(lengths: Sequence[int], *, batch_size: int, max_batch_tokens: int) -
 
 
 def _batch_records(
-    loaded: LoadedModel, prompts: list[str], encoded: list[tuple[np.ndarray, dict[str, Any] | None]], opts: _Options,
+    loaded: LoadedModel, prompts: list[str], encoded: list[tuple[np.ndarray, dict[str, Any] | None]], opts: RunOptions,
     layers: frozenset[int] | None,
 ) -> list[Record]:
     """The Records of one batch: one padded forward pass, then statistics and lens per prompt."""
@@ -215,7 +197,7 @@ def run_many(
     texts = _check_prompts(prompts)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     max_batch_tokens = check_int("max_batch_tokens", max_batch_tokens, minimum=1)
-    opts = _check_options(
+    opts = check_run_options(
         k=k, attention=attention, attention_top_k=attention_top_k, attention_min_weight=attention_min_weight,
         attention_layers=attention_layers, lens=lens, lens_k=lens_k, lens_mid=lens_mid, prepend_bos=prepend_bos, truncate=truncate,
     )
@@ -240,27 +222,7 @@ def run_many(
     return [r for r in records if r is not None]
 
 
-def _check_options(**kw: Any) -> _Options:
-    """:func:`run_many`'s options checked as :func:`coilvis.run` checks them."""
-    attention, lens, lens_mid = (check_flag(n, kw[n]) for n in ("attention", "lens", "lens_mid"))
-    spec = layer_spec(kw["attention_layers"])
-    if spec is not None and not attention:
-        raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
-    return _Options(
-        k=check_k(kw["k"]),
-        attention=bool(attention),
-        keys_per_query=check_int("attention_top_k", kw["attention_top_k"], minimum=1),
-        min_weight=check_float("attention_min_weight", kw["attention_min_weight"], minimum=0, maximum=1),
-        layer_spec=spec,
-        lens=bool(lens),
-        lens_k=check_k(kw["lens_k"], name="lens_k"),
-        lens_mid=bool(lens_mid),
-        prepend_bos=check_flag("prepend_bos", kw["prepend_bos"], optional=True),
-        truncate=check_truncate(kw["truncate"]),
-    )
-
-
-def _one_by_one(texts: list[str], loaded: LoadedModel, opts: _Options, progress: Any) -> list[Record]:
+def _one_by_one(texts: list[str], loaded: LoadedModel, opts: RunOptions, progress: Any) -> list[Record]:
     """TransformerLens models: each prompt through :func:`coilvis.run`, every prompt encoded and fitted first."""
     for i, text in enumerate(texts):
         fit_context(encode_prompt(loaded, text, prepend_bos=opts.prepend_bos, name=f"prompts[{i}]"), loaded, opts.truncate, name=f"prompts[{i}]")

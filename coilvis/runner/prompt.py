@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from coilvis import stats
-from coilvis.errors import CoilvisValueError, check_float, check_int
+from coilvis.errors import CoilvisValueError
 from coilvis.logit_lens import compute_lens
 from coilvis.models import LoadedModel, context_length, hf, resolve_model, tlens
 from coilvis.models.anatomy import n_layers_of
@@ -23,7 +23,7 @@ from coilvis.runner.assemble import (
     show_progress,
     tokenizer_record,
 )
-from coilvis.runner.inputs import check_flag, check_prompt, check_truncate, layer_spec
+from coilvis.runner.inputs import RunOptions, check_prompt, check_run_options
 from coilvis.runner.remote import check_remote, run_traced
 
 __all__ = ["Pass", "device_meta", "encode_prompt", "fit_context", "forward_prompt", "resolve_layers", "run"]
@@ -178,37 +178,41 @@ def run(
         ModelNotFoundError / MissingDependencyError: see :func:`coilvis.load_model`.
     """
     prompt = check_prompt(prompt)
-    k = check_k(k)
-    keys_per_query = check_int("attention_top_k", attention_top_k, minimum=1)
-    min_weight = check_float("attention_min_weight", attention_min_weight, minimum=0, maximum=1)
-    lens_k = check_k(lens_k, name="lens_k")
-    attention, lens, lens_mid = (check_flag(n, v) for n, v in (("attention", attention), ("lens", lens), ("lens_mid", lens_mid)))
-    prepend_bos = check_flag("prepend_bos", prepend_bos, optional=True)
+    opts = check_run_options(
+        k=k, attention=attention, attention_top_k=attention_top_k, attention_min_weight=attention_min_weight,
+        attention_layers=attention_layers, lens=lens, lens_k=lens_k, lens_mid=lens_mid, prepend_bos=prepend_bos, truncate=truncate,
+    )
     progress = check_progress(progress)
-    spec = layer_spec(attention_layers)
-    if spec is not None and not attention:
-        raise CoilvisValueError("attention_layers: given, but attention is off; pass attention=True to keep attention links")
-    truncate = check_truncate(truncate)
     remote = check_remote(remote, model)
     loaded = resolve_model(model, tokenizer)
-    layers = resolve_layers(spec, loaded.model) if attention else None
+    layers = resolve_layers(opts.layer_spec, loaded.model) if opts.attention else None
     if remote:
-        ids, truncated = fit_context(encode_prompt(loaded, prompt, prepend_bos=prepend_bos), loaded, truncate)
+        ids, truncated = fit_context(encode_prompt(loaded, prompt, prepend_bos=opts.prepend_bos), loaded, opts.truncate)
         return run_traced(
-            model, loaded, ids, prompt=prompt, truncated=truncated, k=k, attention=bool(attention), attention_layers=layers,
-            keys_per_query=keys_per_query, min_weight=min_weight, lens=bool(lens), lens_k=lens_k, lens_mid=bool(lens_mid), execution=remote,
+            model, loaded, ids, prompt=prompt, truncated=truncated, k=opts.k, attention=opts.attention, attention_layers=layers,
+            keys_per_query=opts.keys_per_query, min_weight=opts.min_weight, lens=opts.lens, lens_k=opts.lens_k,
+            lens_mid=opts.lens_mid, execution=remote,
         )
-    collector = AttentionCollector(keys_per_query=keys_per_query, min_weight=min_weight, layers=layers) if attention else None
+    return _run_here(loaded, prompt, opts, layers, progress)
+
+
+def _run_here(loaded: LoadedModel, prompt: str, opts: RunOptions, layers: frozenset[int] | None, progress: Any) -> Record:
+    """:func:`run` on this machine, its arguments checked: the forward pass, the
+    statistics of the logits, the lens, and the Record."""
+    collector = AttentionCollector(keys_per_query=opts.keys_per_query, min_weight=opts.min_weight, layers=layers) if opts.attention else None
     t0 = time.perf_counter()
-    fwd = forward_prompt(loaded, prompt, prepend_bos=prepend_bos, truncate=truncate, collector=collector, lens=bool(lens), lens_mid=bool(lens_mid))
+    fwd = forward_prompt(
+        loaded, prompt, prepend_bos=opts.prepend_bos, truncate=opts.truncate, collector=collector, lens=opts.lens, lens_mid=opts.lens_mid
+    )
     next_ids = stats.next_ids_of(fwd.ids)
     d_vocab = int(fwd.logits.shape[-1])
-    pos_stats = stats.position_stats(fwd.logits, k=check_k(k, available=d_vocab), next_ids=next_ids)
+    pos_stats = stats.position_stats(fwd.logits, k=check_k(opts.k, available=d_vocab), next_ids=next_ids)
     forward_s = time.perf_counter() - t0
     lens_stats = None
-    if lens:
+    if opts.lens:
         show = show_progress(progress, fwd.ids.shape[0])
-        lens_stats = compute_lens(loaded.model, fwd.residuals, logits=fwd.logits, next_ids=next_ids, k=check_k(lens_k, available=d_vocab, name="lens_k"), progress=show)
+        lens_k = check_k(opts.lens_k, available=d_vocab, name="lens_k")
+        lens_stats = compute_lens(loaded.model, fwd.residuals, logits=fwd.logits, next_ids=next_ids, k=lens_k, progress=show)
     adapter = "transformer_lens" if is_transformer_lens(loaded.model) else "transformers"
     extra: dict[str, Any] = {"forward_s": round(forward_s, 4)}
     if fwd.truncated is not None:

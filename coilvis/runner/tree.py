@@ -24,7 +24,7 @@ from coilvis.runner.tree_passes import (
     make_passes,
 )
 
-__all__ = ["tree", "check_tree_size"]
+__all__ = ["check_tree_size", "tree"]
 
 #: Expanded nodes (distributions to compute) from which a progress bar shows by default.
 PROGRESS_FROM = 256
