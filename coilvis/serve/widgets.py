@@ -123,7 +123,7 @@ def build_controls(models: list[str]) -> Controls:
     download_csv = Button(name="coilvis_download_csv", label="Table (.csv)", width=110, disabled=True)
     download = ColumnDataSource(name="coilvis_download", data={"name": [], "b64": [], "mime": []})
     download.js_on_change("data", CustomJS(args={"source": download}, code=_DOWNLOAD_JS))
-    view = column(name="coilvis_view", sizing_mode="stretch_width")
+    view = column(Div(text="Type a prompt and press Run: the coil, the lens and the table appear here."), name="coilvis_view", sizing_mode="stretch_width")
     diff_view = column(Div(text="Edit a token (tap it, then Replace and run) to compare with the run before."), name="coilvis_diff_view")
     for holder in (view, diff_view):
         holder.js_on_change("children", CustomJS(code=_FORGET_OLD_MODELS_JS))
