@@ -15,7 +15,26 @@ is shown whole. When zooming out makes cells too small for their labels, the lab
 shorten and then hide.
 
 ``coilvis.lens(record_a, compare=record_b, stat="js")`` colours each cell by how much the
-two runs' distributions differ there (see :func:`coilvis.topk_bounds.topk_divergence`).
+two runs' distributions differ there. ``compare`` is a Record of equal length, the same
+``d_vocab`` and lens rows (two prompts of equal length, or two models sharing a
+tokenizer); ``stat="kl"`` (KL(record ‖ compare), bits), ``"js"`` (Jensen-Shannon, bits,
+in ``[0, 1]``; the default) or ``"tv"`` (total variation, half the L1 distance, in
+``[0, 1]``). A record keeps only each cell's top-k, so the value is the divergence
+between *coarse-grained* distributions (the tokens in both top-k lists, the tokens in
+only one, and the rest), minimised over what the top-k lists leave unknown: by the
+data-processing inequality a **lower bound** of the true divergence, exact when the
+top-k covers the probability mass (see :func:`coilvis.topk_bounds.topk_divergence`;
+:func:`coilvis.compare` computes exact divergences from the full distributions).
+
+A lens larger than ``max_width_px`` x ``max_height_px`` shows part of itself and pans
+(drag; wheel zoom is on the toolbar): it opens on the last positions and the top rows
+(the model's output), and on the whole prompt when it fits. With ``start`` or ``end``
+the chosen window is shown whole, its cells narrowed to fit ``max_width_px`` when they
+must. A PNG (``coilvis.save(view, "lens.png")``), which cannot pan, shows every row and
+the whole prompt (or the whole ``start``/``end`` window): its frame widens up to 4,000
+px, then its cells narrow down to 23 px; a prompt longer still shows its last positions
+and says so in the title ("positions 339–511 of 512"), never a silent crop (see
+:meth:`coilvis.views.output.View.still`).
 
 Token text reaches the page only as data: one table of distinct strings
 (``lens_strings``) that the cells index with binary int32 columns (a 30 x 1024 lens
@@ -236,27 +255,12 @@ def lens(
       position, whose next token is unknown).
 
     Compare mode, ``compare=other`` (a Record of equal length, same ``d_vocab`` and lens
-    rows: two prompts of equal length, or two models sharing a tokenizer):
-    ``stat="kl"`` (KL(record ‖ compare), bits), ``"js"`` (Jensen-Shannon, bits, in
-    ``[0, 1]``; the default) or ``"tv"`` (total variation, half the L1 distance, in
-    ``[0, 1]``). A record keeps only each cell's top-k, so the value is the divergence
-    between *coarse-grained* distributions (the tokens in both top-k lists, the tokens
-    in only one, and the rest), minimised over what the top-k lists leave unknown: by
-    the data-processing inequality a **lower bound** of the true divergence, exact when
-    the top-k covers the probability mass. See :func:`coilvis.topk_bounds.topk_divergence`.
+    rows): ``stat="kl"``, ``"js"`` (the default) or ``"tv"``, a lower bound from the two
+    cells' top-k (see the module's text; :func:`coilvis.compare` is exact).
 
     Cells have a fixed size (``cell_px``); a lens larger than ``max_width_px`` x
-    ``max_height_px`` shows part of itself and pans (drag; wheel zoom is on the
-    toolbar): it opens on the last positions and the top rows (the model's output),
-    and on the whole prompt when it fits. With ``start`` or ``end`` the chosen window
-    is shown whole, its cells narrowed to fit ``max_width_px`` when they must. Labels
-    shorten, then hide, when cells get too small.
-
-    A PNG (``coilvis.save(view, "lens.png")``), which cannot pan, shows every row and
-    the whole prompt (or the whole ``start``/``end`` window): its frame widens up to
-    4,000 px, then its cells narrow down to 23 px; a prompt longer still shows its last
-    positions and says so in the title ("positions 339–511 of 512"), never a silent
-    crop (see :meth:`coilvis.views.output.View.still`).
+    ``max_height_px`` pans, opening on the last positions and the top rows; a PNG shows
+    every row and the whole window (see the module's text).
 
     Args:
         record: a Record with lens statistics (``coilvis.run(prompt, lens=True)``); a
@@ -305,20 +309,8 @@ def lens(
 
         return for_comparison("lens", record, locals(), lens)
     parts = lens_figure(
-        record,
-        stat=stat,
-        layers=layers,
-        stride=stride,
-        start=start,
-        end=end,
-        compare=compare,
-        cell_px=cell_px,
-        max_label_len=max_label_len,
-        hover_k=hover_k,
-        max_width_px=max_width_px,
-        max_height_px=max_height_px,
-        palette=palette,
-        title=title,
-        whitespace=whitespace,
+        record, stat=stat, layers=layers, stride=stride, start=start, end=end, compare=compare, cell_px=cell_px,
+        max_label_len=max_label_len, hover_k=hover_k, max_width_px=max_width_px, max_height_px=max_height_px,
+        palette=palette, title=title, whitespace=whitespace,
     )
     return View(parts.figure, title="coilvis lens" if title is None else title, kind="lens", still=parts.still)
