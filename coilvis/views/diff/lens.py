@@ -30,7 +30,6 @@ from bokeh.models import (
     TapTool,
     Title,
 )
-from bokeh.plotting import figure
 from bokeh.transform import transform
 
 from coilvis.comparison import Comparison
@@ -57,7 +56,13 @@ from coilvis.views.diff.data import (
     run_name,
 )
 from coilvis.views.lens.cells import Strings
-from coilvis.views.lens.figure import STILL_MAX_PX, add_tap, draw_cells, draw_outlines
+from coilvis.views.lens.figure import (
+    STILL_MAX_PX,
+    add_tap,
+    draw_cells,
+    draw_outlines,
+    heatmap_figure,
+)
 from coilvis.views.lens.grid import cell_size, select_rows
 from coilvis.views.output import View
 
@@ -212,26 +217,10 @@ def _frame(n_shown: int, n_pos: int, *, cell_w: int, cell_h: int, max_width_px: 
     cell_h = max(cell_h, min(3 * cell_h, math.ceil(_MIN_FRAME_PX / n_shown)))
     vis_cols = min(n_pos, max(1, max_width_px // cell_w))
     vis_rows = min(n_shown, max(1, max_height_px // cell_h))
-    fig = figure(
-        name="diff_lens_figure",
-        x_range=Range1d(n_pos - 0.5 - vis_cols, n_pos - 0.5, bounds=(-0.5, n_pos - 0.5), name="diff_lens_x_range"),
-        y_range=Range1d(n_shown - 0.5 - vis_rows, n_shown - 0.5, bounds=(-0.5, n_shown - 0.5), name="diff_lens_y_range"),
-        frame_width=vis_cols * cell_w,
-        frame_height=vis_rows * cell_h,
-        tools="xpan,ypan,pan,xwheel_zoom,wheel_zoom,reset,save",
-        active_drag="pan" if vis_rows < n_shown and vis_cols < n_pos else ("ypan" if vis_rows < n_shown else "xpan"),
-        active_scroll=None,
-        toolbar_location="above",
-        x_axis_location=None,
-        y_axis_location=None,
-        min_border_left=10,
-        output_backend="canvas",
-    )
-    fig.grid.visible = False
-    fig.outline_line_color = None
-    fig.background_fill_color = "#ffffff"
-    fig.title.text = plain_text(title)
-    fig.title.text_font = FONT
+    x_range = Range1d(n_pos - 0.5 - vis_cols, n_pos - 0.5, bounds=(-0.5, n_pos - 0.5), name="diff_lens_x_range")
+    y_range = Range1d(n_shown - 0.5 - vis_rows, n_shown - 0.5, bounds=(-0.5, n_shown - 0.5), name="diff_lens_y_range")
+    fig = heatmap_figure("diff_lens_figure", x_range, y_range, frame_width=vis_cols * cell_w, frame_height=vis_rows * cell_h,
+                         pan_x=vis_cols < n_pos, pan_y=vis_rows < n_shown, title=title)  # fmt: skip
     return fig, cell_h
 
 

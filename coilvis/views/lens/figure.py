@@ -37,6 +37,7 @@ __all__ = [
     "STILL_MIN_CELL_PX",
     "CellTexts",
     "lens_frame",
+    "heatmap_figure",
     "draw_cells",
     "draw_texts",
     "draw_outlines",
@@ -146,14 +147,24 @@ def lens_frame(
         what = "logit lens" if not compare else "logit lens comparison"
         # the model name comes from the record: shown as token text is
         title = f"{what} \u00b7 {display(record.model_name, whitespace='none')}" if record.model_name else what
+    fig = heatmap_figure("lens_figure", x_range, y_range, frame_width=frame_w, frame_height=vis_rows * cell_h,
+                         pan_x=vis_cols < n_pos, pan_y=vis_rows < n_shown, title=title)  # fmt: skip
+    return fig, shown_w, cell_h
+
+
+def heatmap_figure(name: str, x_range: Range1d, y_range: Range1d, *, frame_width: int, frame_height: int, pan_x: bool,
+                   pan_y: bool, title: str) -> Any:  # fmt: skip
+    """An empty heatmap figure of the lens's look (no grid, axes or outline; the title as
+    plain text), dragging along the axes that have more than the frame shows (``pan_x``,
+    ``pan_y``); the lens and the diff lens share it."""
     fig = figure(
-        name="lens_figure",
+        name=name,
         x_range=x_range,
         y_range=y_range,
-        frame_width=frame_w,
-        frame_height=vis_rows * cell_h,
+        frame_width=frame_width,
+        frame_height=frame_height,
         tools="xpan,ypan,pan,xwheel_zoom,wheel_zoom,reset,save",
-        active_drag="pan" if vis_rows < n_shown and vis_cols < n_pos else ("ypan" if vis_rows < n_shown else "xpan"),
+        active_drag="pan" if pan_x and pan_y else ("ypan" if pan_y else "xpan"),
         active_scroll=None,
         toolbar_location="above",
         x_axis_location=None,
@@ -166,7 +177,7 @@ def lens_frame(
     fig.background_fill_color = "#ffffff"
     fig.title.text = plain_text(title)
     fig.title.text_font = FONT
-    return fig, shown_w, cell_h
+    return fig
 
 
 def draw_cells(fig: Any, cells: ColumnDataSource, scale: ColorScale) -> tuple[GlyphRenderer, Any]:
