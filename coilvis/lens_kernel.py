@@ -128,13 +128,14 @@ def _rank(x: torch.Tensor, value: torch.Tensor, top_v: torch.Tensor, buf: torch.
     least the k-th of them, every entry greater than it is among them, so the count
     is read there; only the other rows are counted over the whole vocabulary, as
     float32 ones (exact below 2**24 entries; summing bools casts the whole block to
-    integers first, several times slower). In a lens's later layers the actual next
-    token and the final top token are mostly in the top k: most blocks skip the pass.
+    integers first, several times slower), all of them when they are most of the block
+    (cheaper than copying them out). In a lens's later layers the actual next token and
+    the final top token are mostly in the top k: most blocks skip the pass.
     """
     rank = torch.gt(top_v, value).sum(dim=-1, dtype=torch.int32) + 1
     far = (value.squeeze(1) < top_v[:, -1]) | torch.isnan(value.squeeze(1))
     n_far = int(far.sum())
-    if n_far == x.shape[0]:
+    if 2 * n_far >= x.shape[0]:  # most rows: count them all rather than copy them out
         return torch.gt(x, value, out=buf).sum(dim=-1).to(torch.int32) + 1
     if n_far:
         rows = far.nonzero().squeeze(1)
