@@ -26,15 +26,17 @@ from typing import Any
 import torch
 
 __all__ = [
-    "STATS_BLOCK_ROWS",
     "FIELDS",
+    "STATS_BLOCK_ROWS",
     "FinalRow",
+    "StatsThreads",
     "Workspace",
     "block_size",
     "blocked_topk",
+    "entropy_of_softmax",
+    "rank_in_rows",
     "row_stats",
     "softmax_into",
-    "StatsThreads",
     "stat_blocks",
 ]
 
@@ -120,7 +122,7 @@ def softmax_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return out
 
 
-def _rank(x: torch.Tensor, value: torch.Tensor, top_v: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+def rank_in_rows(x: torch.Tensor, value: torch.Tensor, top_v: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
     """(rows,) int32 1-based rank of ``value`` (rows, 1) in each row of ``x``: 1 + the
     number of entries strictly greater.
 
@@ -188,16 +190,16 @@ def row_stats(
     buf = work.get("buf", (rows, d_vocab), x.device)
     tgt = next_ids.clamp(min=0).unsqueeze(1).repeat(n_groups, 1)
     next_logit = x.gather(1, tgt)
-    next_rank = _rank(x, next_logit, top_v, buf)
+    next_rank = rank_in_rows(x, next_logit, top_v, buf)
     if final is not None:
         top_logit = x.gather(1, final.top_ids.repeat(n_groups, 1))
-        top_rank = _rank(x, top_logit, top_v, buf)
+        top_rank = rank_in_rows(x, top_logit, top_v, buf)
     probs = softmax_into(x, work.get("probs", (rows, d_vocab), x.device))
     log_z = top_v[:, 0] - probs.gather(1, top_i[:, :1]).squeeze(1).log()
     if not bool(torch.isfinite(log_z).all()):  # NaN or +inf logits
         return {"bad": ~torch.isfinite(log_z)}, None
     probs_sum = probs.sum(dim=-1)
-    entropy = _entropy(x, probs, log_z, probs_sum, buf)
+    entropy = entropy_of_softmax(x, probs, log_z, probs_sum, buf)
     out = {
         "topk_ids": top_i,
         "topk_probs": (top_v - log_z.unsqueeze(1)).exp_(),
@@ -227,7 +229,7 @@ def row_stats(
     return out, None
 
 
-def _entropy(x: torch.Tensor, probs: torch.Tensor, log_z: torch.Tensor, probs_sum: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+def entropy_of_softmax(x: torch.Tensor, probs: torch.Tensor, log_z: torch.Tensor, probs_sum: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
     """(rows,) entropy in nats, ``log Z * sum p - sum p x``, of (rows, V) logits ``x``
     and their softmax; ``buf`` (rows, V) is scratch. Rows with -inf logits (a masked
     vocabulary) are recomputed with their ``0 * -inf`` terms counted as 0."""

@@ -33,6 +33,13 @@ import numpy as np
 import torch
 
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
+from coilvis.lens_kernel import (
+    Workspace,
+    blocked_topk,
+    entropy_of_softmax,
+    rank_in_rows,
+    softmax_into,
+)
 from coilvis.options import LN2, check_k
 from coilvis.record import next_ids_of
 
@@ -40,17 +47,17 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "as_logits",
     "as_tensor",
-    "to_numpy",
-    "log_softmax",
     "entropy",
-    "topk",
-    "rank_of",
+    "js_divergence",
+    "kl_divergence",
+    "log_softmax",
     "next_ids_of",
     "position_stats",
-    "kl_divergence",
-    "js_divergence",
-    "tv_distance",
     "prune_attention",
+    "rank_of",
+    "to_numpy",
+    "topk",
+    "tv_distance",
 ]
 
 #: Rows processed at once. 32 rows of a 50k vocabulary are 6 MB of float32, small
@@ -169,33 +176,27 @@ def _log_softmax_chunk(x: torch.Tensor, start: int, name: str, shape: tuple[int,
     return x - log_z.unsqueeze(-1), log_z
 
 
-def _entropy_from_logp(logp: torch.Tensor) -> torch.Tensor:
-    p = logp.exp()
-    # p * logp is 0 * -inf = NaN where p == 0; those terms are 0 by convention.
-    plogp = torch.where(p > 0, p * logp, torch.zeros((), dtype=p.dtype, device=p.device))
-    return -plogp.sum(dim=-1)
+def _fast_chunk(
+    x: torch.Tensor, k: int, start: int, name: str, shape: tuple[int, ...], work: Workspace
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k, log-sum-exp and entropy of one float32 chunk in a few passes over a
+    cache-sized block, the logit lens's kernel (:mod:`coilvis.lens_kernel`).
 
-
-def _fast_chunk(x: torch.Tensor, k: int, start: int, name: str, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top-k, log-sum-exp and entropy of one float32 chunk with few passes over memory.
-
-    ``log Z = max(x) - log_softmax(x)[argmax]`` and ``H = -sum_i p_i log p_i`` summed in
-    place in one buffer. Rows holding -inf logits (``0 * -inf``) are recomputed the
-    careful way.
+    One softmax written into ``work``; ``log Z = max(x) - log p[argmax]`` and
+    ``H = log Z * sum p - sum p x`` (rows holding -inf logits, ``0 * -inf``, are
+    recomputed with those terms as 0).
 
     Returns:
-        ``(top_values, top_ids, log_z, entropy)`` of shapes (rows, k), (rows, k), (rows,), (rows,).
+        ``(top_values, top_ids, log_z, entropy, buf)`` of shapes (rows, k), (rows, k),
+        (rows,), (rows,), and a (rows, d_vocab) scratch buffer of ``work``.
     """
-    logp = torch.log_softmax(x, dim=-1)
-    v, i = torch.topk(x, k, dim=-1)
-    log_z = v[:, 0] - logp.gather(1, i[:, :1]).squeeze(1)
+    rows, d_vocab = x.shape
+    v, i = blocked_topk(x, k, work.block)
+    p = softmax_into(x, work.get("probs", (rows, d_vocab), x.device))
+    log_z = v[:, 0] - p.gather(1, i[:, :1]).squeeze(1).log()
     _check_rows(x, log_z, start, name, shape)
-    buf = logp.exp()
-    h = -buf.mul_(logp).sum(dim=-1)
-    bad = ~torch.isfinite(h)
-    if bool(bad.any()):
-        h[bad] = _entropy_from_logp(logp[bad])
-    return v, i, log_z, h.clamp(min=0.0)
+    buf = work.get("buf", (rows, d_vocab), x.device)
+    return v, i, log_z, entropy_of_softmax(x, p, log_z, p.sum(dim=-1), buf), buf
 
 
 def log_softmax(logits: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
@@ -231,8 +232,9 @@ def entropy(logits: Any, *, bits: bool = False, chunk_size: int = DEFAULT_CHUNK_
     t = as_logits(logits, ndim=range(1, 8))
     rows = _rows(t)
     out = np.empty(rows.shape[0], dtype=np.float32)
+    work = Workspace(int(rows.shape[-1]))
     for s in _chunks(rows.shape[0], chunk_size):
-        *_, h = _fast_chunk(rows[s].to(torch.float32), 1, s.start, "logits", tuple(t.shape))
+        *_, h, _ = _fast_chunk(rows[s].to(torch.float32), 1, s.start, "logits", tuple(t.shape), work)
         out[s] = to_numpy(h)
     if bits:
         out /= LN2
@@ -354,15 +356,16 @@ def position_stats(
         "next_logprob": np.full(n, np.nan, dtype=np.float32),
         "next_rank": np.full(n, -1, dtype=np.int64),
     }
+    work = Workspace(int(d_vocab))
     with torch.no_grad():
         for s in _chunks(n, chunk_size):
             x = t[s].to(torch.float32)
-            v, i, log_z, h = _fast_chunk(x, k, s.start, "logits", tuple(t.shape))
+            v, i, log_z, h, buf = _fast_chunk(x, k, s.start, "logits", tuple(t.shape), work)
             ts = tid[s]
             known = ts >= 0
             safe = ts.clamp(min=0).unsqueeze(1)
             tv = x.gather(1, safe)
-            rank = torch.count_nonzero(x > tv, dim=-1)
+            rank = rank_in_rows(x, tv, v, buf) - 1
             lp = tv.squeeze(1) - log_z
             out["topk_ids"][s] = to_numpy(i)
             out["topk_logits"][s] = to_numpy(v)
