@@ -10,13 +10,14 @@ Playwright), medians of ``--repeats``:
   ``coilvis.run`` + ``coilvis.page`` + ``coilvis.save`` of the same prompt (and the
   browser opening the saved file is not even counted);
 * ``RSS MB``: the server process's resident memory once the model is loaded, after
-  ``--runs`` runs spread over ``--tabs`` tabs (each tab keeps its last
-  :data:`coilvis.serve.session.HISTORY` runs), and its growth over the second half of
-  the runs, once every tab's history is full (target: < 1.5 GB, no growth).
+  50 runs spread over ``--tabs`` tabs (target: < 1.5 GB), and its growth from the run
+  that fills every tab's history (each tab keeps its last
+  :data:`coilvis.serve.session.HISTORY` runs: 50 runs over 5 tabs) to the last of
+  ``--runs`` (target: no growth); the figure every 10 runs.
 
 Usage::
 
-    python benchmarks/bench_serve.py                 # 64 tokens, 3 repeats, 50 runs over 5 tabs
+    python benchmarks/bench_serve.py                 # 64 tokens, 3 repeats, 100 runs over 5 tabs
     python benchmarks/bench_serve.py --seq-len 128 --repeats 5 --runs 20 --tabs 2
 """
 
@@ -85,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--tabs", type=int, default=5)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -121,8 +122,14 @@ def main() -> None:
     print(f"{args.seq_len}-token prompt, default model, medians of {args.repeats}")
     print(f"run s {med['run']:.2f} (target < 1.5)   script s {med['script']:.2f}   run / script {med['run'] / med['script']:.2f}")
     print(f"run+lens s {med['run+lens']:.2f} (target < 3)   script+lens s {med['script+lens']:.2f}   ratio {med['run+lens'] / med['script+lens']:.2f}")
-    print(f"RSS MB: model loaded {rss_loaded / 2**20:.0f}, after {args.runs} runs over {args.tabs} tabs {rss[-1] / 2**20:.0f} "
-          f"(target < 1536), growth over the second half {(rss[-1] - rss[len(rss) // 2]) / 2**20:+.0f}")
+    from coilvis.serve.session import HISTORY
+
+    cap = min(len(rss), args.tabs * HISTORY)  # every tab's history full from here on
+    at_50 = rss[min(len(rss), 50) - 1]
+    print(f"RSS MB: model loaded {rss_loaded / 2**20:.0f}, after {min(len(rss), 50)} runs over {args.tabs} tabs {at_50 / 2**20:.0f} "
+          f"(target < 1536), after {len(rss)} runs {rss[-1] / 2**20:.0f}; every tab's history ({HISTORY} runs) full after run {cap}: "
+          f"growth from there to the end {(rss[-1] - rss[cap - 1]) / 2**20:+.0f}")
+    print("RSS MB every 10 runs:", [round(r / 2**20) for r in rss[9::10]])
     print("all times:", {k: [round(x, 2) for x in v] for k, v in times.items()})
 
 
