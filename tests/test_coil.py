@@ -85,7 +85,11 @@ def test_colour_is_the_records_statistic(record: coilvis.Record, color: str, col
     assert fill.transform is view.model("coil_color_mapper")
     assert isinstance(fill.transform, LogColorMapper) == (color == "rank")
     bar = view.model("coil_color_bar")
-    assert isinstance(bar, ColorBar) and bar.color_mapper is fill.transform
+    # the bar maps through a twin of the segments' mapper (see figure.add_notes): the same scale
+    twin = bar.color_mapper
+    assert isinstance(bar, ColorBar) and twin is not fill.transform and type(twin) is type(fill.transform)
+    for attr in ("palette", "low", "high", "nan_color"):
+        assert getattr(twin, attr) == getattr(fill.transform, attr), attr
     assert unit in bar.title
     assert view.scale.legend in " ".join(t.text for t in view.figure.below)
 
@@ -338,6 +342,30 @@ def test_views_import_no_model_libraries(name: str) -> None:
     assert packages <= allowed_coilvis
 
 
+def test_what_a_hover_changes_is_drawn_on_the_overlay_canvas(record: coilvis.Record) -> None:
+    """BokehJS repaints a figure's main canvas (every segment and arc) when a renderer on it
+    changes, and only its overlay canvas when only overlays do: the hovered segment's outline
+    and the arcs' highlight are overlays, and so is all that is drawn above them (labels,
+    start and end marks), in the order drawn; the segments carry no hover glyph of their own."""
+    view = coilvis.coil(record, attention="mean")
+    assert view.model("coil_segments").hover_glyph is None
+    overlays = [r.name for r in view.figure.renderers if r.level == "overlay"]
+    assert overlays == ["coil_hover_outline", "coil_arc_highlight", "coil_labels", "coil_markers"]
+    assert {view.model(name).level for name in ("coil_bands", "coil_segments", "coil_arcs")} == {"glyph"}
+    outline = view.model("coil_hover_outline_source")
+    assert view.model("coil_hover_outline").data_source is outline and len(outline.data["row"]) == 0
+    callback = view.model("coil_hover").callback
+    assert callback.args["outline"] is outline and callback.args["shapes"] is view.segments
+    assert callback.args["highlight"] is view.model("coil_highlight_filter")  # and it highlights the arcs
+    # the unwind's moving parts are overlays too, its front drawn under the highlight and the labels
+    moving = coilvis.coil(record, attention="mean", animate=True)
+    overlays = [r.name for r in moving.figure.renderers if r.level == "overlay"]
+    assert overlays == [
+        "coil_unwind_front", "coil_hover_outline", "coil_unwind_front_arcs", "coil_unwind_front_arc_highlight",
+        "coil_arc_highlight", "coil_labels", "coil_markers", "coil_unwind_playhead",
+    ]  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ browser
 
 
@@ -531,3 +559,46 @@ def test_alike_tokens_never_look_the_same_in_the_hover(browser_session, tmp_path
     assert page.errors == []
 
 
+
+
+def big_record(n: int, *, seed: int = 0) -> coilvis.Record:
+    """n positions of random logits over 64 tokens, with attention links (the first token, the
+    previous one and a random earlier one per query) as the mean of one layer's heads."""
+    from coilvis.record import HEAD_MEAN, AttentionLinks
+
+    rng = np.random.default_rng(seed)
+    rec = coilvis.from_logits(rng.normal(size=(n, 64)).astype(np.float32) * 3, tokens=rng.integers(0, 64, n).tolist())
+    q = np.arange(n)
+    keys = np.concatenate([0 * q, np.maximum(q - 1, 0), (rng.random(n) * (q + 1)).astype(int)])
+    pairs = np.unique(np.stack([np.tile(q, 3), keys], axis=1), axis=0)
+    links = AttentionLinks(
+        layer=np.zeros(len(pairs)), head=np.full(len(pairs), HEAD_MEAN), query=pairs[:, 0], key=pairs[:, 1],
+        weight=rng.uniform(0.05, 0.9, len(pairs)), n_layers=1, n_heads=2, top_k=3,
+    )  # fmt: skip
+    return dataclasses.replace(rec, attention=links)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_a_coil_of_10000_positions_answers_the_hover_of_each(browser_session, tmp_path: Path) -> None:  # noqa: F811
+    """At 10,000 positions with arcs, hovering a segment shows its own tooltip, outlines it and
+    highlights its arcs; leaving it clears both."""
+    rec = big_record(10_000)
+    view = coilvis.coil(rec, attention="mean")
+    page = browser_session.open(coilvis.save(view, tmp_path / "big.html"), timeout_s=180)
+    assert page.errors == []
+    data = view.links.data
+    for i in (7, 4321, 9_999):
+        page.hover_data("coil_figure", *edge_point(view, i))
+        text = page.tooltip_text()
+        assert re.search(rf"position\s+{i}\s", text), text[:80]
+        assert f"token {display(rec.tokens[i], max_len=40)}  (id {rec.token_ids[i]})" in text
+        assert page.column("coil_hover_outline_source", "row") == [i]
+        outline = np.reshape(page.column("coil_hover_outline_source", "xs"), -1)
+        np.testing.assert_allclose(outline, view.segments.data["xs"][i], rtol=1e-6)
+        own = np.flatnonzero((data["query"] == i) | (data["key"] == i)).tolist()
+        assert page.view_indices("coil_arc_highlight") == own != []
+    page.hover_data("coil_figure", 0.0, 0.0)  # the hole in the middle: nothing hovered
+    assert page.column("coil_hover_outline_source", "row") == [] and page.view_indices("coil_arc_highlight") == []
+    assert page.errors == []

@@ -327,6 +327,7 @@ def test_the_rings_render_and_hover_shows_each_shares_token(browser_session, tmp
     token = int(rec.topk_ids[i, 0])
     assert f"{display(rec.token_text(token))}  (id {token})" in tip
     assert "1 of the top 3" in tip and f"position {i}" in tip
+    assert page.column("coil_mass_hover_outline_source", "row") == [i * 4]  # the piece outlined, on the overlay
     p = fractions[i, 0] * 100.0
     assert (f"{p:.1f}%" if p >= 9.995 else f"{p:.2f}%") in tip
     assert tip.count("(id ") >= 2  # the position's own token too

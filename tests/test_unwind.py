@@ -232,9 +232,10 @@ def test_dwell_follows_entropy_in_the_browser(browser_session, tmp_path) -> None
     # documented proportion: (floor + 4 bits) / (floor + 0 bits) = 9
     ratio = unsure.mean() / certain.mean()
     assert 6.0 < ratio < 13.0, (spent, ratio)
-    # the whole unwind lasts duration_s: from the frame that starts the clock (the last one at
-    # position 0) to the first at the end, give or take one frame (long when the machine is busy)
-    start = t_ms[np.flatnonzero(progress == 0)[-1]]
+    # the whole unwind lasts duration_s: from the frame that starts its clock (the controller's
+    # clock_ms) to the first sample at the end, which may come a frame late (the sampler can
+    # run before the unwind in a frame; long frames when the machine is busy)
+    start = page.evaluate(_STATE)["clock_ms"]
     end = t_ms[np.flatnonzero(progress >= rec.seq_len)[0]]
     longest_frame = np.diff(t_ms).max() / 1000.0
     assert duration_s - 0.05 < (end - start) / 1000.0 < duration_s + longest_frame + 0.05, (start, end, longest_frame)
@@ -324,4 +325,113 @@ def test_unwind_js_follows_the_geometry_between_its_ends(browser_session, tmp_pa
         np.testing.assert_allclose(got["playhead"], [mid.x[current], mid.y[current]], atol=tol, err_msg=where)
         moving = int(np.sum((geometry.unwind_weights(n, progress) > 0) & (geometry.unwind_weights(n, progress) < 1)))
         assert moving == (0 if progress in (0.0, 40.0) else 1)  # an intermediate frame indeed
+    assert page.errors == []
+
+
+# The front layer (coilvis/views/coil/front.py), read back from the page: the front's positions
+# and polygons, what the main renderers draw, the links each layer draws, the highlights.
+READ_FRONT = """
+() => {
+  const doc = Bokeh.documents[0], get = (name) => doc.get_model_by_name(name)
+  const seg = get("coil_segment_source").data, front = get("coil_unwind_front_source")
+  const m = seg.xs.shape[1], rows = (a, i) => Array.from({length: m}, (_, j) => a[i * m + j])
+  const fd = front.data, fl = get("coil_unwind_front_link_source").data
+  return {
+    front_pos: Array.from(fd.pos), front_xs: fd.xs.map((r) => Array.from(r)), front_ys: fd.ys.map((r) => Array.from(r)),
+    seg_xs: Array.from(fd.pos, (i) => rows(seg.xs, i)), seg_ys: Array.from(fd.pos, (i) => rows(seg.ys, i)),
+    front_color: Array.from(fd.top_prob_pct), seg_color: Array.from(fd.pos, (i) => seg.top_prob_pct[i]),
+    main_segments: Array.from(get("coil_segments").view.indices), main_arcs: Array.from(get("coil_arcs").view.indices),
+    front_query: Array.from(fl.query), front_key: Array.from(fl.key), front_choice: Array.from(fl.choice),
+    front_selected: Array.from(front.selected.indices), main_selected: Array.from(get("coil_segment_source").selected.indices),
+    front_highlight: Array.from(get("coil_unwind_front_arc_highlight").view.indices),
+    main_highlight: Array.from(get("coil_arc_highlight").view.indices),
+    playing: seg.pos.length > 0 && get("coil_segment_source").__coilvis_unwind.state.playing,
+  }
+}
+"""
+
+_AS_IF_PLAYING = """
+([p, playing]) => {
+  const c = Bokeh.documents[0].get_model_by_name("coil_segment_source").__coilvis_unwind
+  c.state.playing = playing
+  c.render(p, !playing)
+}
+"""
+
+
+def _figure_shot(page) -> np.ndarray:  # noqa: ANN001
+    """The coil figure's pixels (RGB, int) as the screen shows them."""
+    import io
+
+    from PIL import Image
+
+    x, y, w, h = page.evaluate(
+        """() => { const v = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('coil_figure'))
+        const r = v.canvas_view.el.getBoundingClientRect(); return [r.left, r.top, r.width, r.height] }"""
+    )
+    image = np.asarray(Image.open(io.BytesIO(page.page.screenshot())).convert("RGB")).astype(np.int64)
+    return image[int(y) : int(y + h), int(x) : int(x + w)]
+
+
+def _check_front(got: dict, view, at: int) -> list[int]:  # noqa: ANN001
+    """The front read back (READ_FRONT) starts at position ``at`` and draws what the main layer
+    would; returns the front's positions."""
+    n, data = view.coiled.n, view.links.data
+    front = got["front_pos"]
+    assert front == list(range(at, at + len(front))) and len(front) >= 2
+    np.testing.assert_array_equal(got["front_xs"], got["seg_xs"])  # drawn where the segments are, in their colours
+    np.testing.assert_array_equal(got["front_ys"], got["seg_ys"])
+    np.testing.assert_array_equal(got["front_color"], got["seg_color"])
+    assert got["main_segments"] == [i for i in range(n) if i not in front]  # and hidden from the main layer
+    def link(j: int) -> tuple[int, int, int]:
+        return int(data["query"][j]), int(data["key"][j]), int(data["choice"][j])
+
+    in_front = set(zip(got["front_query"], got["front_key"], got["front_choice"], strict=True))
+    touching = {link(j) for j in range(len(data["query"])) if data["query"][j] in front or data["key"][j] in front}
+    assert touching <= in_front  # every arc of a front position moves with it
+    main = {link(j) for j in got["main_arcs"]}
+    shown = {link(j) for j in np.flatnonzero(data["choice"] == view.model("coil_choice_filter").group)}
+    assert not main & in_front and main | (in_front & shown) == shown  # each arc shown drawn once
+    # the playhead's position selected, its arcs highlighted, in the front
+    assert got["front_selected"] == [0] and got["main_highlight"] == []
+    own = {arc for arc in in_front & shown if at in arc[:2]}
+    highlighted = {(got["front_query"][r], got["front_key"][r], got["front_choice"][r]) for r in got["front_highlight"]}
+    assert highlighted == own
+    return front
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_while_it_plays_the_positions_ahead_are_drawn_above_as_they_would_be(browser_session, tmp_path) -> None:  # noqa: F811
+    """Playing, the positions from the playhead to about a second ahead are drawn on the
+    figure's overlay canvas (the front) and hidden from the main one: the same polygons,
+    colours, selection and arcs, and on the screen the same picture as when it stops there."""
+    rec = attention_record(60)
+    view = coilvis.coil(rec, animate=True, attention="mean", autoplay=False)
+    page = browser_session.open(coilvis.save(view, tmp_path / "front.html"))
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_unwind_scrub').value = 20 }")  # stopped at 20
+    page.page.wait_for_function(f"() => {_STATE_OF}?.progress === 20")
+    page.wait_idle(0.3)
+    stopped = page.evaluate(READ_FRONT)
+    assert stopped["front_pos"] == [] and stopped["main_segments"] == list(range(60))
+    assert stopped["main_selected"] == [20] and stopped["main_highlight"] != []
+    still = _figure_shot(page)
+    page.evaluate(_AS_IF_PLAYING, [20, True])  # playing at 20: a front from 20 on
+    page.wait_idle(0.3)
+    front = _check_front(page.evaluate(READ_FRONT), view, 20)
+    differ = np.abs(_figure_shot(page) - still).max(axis=2) > 32
+    assert differ.sum() < 20, (differ.sum(), front)  # a few pixels where arcs meet the front's edge
+    page.evaluate(_AS_IF_PLAYING, [20, False])  # stopped again: all back on the main canvas
+    page.wait_idle(0.3)
+    assert page.evaluate(READ_FRONT)["main_segments"] == list(range(60))
+    # and while it really plays, the front keeps up with the segments it draws
+    page.page.click("text=▶ play")
+    page.page.wait_for_function(f"() => {_STATE_OF}?.progress > 1.5")
+    got = page.evaluate(READ_FRONT)
+    assert got["playing"]
+    np.testing.assert_array_equal(got["front_xs"], got["seg_xs"])
+    np.testing.assert_array_equal(got["front_ys"], got["seg_ys"])
+    page.page.click("text=❚❚ pause")
+    page.wait_idle(0.3)
+    assert page.evaluate(READ_FRONT)["front_pos"] == []
     assert page.errors == []

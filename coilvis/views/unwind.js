@@ -24,18 +24,39 @@
 //                (each token as its label and its id)
 //   line_local_x, line_local_y   (m,) vertices of a segment on the line, in its own frame
 //   line_anchor_dx, line_anchor_dy   where arcs attach on the line, in the segment's frame
+//   highlight    the arcs' highlight filter (the hovered or selected position's links), or null
+//   front, hidden, color_column   the front layer (coilvis/views/coil/front.py): its
+//                segment source, the filter hiding its positions from the main renderers,
+//                the column its fill is mapped from; front is null for no front layer
+//   front_mass, hidden_pieces     its rings' source and the filter hiding them, or null
+//   front_links, hidden_links, front_highlight   its arcs' source, the filter hiding them
+//                from the main arcs, its highlight filter, or null
+//   horizon_s, max_front          how far ahead a front reaches: seconds (at the current
+//                speed) and positions
+//   depth_scale, depth_max        the arcs' shape (coilvis.geometry.arcs.js_constants)
 //   action       what this call does
 //
-// Each frame only the segments whose unwind weight changed are moved, then the glyphs are
-// told their data changed. The blend is coilvis.geometry.unwind's, with front_width 1: the
-// weight smoothstep(progress - i), the centre linear, the angle by the shortest turn, the
-// polygon and the arc anchor carried in the segment's own frame, the label angle by the
-// shortest turn between upright angles; the mass rings are cut from the moving segment at
-// radial bounds blended by the same weight. The Python is the reference: tests/test_unwind.py
-// runs this file in headless Chromium and checks segments, labels, anchors, arcs and the
-// playhead against coilvis.geometry.unwind_positions / unwind_anchors / bent_arcs at
-// playhead positions between the coil and the rows (tests/test_coil_mass.py the rings
-// against coilvis.geometry.unwind_shares).
+// Each frame only the segments whose unwind weight changed are moved. The blend is
+// coilvis.geometry.unwind's, with front_width 1: the weight smoothstep(progress - i), the
+// centre linear, the angle by the shortest turn, the polygon and the arc anchor carried in
+// the segment's own frame, the label angle by the shortest turn between upright angles; the
+// mass rings are cut from the moving segment at radial bounds blended by the same weight.
+// The Python is the reference: tests/test_unwind.py runs this file in headless Chromium and
+// checks segments, labels, anchors, arcs and the playhead against
+// coilvis.geometry.unwind_positions / unwind_anchors / bent_arcs at playhead positions
+// between the coil and the rows (tests/test_coil_mass.py the rings against
+// coilvis.geometry.unwind_shares).
+//
+// Frames repaint the overlay canvas only. Bokeh paints renderers of level "overlay" on a
+// canvas above the main one and repaints just that canvas when only they changed; the main
+// canvas holds every segment and arc, longer than a frame to repaint at thousands of
+// positions. While playing, the positions from the playhead to horizon_s ahead (the front)
+// are drawn by the front layer's overlay renderers and hidden from the main ones; a frame
+// moves them (in the segment source, in place, and in the front's copies) and tells only
+// the overlay sources. The labels, the arcs' highlight and the playhead are overlays too.
+// When the playhead passes the front, or stops, the unwind commits: the main sources are
+// told their data changed (one repaint of the main canvas), the selection follows the
+// playhead (a page's table and lens follow it), and a new front is cut, empty when stopped.
 
 const NAME = "__coilvis_unwind"
 
@@ -89,8 +110,9 @@ function make_controller() {
 
   const state = {
     n, total, t_s: 0, progress: 0, playing: false, last_ms: null, speed: speed.value,
-    loop: loop.active, current: -1, frames: 0, renders: 0, raf: null, set_value: 0,
-    slow_ms: -Infinity, links_stale: false, readout_stale: false,
+    loop: loop.active, current: -1, frames: 0, renders: 0, commits: 0, raf: null, set_value: 0,
+    slow_ms: -Infinity, readout_stale: false, primary_stale: false, clock_ms: null,
+    commit_ms: null, commit_s: 0,
   }
 
   function position_at(t) {
@@ -159,40 +181,238 @@ function make_controller() {
     return false
   }
 
-  // Arcs (every link re-reads its anchors) and the slider (a DOM widget) are the costly
-  // updates: at most every THROTTLE_MS while playing, and always when the playhead stops.
-  const THROTTLE_MS = 100
+  // The front: positions [win.a, win.b) drawn by the overlay renderers (empty: none), and
+  // the rows of the link source with an end there.
+  const win = {a: 0, b: 0, links: []}
+  const has_front = front != null
+
+  function range(lo, hi) {
+    const out = new Array(Math.max(0, hi - lo))
+    for (let i = lo; i < hi; i++) out[i - lo] = i
+    return out
+  }
+
+  function links_of(lo, hi, pos) {
+    // rows of the link source with an end in [lo, hi), or at pos when pos >= 0
+    const out = []
+    if (links == null) return out
+    const q = links.data.query, k = links.data.key
+    for (let j = 0; j < q.length; j++) {
+      const a = q[j], b = k[j]
+      if (pos >= 0 ? (a === pos || b === pos) : ((a >= lo && a < hi) || (b >= lo && b < hi))) out.push(j)
+    }
+    return out
+  }
+
+  function links_in_front(lo, hi) {
+    // The links the front draws: those with an end in [lo, hi), and those whose arc passes
+    // over a position there (drawn above it on one canvas, they must be above it on the
+    // overlay too). An arc is the quadratic coilvis.geometry.bent_arcs places, in 16
+    // chords, each tested by its bounding box against the positions' boxes (grown by half
+    // a band: the arcs' width), so a few arcs that pass near are drawn there too; arcs
+    // are all one colour, so the order they are drawn in does not show.
+    const own = new Set(links_of(lo, hi, -1))
+    const margin = Math.abs(line_anchor_dy), boxes = []
+    let ux0 = Infinity, uy0 = Infinity, ux1 = -Infinity, uy1 = -Infinity
+    for (let i = lo; i < hi; i++) {
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity
+      for (let j = 0; j < m; j++) {
+        const x = xs[i * m + j], y = ys[i * m + j]
+        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y)
+      }
+      boxes.push([x0 - margin, y0 - margin, x1 + margin, y1 + margin])
+      ux0 = Math.min(ux0, x0 - margin); uy0 = Math.min(uy0, y0 - margin)
+      ux1 = Math.max(ux1, x1 + margin); uy1 = Math.max(uy1, y1 + margin)
+    }
+    const q = links.data.query, k = links.data.key, axs = d.anchor_x, ays = d.anchor_y
+    const out = []
+    for (let j = 0; j < q.length; j++) {
+      if (own.has(j)) { out.push(j); continue }
+      const a = q[j], b = k[j], f = Math.min(depth_max, depth_scale * Math.abs(b - a) / n)
+      const px = axs[a], py = ays[a], rx = axs[b], ry = ays[b]
+      const cx = (1 - f) * 0.5 * (px + rx), cy = (1 - f) * 0.5 * (py + ry)
+      if (Math.max(px, cx, rx) < ux0 || Math.min(px, cx, rx) > ux1 || Math.max(py, cy, ry) < uy0 || Math.min(py, cy, ry) > uy1) continue
+      let x = px, y = py, hit = false
+      for (let step = 1; step <= 16 && !hit; step++) {
+        const t = step / 16, u = 1 - t
+        const nx = u * u * px + 2 * u * t * cx + t * t * rx, ny = u * u * py + 2 * u * t * cy + t * t * ry
+        const cx0 = Math.min(x, nx), cx1 = Math.max(x, nx), cy0 = Math.min(y, ny), cy1 = Math.max(y, ny)
+        if (!(cx1 < ux0 || cx0 > ux1 || cy1 < uy0 || cy0 > uy1)) {
+          for (const box of boxes) {
+            if (!(cx1 < box[0] || cx0 > box[2] || cy1 < box[1] || cy0 > box[3])) { hit = true; break }
+          }
+        }
+        x = nx
+        y = ny
+      }
+      if (hit) out.push(j)
+    }
+    return out
+  }
+
+  function set_indices(filter, indices) {
+    // only a change repaints what the filter serves; says whether it changed
+    const now = filter.indices
+    if (now.length === indices.length && indices.every((v, j) => v === now[j])) return false
+    filter.indices = indices
+    return true
+  }
+
+  function copy_row(src, i, dst) {
+    // row i of a flat (rows, width) array into dst (width,); by index: BokehJS's ndarrays
+    // are typed arrays whose subarray() does not slice
+    const width = dst.length
+    for (let j = 0; j < width; j++) dst[j] = src[i * width + j]
+    return dst
+  }
+
+  function fill_front() {
+    // the front's sources from the moved data (empty when the front is)
+    const {a, b} = win, w = b - a
+    const fd = {pos: new Int32Array(w), xs: new Array(w), ys: new Array(w)}
+    const color = new Float64Array(w), values = d[color_column]
+    for (let r = 0; r < w; r++) {
+      fd.pos[r] = a + r
+      fd.xs[r] = copy_row(xs, a + r, new Float64Array(m))
+      fd.ys[r] = copy_row(ys, a + r, new Float64Array(m))
+      color[r] = values[a + r]
+    }
+    fd[color_column] = color
+    front.data = fd
+    if (front_mass != null) {
+      const md = mass.data, rows = w * pieces, fm = {xs: new Array(rows), ys: new Array(rows), color_pct: new Float64Array(rows)}
+      for (let r = 0; r < rows; r++) {
+        const row = a * pieces + r
+        fm.xs[r] = copy_row(md.xs, row, new Float64Array(m))
+        fm.ys[r] = copy_row(md.ys, row, new Float64Array(m))
+        fm.color_pct[r] = md.color_pct[row]
+      }
+      front_mass.data = fm
+    }
+    if (front_links != null) {
+      const ld = links.data, fl = {}
+      for (const c of ["query", "key", "weight", "choice"]) fl[c] = ld[c].constructor.from(win.links, (j) => ld[c][j])
+      front_links.data = fl
+    }
+  }
+
+  function update_front(lo, hi) {
+    // copy the moved positions [lo, hi] (all in the front) into the front's sources
+    const fd = front.data
+    for (let i = lo; i <= hi; i++) {
+      const r = i - win.a
+      copy_row(xs, i, fd.xs[r])
+      copy_row(ys, i, fd.ys[r])
+    }
+    front.change.emit()
+    if (front_mass != null) {
+      const md = mass.data, fm = front_mass.data
+      for (let row = lo * pieces; row < (hi + 1) * pieces; row++) {
+        const r = row - win.a * pieces
+        copy_row(md.xs, row, fm.xs[r])
+        copy_row(md.ys, row, fm.ys[r])
+      }
+      front_mass.change.emit()
+    }
+    if (front_links != null && win.links.length > 0) front_links.change.emit()  // its arcs re-read the anchors
+  }
+
+  function select(current) {
+    // the playhead's position selected: in the front when it is there, else in the segments
+    const in_front = current >= win.a && current < win.b
+    if (has_front) set_indices(front.selected, in_front ? [current - win.a] : [])
+    if (front_highlight != null) {
+      const rows = []
+      if (in_front) for (let r = 0; r < win.links.length; r++) {
+        const j = win.links[r]
+        if (links.data.query[j] === current || links.data.key[j] === current) rows.push(r)
+      }
+      set_indices(front_highlight, rows)
+    }
+  }
+
+  function commit(p, stopped) {
+    // Hand the moved positions back to the main renderers, select the playhead's position
+    // and cut a new front from it (none when stopped): one repaint of the main canvas.
+    const current = Math.min(n - 1, Math.floor(p))
+    if (!has_front) stopped = true
+    let a = 0, b = 0
+    if (!stopped && p < n) {
+      // ahead: horizon_s, or longer when commits are slow (a busy machine), so that a frame
+      // that follows a commit does not overrun the new front
+      const ahead_s = Math.max(horizon_s, 5 * state.commit_s) * state.speed
+      a = Math.floor(p)
+      const ahead = Math.ceil(position_at(Math.min(total, time_at(p) + ahead_s)))
+      b = Math.min(n, a + max_front, Math.max(a + 2, ahead + 1))
+    }
+    const changed = state.primary_stale || a !== win.a || b !== win.b
+    win.a = a
+    win.b = b
+    win.links = b > a && links != null ? links_in_front(a, b) : []
+    // a main renderer whose filter changes reads its source again: tell the others
+    const told = {segments: false, mass: false, links: false}
+    if (has_front) {
+      told.segments = set_indices(hidden, range(a, b))
+      if (hidden_pieces != null) told.mass = set_indices(hidden_pieces, range(a * pieces, b * pieces))
+      if (hidden_links != null) told.links = set_indices(hidden_links, win.links)
+    }
+    if (state.primary_stale) {
+      if (!told.segments) segments.change.emit()
+      if (pieces > 0 && !told.mass) mass.change.emit()
+      if (links != null && !told.links) links.change.emit()
+      state.primary_stale = false
+    }
+    if (has_front && changed) fill_front()
+    set_indices(segments.selected, [current])  // a page's table and lens follow (its callbacks)
+    if (highlight != null) {
+      // the main highlight shows the playhead's links when stopped; playing, the front's does
+      highlight.__coilvis_playing = !stopped
+      highlight.__coilvis_pos = stopped ? current : -1
+      set_indices(highlight, stopped ? links_of(0, 0, current) : [])
+    }
+    select(current)
+    state.commits += 1
+    state.commit_ms = stopped ? null : performance.now()
+  }
+
+  // The slider (a DOM widget) and the readout (a text widget, laid out again when it
+  // changes) are the costly updates besides the main canvas: at most every THROTTLE_MS
+  // while playing, and always when the playhead stops.
+  const THROTTLE_MS = 200
 
   function render(p, force = true) {
     const old = state.progress
     state.progress = p
     const lo = Math.max(0, Math.floor(Math.min(old, p)) - 1)
     const hi = Math.min(n - 1, Math.ceil(Math.max(old, p)) + 1)
-    let moved = false, moved_label = false
+    let moved_lo = n, moved_hi = -1, moved_label = false
     for (let i = lo; i <= hi; i++) {
       const w = smoothstep(p - i)
       if (w !== weight[i]) {
-        moved = true
         if (move(i, w)) moved_label = true
+        moved_lo = Math.min(moved_lo, i)
+        moved_hi = i
       }
     }
+    if (moved_hi >= 0) state.primary_stale = true
     const current = Math.min(n - 1, Math.floor(p))
+    const stopped = force || !state.playing
+    const outside = moved_hi >= 0 && (moved_lo < win.a || moved_hi >= win.b)
+    if (stopped || outside || p > win.b || win.b === win.a) {
+      if (stopped ? state.primary_stale || win.b > win.a || current !== state.current : true) commit(p, stopped)
+    } else {
+      if (moved_hi >= 0) {
+        state.primary_stale = true
+        update_front(moved_lo, moved_hi)
+      }
+      if (current !== state.current) select(current)
+    }
+    if (moved_label) labels.change.emit()
     const now = performance.now()
     const slow_due = force || now - state.slow_ms >= THROTTLE_MS
-    if (moved) {
-      segments.change.emit()
-      if (pieces > 0) mass.change.emit()
-      if (moved_label) labels.change.emit()
-      state.links_stale = true
-    }
-    if (slow_due && state.links_stale) {
-      if (links != null) links.change.emit()
-      state.links_stale = false
-    }
     playhead.data = {x: [d.x[current]], y: [d.y[current]]}
     if (current !== state.current) {
       state.current = current
-      segments.selected.indices = [current]
       state.readout_stale = true
     }
     if (slow_due && state.readout_stale) {  // a text widget: re-laid out when it changes
@@ -215,8 +435,13 @@ function make_controller() {
   function frame(now) {
     state.raf = null
     state.frames += 1
+    if (state.commit_ms != null) {  // how long the main canvas took after the last commit
+      state.commit_s = 0.5 * state.commit_s + 0.5 * (performance.now() - state.commit_ms) / 1000
+      state.commit_ms = null
+    }
     if (!state.playing) return
     if (state.last_ms != null) state.t_s += ((now - state.last_ms) / 1000) * state.speed
+    else if (state.t_s === 0) state.clock_ms = now  // the frame a run from the start begins at
     state.last_ms = now
     if (state.t_s >= total) {
       if (state.loop) {

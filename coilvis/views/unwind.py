@@ -22,15 +22,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from bokeh.layouts import row
-from bokeh.models import Button, ColumnDataSource, CustomJS, CustomJSHover, PreText, Slider, Toggle
+from bokeh.models import Button, ColumnDataSource, CustomJS, CustomJSHover, IndexFilter, PreText, Slider, Toggle
 
 from coilvis import geometry
 from coilvis.record import Record
 from coilvis.views.schedule import Schedule, record_schedule
+
+if TYPE_CHECKING:
+    from coilvis.views.coil.front import FrontParts
 
 __all__ = ["UnwindParts", "build_unwind", "unwind_js"]
 
@@ -109,9 +112,33 @@ def _playhead(figure: Any, coiled: geometry.Layout) -> ColumnDataSource:
         fill_color=None,
         line_color=_PLAYHEAD_COLOR,
         line_width=3,
+        level="overlay",  # moved every frame: on the overlay canvas (see coilvis.views.coil.front)
         name="coil_unwind_playhead",
     )
     return playhead
+
+
+#: How far ahead of the playhead a front reaches: seconds of playback at the current speed
+#: (a repaint of the main canvas about this often while playing), and positions at most.
+FRONT_HORIZON_S = 1.0
+MAX_FRONT = 256
+
+
+def _front_args(front: FrontParts | None) -> dict[str, Any]:
+    """The front layer's models as the script's arguments (None where absent)."""
+    return {
+        "front": front.segments if front else None,
+        "hidden": front.hidden if front else None,
+        "color_column": front.color_column if front else "",
+        "front_mass": front.mass if front else None,
+        "hidden_pieces": front.hidden_pieces if front else None,
+        "front_links": front.links if front else None,
+        "hidden_links": front.hidden_links if front else None,
+        "front_highlight": front.highlight if front else None,
+        "horizon_s": FRONT_HORIZON_S,
+        "max_front": MAX_FRONT,
+        **geometry.arcs.js_constants(),
+    }
 
 
 def build_unwind(
@@ -127,6 +154,8 @@ def build_unwind(
     autoplay: bool = True,
     width_px: int = 720,
     mass: ColumnDataSource | None = None,
+    front: FrontParts | None = None,
+    highlight: IndexFilter | None = None,
 ) -> UnwindParts:
     """Add the unwind's controls, playhead and readout to a coil figure.
 
@@ -146,6 +175,11 @@ def build_unwind(
         mass: the mass rings' source (``coil_mass_source``, with the radial bounds of
             each piece on the coil and on the line), or None: the rings are cut from
             their moving segment.
+        front: the front layer (:func:`coilvis.views.coil.front.build_front`) that draws
+            the positions about to move while the unwind plays, or None: every frame
+            then repaints the whole figure.
+        highlight: the arcs' highlight filter (``coil_highlight_filter``), or None: the
+            playhead's links are highlighted when it stops.
 
     Returns:
         :class:`UnwindParts`.
@@ -168,6 +202,8 @@ def build_unwind(
         "line_local_y": local_y.tolist(),
         "line_anchor_dx": 0.0,
         "line_anchor_dy": inner_sign * 0.5 * line.band_width,
+        "highlight": highlight,
+        **_front_args(front),
     }
     code = unwind_js()
 

@@ -48,8 +48,10 @@ position with columns:
 ``coil_bands`` over ``coil_band_source`` (word/sentence band, NaN-separated polygons,
 four rows: sentence parity x word parity), ``coil_sentence_marks``, ``coil_labels``
 over ``coil_label_source`` (only the labels that fit: ``pos, x, y, angle_rad, text,
-text_color``), ``coil_markers`` (start/end), ``coil_color_bar``, ``coil_color_mapper``,
-``coil_hover``. With attention: ``coil_arcs`` and ``coil_arc_highlight`` over
+text_color``), ``coil_markers`` (start/end), ``coil_color_bar`` (its mapper
+``coil_color_bar_mapper`` a twin of ``coil_color_mapper``), ``coil_color_mapper``,
+``coil_hover`` and ``coil_hover_outline`` over ``coil_hover_outline_source`` (the hovered
+segment's polygon, copied there by the hover's callback). With attention: ``coil_arcs`` and ``coil_arc_highlight`` over
 ``coil_link_source`` (``query, key, weight, choice``: the arcs' end and control points
 are computed in the page from ``anchor_x/anchor_y`` of the segment source, as
 :func:`coilvis.geometry.bent_arcs` places them, by the transforms ``coil_anchor_x``,
@@ -59,7 +61,18 @@ emit ``coil_link_source.change`` to redraw the arcs), ``coil_choice_filter`` (a
 ``coil_attention_select`` when more than one layer/head is embedded. With ``mass``: the
 rings ``coil_mass`` over ``coil_mass_source``, ``coil_mass_outline``, ``coil_mass_hover``
 and ``coil_mass_format`` (:mod:`~coilvis.views.coil.mass`, where their columns are listed);
-the segments' ``coil_hover`` then leaves the tooltip to the rings.
+the segments' ``coil_hover`` then leaves the tooltip to the rings. With ``animate``: the
+unwind's models (:mod:`~coilvis.views.unwind`) and its front layer
+(:mod:`~coilvis.views.coil.front`).
+
+Two canvases
+------------
+BokehJS paints a figure on a main canvas and an overlay canvas above it, and repaints only
+the overlay when only renderers of level ``"overlay"`` changed. Repainting the main one
+means every segment and arc (longer than a second at 10,000 positions with arcs), so what
+changes on a hover or every frame of the unwind is an overlay: the hover's outline, the
+arcs' highlight, the unwind's front and playhead, and, to stay above them as drawn, the
+labels and the start and end marks. The segments carry no hover glyph of their own.
 
 The package
 -----------
@@ -67,7 +80,8 @@ The package
 (which attention patterns to embed), :mod:`~coilvis.views.coil.links` (which links a page
 holds), :mod:`~coilvis.views.coil.groups` (words, sentences and the outer band),
 :mod:`~coilvis.views.coil.segments` (the per-position columns),
-:mod:`~coilvis.views.coil.frame` (layouts and the figure's frame),
+:mod:`~coilvis.views.coil.frame` (layouts and the figure's frame), :mod:`~coilvis.views.coil.front`
+(the unwind's front layer),
 :mod:`~coilvis.views.coil.labels` (which labels fit), :mod:`~coilvis.views.coil.mass`
 (the mass rings), :mod:`~coilvis.views.coil.figure`
 and :mod:`~coilvis.views.coil.arcs` (the Bokeh models) and
@@ -97,10 +111,12 @@ from coilvis.views.coil.figure import (
     coil_figure,
     draw_band,
     draw_labels,
+    draw_hover_outline,
     draw_markers,
     draw_segments,
 )
 from coilvis.views.coil.frame import MAX_ARC_STEPS, Frame, coil_layouts, fit_frame, rows_layout
+from coilvis.views.coil.front import build_front, order_overlays
 from coilvis.views.coil.groups import token_groups
 from coilvis.views.coil.labels import coil_labels, fit_labels, fitted_font_px, label_width_px
 from coilvis.views.coil.mass import DEFAULT_MASS_K, MassParts, add_mass_hover, build_mass, check_mass, mass_scale
@@ -350,7 +366,7 @@ def coil(
     frame = fit_frame(lay, line, width=width, height=height, animate=animate)
     p = coil_figure(record, frame, title=title)
     draw_band(p, band_lay, lay, word, sentence)
-    renderer, mapper = draw_segments(p, segments, scale)
+    renderer, mapper = draw_segments(p, segments, scale, hover_glyph=False)
     rings = build_mass(p, record, lay, line if animate else None, k=mass_k, vocab_ids=vocab["token_id"],
                        mapper=mapper, segments=segments) if mass else None  # fmt: skip
     arcs = (
@@ -376,17 +392,22 @@ def coil(
     )
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
-    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight, served_k=sent_k(record), tooltips=not mass)
+    outline = None if mass else draw_hover_outline(p, segments)  # with rings, the piece hovered is outlined
+    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight, served_k=sent_k(record),
+                            tooltips=not mass, outline=outline)  # fmt: skip
     if rings is not None:
         add_mass_hover(p, rings.renderer, k=mass_k, text_format=text_format)
     add_notes(p, mapper, scale, arcs=bool(choices), width=width)
     links = arcs.links if arcs is not None else None
     unwind = None
     if schedule is not None:
+        front = build_front(p, segments, scale=scale, mapper=mapper, mass=rings.source if rings else None, arcs=arcs)
         unwind = build_unwind(
             figure=p, segments=segments, links=links, labels=label_source, text_format=text_format, coiled=lay,
             line=line, schedule=schedule, autoplay=autoplay, width_px=width, mass=rings.source if rings else None,
+            front=front, highlight=arcs.highlight if arcs is not None else None,
         )  # fmt: skip
+    order_overlays(p)
     return _view(
         record, p, segments, arcs, unwind, labels=label_source, coiled=lay, unwound=line, choices=choices,
         scale=scale, frame=frame, font_px=font_px, schedule=schedule, title=title, rings=rings,

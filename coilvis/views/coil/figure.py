@@ -36,11 +36,14 @@ __all__ = [
     "END_MARK",
     "coil_figure",
     "draw_band",
+    "segment_style",
     "draw_segments",
+    "draw_hover_outline",
     "draw_labels",
     "marker_data",
     "draw_markers",
     "add_hover",
+    "hover_callback",
     "add_notes",
 ]
 
@@ -84,6 +87,20 @@ return lines.join("\\n")
 """
 
 
+# The hovered rows (cb_data.index: the hover's hit) outlined: their polygons copied from
+# the hovered source's (rows, m) xs/ys (by index: BokehJS's ndarrays are typed arrays),
+# only when they change, since every change repaints the overlay canvas.
+_OUTLINE_JS = """
+const over = (cb_data != null && cb_data.index != null) ? Array.from(cb_data.index.indices) : []
+const now = outline.data.row
+if (over.length !== now.length || over.some((v, j) => v !== now[j])) {
+  const sx = shapes.data.xs, sy = shapes.data.ys, m = sx.shape[1]
+  const row = (src, i) => Float64Array.from({length: m}, (_, j) => src[i * m + j])
+  outline.data = {row: Int32Array.from(over), xs: over.map((i) => row(sx, i)), ys: over.map((i) => row(sy, i))}
+}
+"""
+
+
 def coil_figure(record: Record, frame: Frame, *, title: str | None) -> Any:
     """The empty figure (``coil_figure``): the frame at a 1:1 aspect, no axes, a title.
 
@@ -122,8 +139,41 @@ def draw_band(p: Any, band_lay: geometry.Layout, lay: geometry.Layout, word: np.
     p.segment("x0", "y0", "x1", "y1", source=marks, line_color=_MARK_COLOR, line_width=1.5, name="coil_sentence_marks")
 
 
-def draw_segments(p: Any, segments: ColumnDataSource, scale: _style.ColorScale) -> tuple[GlyphRenderer, Any]:
-    """The segments (``coil_segments``), filled by ``scale``; hover and selection outline them.
+def segment_style(scale: _style.ColorScale, mapper: Any, *, hover_glyph: bool = True) -> dict[str, Any]:
+    """The segments' fill and line, selected and not, hovered (with ``hover_glyph``) or not:
+    the keyword arguments of ``figure.patches`` shared by ``coil_segments`` and the unwind's
+    front layer (``coil_unwind_front``)."""
+    fill = transform(scale.column, mapper)
+    style: dict[str, Any] = {
+        "fill_color": fill,
+        "line_color": fill,
+        "line_width": 0.5,
+        "selection_fill_color": fill,
+        "selection_line_color": "#000000",
+        "selection_line_width": 2.0,
+        "nonselection_fill_color": fill,
+        "nonselection_line_color": fill,
+        "nonselection_fill_alpha": 0.45,
+        "nonselection_line_alpha": 0.45,
+    }
+    if hover_glyph:
+        style.update(hover_fill_color=fill, hover_line_color="#000000", hover_line_width=2.0)
+    return style
+
+
+def draw_segments(
+    p: Any, segments: ColumnDataSource, scale: _style.ColorScale, *, hover_glyph: bool = True
+) -> tuple[GlyphRenderer, Any]:
+    """The segments (``coil_segments``), filled by ``scale``; selection outlines them.
+
+    Args:
+        p: the figure.
+        segments: the segment source.
+        scale: the colour scale.
+        hover_glyph: outline the hovered segment with Bokeh's hover glyph. Its every
+            change repaints the figure's whole main layer (all segments and arcs: about
+            a second at 10,000 positions with arcs); the coil passes False and outlines
+            the hovered segment on the overlay layer instead (:func:`draw_hover_outline`).
 
     Returns:
         ``(renderer, mapper)``: the segments' renderer and the colour mapper
@@ -131,27 +181,48 @@ def draw_segments(p: Any, segments: ColumnDataSource, scale: _style.ColorScale) 
     """
     mapper = _style.color_mapper(scale, name="coil_color_mapper")
     rows = _style.rows_transform(name="coil_rows")
-    fill = transform(scale.column, mapper)
     renderer = p.patches(
         xs=transform("xs", rows),
         ys=transform("ys", rows),
         source=segments,
-        fill_color=fill,
-        line_color=fill,
-        line_width=0.5,
-        hover_fill_color=fill,
-        hover_line_color="#000000",
-        hover_line_width=2.0,
-        selection_fill_color=fill,
-        selection_line_color="#000000",
-        selection_line_width=2.0,
-        nonselection_fill_color=fill,
-        nonselection_line_color=fill,
-        nonselection_fill_alpha=0.45,
-        nonselection_line_alpha=0.45,
         name="coil_segments",
+        **segment_style(scale, mapper, hover_glyph=hover_glyph),
     )
     return renderer, mapper
+
+
+def draw_hover_outline(
+    p: Any, shapes: ColumnDataSource, *, name: str = "coil_hover_outline", line_width: float = 2.0
+) -> ColumnDataSource:
+    """The hovered polygon's outline (``name``, over ``{name}_source``), on the figure's overlay canvas.
+
+    Bokeh paints renderers of level ``"overlay"`` on a canvas of their own, above the
+    main one, and repaints only that canvas when only they change. Bokeh's own hover glyph
+    is drawn by the hovered renderer, on the main canvas: each hover would repaint every
+    segment and arc (about a second at 10,000 positions with arcs). The hover's callback
+    (:func:`hover_callback`) copies the hovered rows' polygons here instead.
+
+    Args:
+        p: the figure.
+        shapes: the hovered renderer's source, with (rows, m) ``xs`` and ``ys`` polygons.
+        name: the renderer's name.
+        line_width: the outline's width in pixels.
+
+    Returns:
+        The outline's source (``row``: the rows of ``shapes`` outlined, ``xs``, ``ys``).
+    """
+    source = ColumnDataSource({"row": np.zeros(0, dtype=np.int32), "xs": [], "ys": []}, name=f"{name}_source")
+    p.patches(
+        xs="xs",
+        ys="ys",
+        source=source,
+        fill_color=None,
+        line_color="#000000",
+        line_width=line_width,
+        level="overlay",
+        name=name,
+    )
+    return source
 
 
 def draw_labels(
@@ -190,6 +261,7 @@ def draw_labels(
         text_align="center",
         text_baseline="middle",
         source=source,
+        level="overlay",  # above the arcs' highlight, which is an overlay (see draw_hover_outline)
         name="coil_labels",
     )
     return source
@@ -240,6 +312,7 @@ def draw_markers(p: Any, lay: geometry.Layout) -> None:
         background_fill_color="#ffffff",
         background_fill_alpha=0.85,
         source=markers,
+        level="overlay",  # above the labels, as drawn
         name="coil_markers",
     )
 
@@ -254,6 +327,7 @@ def add_hover(
     highlight: CustomJS | None = None,
     served_k: int = 0,
     tooltips: bool = True,
+    outline: ColumnDataSource | None = None,
 ) -> CustomJSHover:
     """The segments' hover (``coil_hover``) and tap (``coil_tap``) tools.
 
@@ -269,6 +343,7 @@ def add_hover(
             the top-k; 0 for any other Record.
         tooltips: show the hover's tooltip; False keeps the hover for ``highlight`` only
             (the mass rings show their own).
+        outline: the hover outline's source (:func:`draw_hover_outline`), or None.
 
     Returns:
         The tooltip's text formatter (``coil_text_format``).
@@ -295,16 +370,41 @@ def add_hover(
     )
     tap = TapTool(renderers=[renderer], name="coil_tap")
     p.add_tools(hover, tap)
+    hover.callback = hover_callback(outline, segments, highlight, name="coil_hover_js")
     if highlight is not None:
-        hover.callback = highlight
         segments.selected.js_on_change("indices", highlight)
     return text_format
 
 
+def hover_callback(
+    outline: ColumnDataSource | None, shapes: ColumnDataSource, highlight: CustomJS | None, *, name: str
+) -> CustomJS | None:
+    """A hover's callback: the hovered rows of ``shapes`` outlined (``outline``, from
+    :func:`draw_hover_outline`), then ``highlight``'s script (with the same ``cb_data``);
+    None when there is neither."""
+    if outline is None:
+        return highlight
+    args: dict[str, Any] = {"outline": outline, "shapes": shapes}
+    code = _OUTLINE_JS
+    if highlight is not None:
+        args.update(highlight.args)
+        code += "\n{\n" + highlight.code + "\n}\n"
+    return CustomJS(args=args, code=code, name=name)
+
+
 def add_notes(p: Any, mapper: Any, scale: _style.ColorScale, *, arcs: bool, width: int) -> None:
     """The colour bar (``coil_color_bar``) and the lines under the figure saying what
-    colour, the band and the arcs mean (wrapped to ``width`` pixels)."""
-    p.add_layout(_style.color_bar(mapper, scale, name="coil_color_bar"), "right")
+    colour, the band and the arcs mean (wrapped to ``width`` pixels).
+
+    The bar shows a twin of ``mapper`` (``coil_color_bar_mapper``: the same class,
+    palette and bounds, from ``scale``): BokehJS lays the whole figure out again, and
+    repaints its main canvas, whenever a glyph maps colours through the bar's own mapper,
+    which would make every hover, selection or unwind frame that recolours a glyph as
+    slow as redrawing every segment and arc.
+    """
+    twin = _style.color_mapper(scale, name="coil_color_bar_mapper")
+    assert type(twin) is type(mapper) and list(twin.palette) == list(mapper.palette)
+    p.add_layout(_style.color_bar(twin, scale, name="coil_color_bar"), "right")
     notes = [
         scale.legend,
         "Outer band: words in alternating shades, sentences in alternating hues, a dark tick where a sentence starts.",

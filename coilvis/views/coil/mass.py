@@ -35,7 +35,8 @@ on the coil and on the line, :func:`coilvis.geometry.share_bounds`; ``unwind.js`
 the moving segment there, :func:`coilvis.geometry.unwind_shares`). ``coil_mass_hover``
 (its tooltip: the position, its token, the share's token as its exact label and id,
 its probability and rank, and the actual next token) with ``coil_mass_format`` (a
-``CustomJSHover``: ``"share"``, ``"pct"`` and ``"rank"`` formats).
+``CustomJSHover``: ``"share"``, ``"pct"`` and ``"rank"`` formats); ``coil_mass_hover_outline``
+over ``coil_mass_hover_outline_source``: the hovered piece's outline, on the overlay canvas.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from coilvis.errors import CoilvisValueError
 from coilvis.options import check_k
 from coilvis.record import Record
 from coilvis.views import _style
+from coilvis.views.coil.figure import draw_hover_outline, hover_callback
 
 __all__ = [
     "MASS_TITLE",
@@ -63,6 +65,8 @@ __all__ = [
     "mass_scale",
     "mass_columns",
     "middle_pct",
+    "mass_style",
+    "outline_style",
     "draw_mass",
     "draw_outline",
     "add_mass_hover",
@@ -222,27 +226,43 @@ def middle_pct(lay: geometry.Layout, shares: Shares) -> np.ndarray:
     return np.where(piece == shares.k, np.nan, pct)
 
 
+def mass_style(mapper: Any) -> dict[str, Any]:
+    """The rings' fill and line (``color_pct`` by ``mapper``; NaN: grey): keyword arguments
+    of ``figure.patches`` shared by ``coil_mass`` and the unwind's front layer."""
+    fill = transform("color_pct", mapper)
+    return {"fill_color": fill, "line_color": fill, "line_width": 0.3}
+
+
+def outline_style() -> dict[str, Any]:
+    """The white hairline round each segment, the selected one's in black: keyword arguments
+    of ``figure.patches`` shared by ``coil_mass_outline`` and the unwind's front layer."""
+    return {
+        "fill_color": None,
+        "line_color": "#ffffff",
+        "line_width": 0.7,
+        "selection_fill_color": None,
+        "selection_line_color": "#000000",
+        "selection_line_width": 2.0,
+        "nonselection_fill_color": None,
+        "nonselection_line_color": "#ffffff",
+        "nonselection_line_alpha": 1.0,
+    }
+
+
 def draw_mass(p: Any, columns: dict[str, Any], mapper: Any) -> tuple[GlyphRenderer, ColumnDataSource]:
-    """The rings (``coil_mass`` over ``coil_mass_source``), filled by ``mapper`` (NaN: grey).
+    """The rings (``coil_mass`` over ``coil_mass_source``), filled by ``mapper`` (NaN: grey),
+    and the hovered piece's outline (``coil_mass_hover_outline``, on the overlay canvas:
+    :func:`~coilvis.views.coil.figure.draw_hover_outline`, set by the rings' hover).
 
     Returns:
         ``(renderer, source)``.
     """
     source = ColumnDataSource(columns, name="coil_mass_source")
     rows = _style.rows_transform(name="coil_mass_rows")
-    fill = transform("color_pct", mapper)
     renderer = p.patches(
-        xs=transform("xs", rows),
-        ys=transform("ys", rows),
-        source=source,
-        fill_color=fill,
-        line_color=fill,
-        line_width=0.3,
-        hover_fill_color=fill,
-        hover_line_color="#000000",
-        hover_line_width=1.5,
-        name="coil_mass",
+        xs=transform("xs", rows), ys=transform("ys", rows), source=source, name="coil_mass", **mass_style(mapper)
     )
+    draw_hover_outline(p, source, name="coil_mass_hover_outline", line_width=1.5)
     return renderer, source
 
 
@@ -252,19 +272,7 @@ def draw_outline(p: Any, segments: ColumnDataSource) -> GlyphRenderer:
     match, and the selected position (a tap, the unwind's playhead) is outlined in black."""
     rows = _style.rows_transform(name="coil_mass_outline_rows")
     return p.patches(
-        xs=transform("xs", rows),
-        ys=transform("ys", rows),
-        source=segments,
-        fill_color=None,
-        line_color="#ffffff",
-        line_width=0.7,
-        selection_fill_color=None,
-        selection_line_color="#000000",
-        selection_line_width=2.0,
-        nonselection_fill_color=None,
-        nonselection_line_color="#ffffff",
-        nonselection_line_alpha=1.0,
-        name="coil_mass_outline",
+        xs=transform("xs", rows), ys=transform("ys", rows), source=segments, name="coil_mass_outline", **outline_style()
     )
 
 
@@ -283,12 +291,14 @@ def add_mass_hover(p: Any, renderer: GlyphRenderer, *, k: int, text_format: Cust
             ("next", "@pos{next}"),
         ]
     )
+    outline = p.select_one({"name": "coil_mass_hover_outline_source"})
     hover = HoverTool(
         renderers=[renderer],
         tooltips=tooltip,
         formatters={"@pos": text_format, "@vocab": share_format, "@pct": share_format, "@rank": share_format},
         name="coil_mass_hover",
         point_policy="follow_mouse",
+        callback=hover_callback(outline, renderer.data_source, None, name="coil_mass_hover_js"),
     )
     p.add_tools(hover)
     return hover
