@@ -1,11 +1,13 @@
 """coilvis: make a language model's logits readable.
 
-Quick start::
+Quick start (the embedded default model):
 
-    import coilvis
-    record = coilvis.run("The Eiffel Tower is located in the city of")
-    record.table()                       # top-10 next tokens at the last position
-    coilvis.save(coilvis.page(record), "eiffel.html")
+>>> import coilvis
+>>> record = coilvis.run("The Eiffel Tower is located in the city of")  # doctest: +MODEL
+>>> record.table().token.iloc[0]        # record.table(): top-10 next tokens at the last position
+' Paris'
+>>> coilvis.save(coilvis.page(record), "eiffel.html").name
+'eiffel.html'
 
 Heavy libraries (transformers, transformer_lens, bokeh's plotting) load only when a
 function that needs them is first called, so ``import coilvis`` stays fast.
