@@ -112,9 +112,10 @@ def tree(
         ModelNotFoundError / MissingDependencyError: see :func:`coilvis.load_model`.
 
     Example:
-        >>> t = coilvis.tree("The Eiffel Tower is in the city of", depth=2, k=3)  # doctest: +SKIP
-        >>> t.continuation(1), float(t.path_prob[1])  # doctest: +SKIP
-        (' Paris', 0.70)
+        >>> import coilvis  # doctest: +MODEL
+        >>> t = coilvis.tree("The Eiffel Tower is in the city of", depth=2, k=3)
+        >>> t.continuation(1), round(float(t.path_prob[1]), 1)
+        (' Paris', 0.7)
     """
     prompt = check_prompt(prompt)
     depth = check_int("depth", depth, minimum=1)
