@@ -114,11 +114,18 @@ def from_cache(
     """A Record, logit lens included, from a TransformerLens ``ActivationCache``.
 
     For a user who already ran ``logits, cache = model.run_with_cache(tokens)`` with a
-    ``HookedTransformer`` (3.x) or ``TransformerBridge`` (4.x)::
+    ``HookedTransformer`` (3.x) or ``TransformerBridge`` (4.x); here a bridge around the
+    embedded default model:
 
-        tokens = model.to_tokens(prompt)
-        logits, cache = model.run_with_cache(tokens)
-        record = coilvis.from_cache(cache, tokens=tokens, logits=logits, attention=True)
+    >>> import coilvis  # doctest: +MODEL
+    >>> from transformer_lens.model_bridge import TransformerBridge
+    >>> hf_model, tokenizer, name = coilvis.load_model()
+    >>> model = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer, device="cpu")
+    >>> tokens = model.to_tokens("The Eiffel Tower is located in the city of", prepend_bos=False)
+    >>> logits, cache = model.run_with_cache(tokens)
+    >>> record = coilvis.from_cache(cache, tokens=tokens, logits=logits, attention=True)
+    >>> record.table().token.iloc[0], record.lens.layer_names[0]
+    (' Paris', 'embed')
 
     The lens decodes ``blocks.0.hook_resid_pre`` (row ``"embed"``), each
     ``blocks.{i}.hook_resid_post`` (row ``"i"``) and with ``lens_mid`` each
