@@ -6,14 +6,18 @@ computes every statistic inside the trace, where the model is, and this module t
 the small tensors that come back into the same Record a plain run gives (the same
 fields, to float32 rounding; ranks and top-k orders up to near-ties).
 
-Example (needs an NDIF API key, see the README)::
+On NDIF (with an API key, see the README) ``lm = LanguageModel("meta-llama/Llama-3.1-70B")``
+then ``coilvis.run("The Eiffel Tower is in", lm, remote=True, lens=True)``. The same trace
+runs here, serialised as for NDIF, with ``remote="local"``; on the embedded default model:
 
-    from nnsight import LanguageModel
-    import coilvis
-
-    lm = LanguageModel("meta-llama/Llama-3.1-70B")
-    record = coilvis.run("The Eiffel Tower is in", lm, remote=True, lens=True)
-    record.save("eiffel.coil")
+>>> import coilvis  # doctest: +MODEL
+>>> from nnsight import LanguageModel
+>>> model, tokenizer, name = coilvis.load_model()
+>>> lm = LanguageModel(model, tokenizer=tokenizer)
+>>> record = coilvis.run("The Eiffel Tower is in", lm, remote="local", lens=True)
+>>> sent = record.extra["trace_bytes"]
+>>> sent["returned"] < sent["full"] / 100, record.save("eiffel.coil").name
+(True, 'eiffel.coil')
 """
 
 from __future__ import annotations
