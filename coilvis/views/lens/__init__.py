@@ -297,12 +297,18 @@ def lens(
             coilvis.run(prompt, lens=True)"), an unknown ``stat``, records that cannot
             be compared, a bad window, both ``layers`` and ``stride``.
 
-    Example (runs the embedded default model)::
+    See :doc:`/concepts/lens` (docs/concepts/lens.md) for how to read it and how each
+    model family's head decodes the rows, and :doc:`/concepts/statistics` for the
+    statistics and the top-k bound.
 
-        record = coilvis.run("The capital of France is the city of", lens=True)
-        coilvis.save(coilvis.lens(record, stat="entropy", stride=2), "lens.html")
-        other = coilvis.run("The capital of Italy is the city of", lens=True)  # as many tokens
-        coilvis.save(coilvis.lens(record, compare=other, stat="js"), "compare.html")
+    Example:
+        >>> import coilvis  # doctest: +MODEL
+        >>> record = coilvis.run("The capital of France is the city of", lens=True)
+        >>> coilvis.save(coilvis.lens(record, stat="entropy", stride=2), "lens.html").name
+        'lens.html'
+        >>> other = coilvis.run("The capital of Italy is the city of", lens=True)  # as many tokens
+        >>> coilvis.save(coilvis.lens(record, compare=other, stat="js"), "compare.html").name
+        'compare.html'
     """
     if isinstance(record, Comparison):  # two runs side by side: the diff lens, with the options set here
         from coilvis.views.diff.dispatch import for_comparison
