@@ -149,10 +149,13 @@ class View:
         widened to show every position, since an image cannot pan); both come back at
         the end of the block.
 
-        Example::
-
-            with view.still():
-                print(view.model("lens_x_range").start)  # what the PNG shows
+        Example:
+            >>> import coilvis  # doctest: +MODEL
+            >>> record = coilvis.run("The Eiffel Tower is located in the city of", lens=True)
+            >>> view = coilvis.lens(record, max_width_px=200)   # opens on the last positions
+            >>> with view.still():                              # what the PNG shows: all of them
+            ...     print(view.model("lens_x_range").start)
+            -0.5
         """
         return _still(self)
 
@@ -426,13 +429,15 @@ class PngSession:
     Each image is the one :func:`save` writes for a ``.png`` path: the view's still
     form, at its size. A browser that fails is closed, and the next image starts another.
 
-    Example::
-
-        from coilvis.views.output import PngSession
-
-        with PngSession() as pngs:
-            for name, view in views.items():
-                pngs.save(view, f"{name}.png")
+    Example:
+        >>> import numpy as np, coilvis  # doctest: +BROWSER
+        >>> from coilvis.views.output import PngSession
+        >>> record = coilvis.from_logits(np.zeros((5, 4)), tokens=[0, 1, 2, 3, 0], vocab=["a", " b", "c", "."])
+        >>> views = {"circle": coilvis.coil(record, layout="circle"), "spiral": coilvis.coil(record, layout="spiral")}
+        >>> with PngSession() as pngs:
+        ...     paths = [pngs.save(view, f"{name}.png") for name, view in views.items()]
+        >>> [p.name for p in paths], pngs.images, pngs.starts
+        (['circle.png', 'spiral.png'], 2, 1)
 
     Attributes:
         images: images drawn so far.
