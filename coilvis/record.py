@@ -229,7 +229,9 @@ class Record:
 
     Position ``i`` holds the model's distribution over the token at ``i + 1`` (the
     next-token prediction after reading tokens ``0..i``). The actual next token of the
-    last position is unknown, so its ``next_*`` values are NaN / -1.
+    last position is unknown, so its ``next_*`` values are NaN / -1. The statistics,
+    their units (entropies in nats here, bits in the views) and ranks:
+    :doc:`/concepts/statistics` (docs/concepts/statistics.md).
 
     Attributes:
         token_ids: (seq_len,) int64 input token ids (-1 for a token given as a string
