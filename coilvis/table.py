@@ -133,6 +133,9 @@ def logits_table(
 ) -> LogitsTable:
     """A logit vector (or one position of a logit matrix) as a table of tokens.
 
+    Log-probabilities, probabilities and 1-based ranks (ties shared) as defined in
+    :doc:`/concepts/statistics` (docs/concepts/statistics.md).
+
     Args:
         logits: (d_vocab,) or (seq_len, d_vocab) logits (torch tensor on any device,
             any float dtype, or numpy array).
