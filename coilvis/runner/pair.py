@@ -205,7 +205,8 @@ def compare(
     position, each block decoded once for both runs' own lens statistics and their
     comparison. Given two saved Records instead of prompts, it compares what they kept
     (see :func:`coilvis.runner.compare_records.compare_records`: exact where both kept
-    every token, top-k lower bounds elsewhere, labelled so).
+    every token, top-k lower bounds elsewhere, labelled so). The divergences and the
+    bound: :doc:`/concepts/statistics` (docs/concepts/statistics.md).
 
     Args:
         a: the reference prompt (clean), or a Record.
