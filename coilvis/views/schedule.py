@@ -9,7 +9,8 @@ weights and sum to the total duration::
     dwell_i = duration_s * (floor_bits + x_i) / sum_j (floor_bits + x_j)
 
 so a position with 4 bits of entropy holds the playhead ``(floor + 4) / floor`` times
-longer than a certain one (0 bits). The floor keeps certain positions visible.
+longer than a certain one (0 bits). The floor keeps certain positions visible. For
+readers of the views: docs/concepts/unwind.md.
 
 >>> import numpy as np
 >>> s = unwind_schedule(np.array([0.0, 1.0, 3.0]), floor_bits=1.0, duration_s=7.0)
