@@ -242,6 +242,9 @@ def coil(
 ) -> CoilView:
     """Draw a Record as a coil: coloured segments, word/sentence band, labels, attention arcs.
 
+    How to read it and its geometry (equal arc length, bands, arcs, mass rings):
+    :doc:`/concepts/coil`; the unwind's pace: :doc:`/concepts/unwind` (docs/concepts/).
+
     Args:
         record: the :class:`~coilvis.record.Record` to draw (n = ``seq_len`` >= 1); a
             :class:`~coilvis.comparison.Comparison` is drawn by
