@@ -400,14 +400,34 @@ def _check_front(got: dict, view, at: int) -> list[int]:  # noqa: ANN001
     return front
 
 
+READ_FRONT_MASS = """
+() => {
+  const doc = Bokeh.documents[0], get = (name) => doc.get_model_by_name(name)
+  const mass = get("coil_mass_source").data, fm = get("coil_unwind_front_mass_source").data
+  const m = mass.xs.shape[1], pieces = mass.pos.length / get("coil_segment_source").data.pos.length
+  const first = get("coil_unwind_front_source").data.pos[0] * pieces
+  return {
+    front_xs: fm.xs.map((r) => Array.from(r)), front_color: Array.from(fm.color_pct),
+    mass_xs: fm.xs.map((_, r) => Array.from({length: m}, (_, j) => mass.xs[(first + r) * m + j])),
+    mass_color: fm.xs.map((_, r) => mass.color_pct[first + r]),
+    main_pieces: Array.from(get("coil_mass").view.indices), first, pieces,
+    outlined: Array.from(get("coil_unwind_front_outline_source").data.pos),
+    main_outlined: Array.from(get("coil_mass_outline").view.indices),
+  }
+}
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.browser
-def test_while_it_plays_the_positions_ahead_are_drawn_above_as_they_would_be(browser_session, tmp_path) -> None:  # noqa: F811
+@pytest.mark.parametrize("mass", [False, True])
+def test_while_it_plays_the_positions_ahead_are_drawn_above_as_they_would_be(browser_session, tmp_path, mass) -> None:  # noqa: F811
     """Playing, the positions from the playhead to about a second ahead are drawn on the
     figure's overlay canvas (the front) and hidden from the main one: the same polygons,
-    colours, selection and arcs, and on the screen the same picture as when it stops there."""
+    colours, rings, selection and arcs, and on the screen the same picture as when it stops
+    there."""
     rec = attention_record(60)
-    view = coilvis.coil(rec, animate=True, attention="mean", autoplay=False)
+    view = coilvis.coil(rec, animate=True, attention="mean", autoplay=False, mass=mass, mass_k=3)
     page = browser_session.open(coilvis.save(view, tmp_path / "front.html"))
     page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_unwind_scrub').value = 20 }")  # stopped at 20
     page.page.wait_for_function(f"() => {_STATE_OF}?.progress === 20")
@@ -419,6 +439,16 @@ def test_while_it_plays_the_positions_ahead_are_drawn_above_as_they_would_be(bro
     page.evaluate(_AS_IF_PLAYING, [20, True])  # playing at 20: a front from 20 on
     page.wait_idle(0.3)
     front = _check_front(page.evaluate(READ_FRONT), view, 20)
+    if mass:  # the rings of the front's positions, hidden from the main rings
+        rings = page.evaluate(READ_FRONT_MASS)
+        assert rings["first"] == 20 * 4 and len(rings["front_xs"]) == 4 * len(front)
+        np.testing.assert_array_equal(rings["front_xs"], rings["mass_xs"])
+        np.testing.assert_array_equal(rings["front_color"], rings["mass_color"])
+        hidden = set(range(20 * 4, (20 + len(front)) * 4))
+        assert rings["main_pieces"] == [r for r in range(60 * 4) if r not in hidden]
+        # their outlines, and their neighbours' (above every ring), on the overlay
+        outlined = list(range(19, 20 + len(front) + 1))
+        assert rings["outlined"] == outlined and rings["main_outlined"] == [i for i in range(60) if i not in outlined]
     differ = np.abs(_figure_shot(page) - still).max(axis=2) > 32
     assert differ.sum() < 20, (differ.sum(), front)  # a few pixels where arcs meet the front's edge
     page.evaluate(_AS_IF_PLAYING, [20, False])  # stopped again: all back on the main canvas

@@ -29,6 +29,8 @@
 //                segment source, the filter hiding its positions from the main renderers,
 //                the column its fill is mapped from; front is null for no front layer
 //   front_mass, hidden_pieces     its rings' source and the filter hiding them, or null
+//   front_outline, hidden_outline its rings' outlines (the front's positions and one more on
+//                each side) and the filter hiding them, or null
 //   front_links, hidden_links, front_highlight   its arcs' source, the filter hiding them
 //                from the main arcs, its highlight filter, or null
 //   horizon_s, max_front          how far ahead a front reaches: seconds (at the current
@@ -206,15 +208,15 @@ function make_controller() {
 
   function links_in_front(lo, hi) {
     // The links the front draws: those with an end in [lo, hi), and those whose arc passes
-    // over a position there (drawn above it on one canvas, they must be above it on the
-    // overlay too). An arc is the quadratic coilvis.geometry.bent_arcs places, in 16
+    // over a position there or next to it (drawn above it on one canvas, they must be above
+    // it on the overlay too; a neighbour's outline is on the overlay with rings). An arc is the quadratic coilvis.geometry.bent_arcs places, in 16
     // chords, each tested by its bounding box against the positions' boxes (grown by half
     // a band: the arcs' width), so a few arcs that pass near are drawn there too; arcs
     // are all one colour, so the order they are drawn in does not show.
     const own = new Set(links_of(lo, hi, -1))
     const margin = Math.abs(line_anchor_dy), boxes = []
     let ux0 = Infinity, uy0 = Infinity, ux1 = -Infinity, uy1 = -Infinity
-    for (let i = lo; i < hi; i++) {
+    for (let i = Math.max(0, lo - 1); i < Math.min(n, hi + 1); i++) {
       let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity
       for (let j = 0; j < m; j++) {
         const x = xs[i * m + j], y = ys[i * m + j]
@@ -288,6 +290,15 @@ function make_controller() {
         fm.color_pct[r] = md.color_pct[row]
       }
       front_mass.data = fm
+      // the outlines, white hairlines above every ring: the front's and its neighbours',
+      // so that no ring of the front covers a neighbour's
+      const lo = Math.max(0, a - 1), hi = b > a ? Math.min(n, b + 1) : lo, fo = {pos: new Int32Array(hi - lo), xs: [], ys: []}
+      for (let i = lo; i < hi; i++) {
+        fo.pos[i - lo] = i
+        fo.xs.push(copy_row(xs, i, new Float64Array(m)))
+        fo.ys.push(copy_row(ys, i, new Float64Array(m)))
+      }
+      front_outline.data = fo
     }
     if (front_links != null) {
       const ld = links.data, fl = {}
@@ -313,6 +324,12 @@ function make_controller() {
         copy_row(md.ys, row, fm.ys[r])
       }
       front_mass.change.emit()
+      const fo = front_outline.data, first = fo.pos[0]
+      for (let i = lo; i <= hi; i++) {
+        copy_row(xs, i, fo.xs[i - first])
+        copy_row(ys, i, fo.ys[i - first])
+      }
+      front_outline.change.emit()
     }
     if (front_links != null && win.links.length > 0) front_links.change.emit()  // its arcs re-read the anchors
   }
@@ -321,6 +338,10 @@ function make_controller() {
     // the playhead's position selected: in the front when it is there, else in the segments
     const in_front = current >= win.a && current < win.b
     if (has_front) set_indices(front.selected, in_front ? [current - win.a] : [])
+    if (front_outline != null) {
+      const first = front_outline.data.pos.length > 0 ? front_outline.data.pos[0] : 0
+      set_indices(front_outline.selected, in_front ? [current - first] : [])
+    }
     if (front_highlight != null) {
       const rows = []
       if (in_front) for (let r = 0; r < win.links.length; r++) {
@@ -354,6 +375,10 @@ function make_controller() {
     if (has_front) {
       told.segments = set_indices(hidden, range(a, b))
       if (hidden_pieces != null) told.mass = set_indices(hidden_pieces, range(a * pieces, b * pieces))
+      if (hidden_outline != null) {
+        const outlined = b > a ? range(Math.max(0, a - 1), Math.min(n, b + 1)) : []
+        told.segments = set_indices(hidden_outline, outlined) && told.segments
+      }
       if (hidden_links != null) told.links = set_indices(hidden_links, win.links)
     }
     if (state.primary_stale) {

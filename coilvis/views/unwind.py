@@ -132,6 +132,8 @@ def _front_args(front: FrontParts | None) -> dict[str, Any]:
         "color_column": front.color_column if front else "",
         "front_mass": front.mass if front else None,
         "hidden_pieces": front.hidden_pieces if front else None,
+        "front_outline": front.outline if front else None,
+        "hidden_outline": front.hidden_outline if front else None,
         "front_links": front.links if front else None,
         "hidden_links": front.hidden_links if front else None,
         "front_highlight": front.highlight if front else None,

@@ -25,11 +25,14 @@ empty and the picture is the one canvas' again.
 Named models
 ------------
 ``coil_unwind_hidden`` (an ``IndexFilter``: the front's positions, hidden from
-``coil_segments`` and ``coil_mass_outline`` by an ``InversionFilter``);
+``coil_segments`` by an ``InversionFilter``);
 ``coil_unwind_front_source`` (``pos``, ``xs``, ``ys`` (lists of arrays) and the colour
-column) under ``coil_unwind_front`` and ``coil_unwind_front_outline`` (with rings); with
-rings, ``coil_unwind_hidden_pieces`` and ``coil_unwind_front_mass_source`` (``xs``,
-``ys``, ``color_pct``) under ``coil_unwind_front_mass``; with arcs,
+column) under ``coil_unwind_front``; with rings, ``coil_unwind_hidden_pieces`` and
+``coil_unwind_front_mass_source`` (``xs``, ``ys``, ``color_pct``) under
+``coil_unwind_front_mass``, and ``coil_unwind_hidden_outline`` and
+``coil_unwind_front_outline_source`` (``pos``, ``xs``, ``ys``: the front's positions and
+one more on each side, whose hairlines the front's rings would otherwise cover) under
+``coil_unwind_front_outline``; with arcs,
 ``coil_unwind_hidden_links`` (hidden from ``coil_arcs``), ``coil_unwind_front_link_source``
 (``query, key, weight, choice``) under ``coil_unwind_front_arcs`` and
 ``coil_unwind_front_arc_highlight`` (its filter ``coil_unwind_front_highlight_filter``:
@@ -77,6 +80,8 @@ class FrontParts:
         color_column: the segment column the fill is mapped from.
         mass: ``coil_unwind_front_mass_source``, or None without rings.
         hidden_pieces: ``coil_unwind_hidden_pieces``, or None without rings.
+        outline: ``coil_unwind_front_outline_source``, or None without rings.
+        hidden_outline: ``coil_unwind_hidden_outline``, or None without rings.
         links: ``coil_unwind_front_link_source``, or None without arcs.
         hidden_links: ``coil_unwind_hidden_links``, or None without arcs.
         highlight: ``coil_unwind_front_highlight_filter``, or None without arcs.
@@ -87,6 +92,8 @@ class FrontParts:
     color_column: str
     mass: ColumnDataSource | None = None
     hidden_pieces: IndexFilter | None = None
+    outline: ColumnDataSource | None = None
+    hidden_outline: IndexFilter | None = None
     links: ColumnDataSource | None = None
     hidden_links: IndexFilter | None = None
     highlight: IndexFilter | None = None
@@ -163,10 +170,14 @@ def build_front(
         )
         parts.hidden_pieces = IndexFilter(indices=[], name="coil_unwind_hidden_pieces")
         _hide(p.select_one({"name": "coil_mass"}), parts.hidden_pieces)
-        _hide(p.select_one({"name": "coil_mass_outline"}), parts.hidden)
+        parts.outline = ColumnDataSource(
+            {"pos": np.zeros(0, dtype=np.int32), "xs": [], "ys": []}, name="coil_unwind_front_outline_source"
+        )
+        parts.hidden_outline = IndexFilter(indices=[], name="coil_unwind_hidden_outline")
+        _hide(p.select_one({"name": "coil_mass_outline"}), parts.hidden_outline)
         overlay = {"xs": "xs", "ys": "ys", "level": "overlay"}
         p.patches(source=parts.mass, name="coil_unwind_front_mass", **overlay, **mass_style(mapper))
-        p.patches(source=parts.segments, name="coil_unwind_front_outline", **overlay, **outline_style())
+        p.patches(source=parts.outline, name="coil_unwind_front_outline", **overlay, **outline_style())
     if arcs is not None:
         _front_arcs(p, arcs, segments, parts)
     return parts
