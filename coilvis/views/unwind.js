@@ -36,6 +36,7 @@
 //   horizon_s, max_front          how far ahead a front reaches: seconds (at the current
 //                speed) and positions
 //   depth_scale, depth_max        the arcs' shape (coilvis.geometry.arcs.js_constants)
+//   max_crossing  the most arcs of other positions that the front draws above its own
 //   action       what this call does
 //
 // Each frame only the segments whose unwind weight changed are moved. The blend is
@@ -212,7 +213,9 @@ function make_controller() {
     // it on the overlay too; a neighbour's outline is on the overlay with rings). An arc is the quadratic coilvis.geometry.bent_arcs places, in 16
     // chords, each tested by its bounding box against the positions' boxes (grown by half
     // a band: the arcs' width), so a few arcs that pass near are drawn there too; arcs
-    // are all one colour, so the order they are drawn in does not show.
+    // are all one colour, so the order they are drawn in does not show. Thousands cross the
+    // inner turns of a long coil (the arcs to positions already on the rows): at most
+    // max_crossing, the heaviest (the most visible), so that a frame stays short.
     const own = new Set(links_of(lo, hi, -1))
     const margin = Math.abs(line_anchor_dy), boxes = []
     let ux0 = Infinity, uy0 = Infinity, ux1 = -Infinity, uy1 = -Infinity
@@ -227,9 +230,9 @@ function make_controller() {
       ux1 = Math.max(ux1, x1 + margin); uy1 = Math.max(uy1, y1 + margin)
     }
     const q = links.data.query, k = links.data.key, axs = d.anchor_x, ays = d.anchor_y
-    const out = []
+    const crossing = []
     for (let j = 0; j < q.length; j++) {
-      if (own.has(j)) { out.push(j); continue }
+      if (own.has(j)) continue
       const a = q[j], b = k[j], f = Math.min(depth_max, depth_scale * Math.abs(b - a) / n)
       const px = axs[a], py = ays[a], rx = axs[b], ry = ays[b]
       const cx = (1 - f) * 0.5 * (px + rx), cy = (1 - f) * 0.5 * (py + ry)
@@ -247,9 +250,11 @@ function make_controller() {
         x = nx
         y = ny
       }
-      if (hit) out.push(j)
+      if (hit) crossing.push(j)
     }
-    return out
+    const weights = links.data.weight
+    if (crossing.length > max_crossing) crossing.sort((i, j) => weights[j] - weights[i]).length = max_crossing
+    return Array.from(own).concat(crossing).sort((i, j) => i - j)
   }
 
   function set_indices(filter, indices) {

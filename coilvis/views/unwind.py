@@ -122,6 +122,9 @@ def _playhead(figure: Any, coiled: geometry.Layout) -> ColumnDataSource:
 #: (a repaint of the main canvas about this often while playing), and positions at most.
 FRONT_HORIZON_S = 1.0
 MAX_FRONT = 256
+#: The most arcs of other positions crossing the front that it draws above itself (the
+#: heaviest), as they are drawn on a single canvas; lighter ones pass under it while it plays.
+MAX_CROSSING = 1000
 
 
 def _front_args(front: FrontParts | None) -> dict[str, Any]:
@@ -139,6 +142,7 @@ def _front_args(front: FrontParts | None) -> dict[str, Any]:
         "front_highlight": front.highlight if front else None,
         "horizon_s": FRONT_HORIZON_S,
         "max_front": MAX_FRONT,
+        "max_crossing": MAX_CROSSING,
         **geometry.arcs.js_constants(),
     }
 

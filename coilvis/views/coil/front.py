@@ -14,13 +14,15 @@ main canvas) and a new front is cut ahead. ``unwind.js`` does all this; this mod
 the models.
 
 Drawn as before: the front's segments, rings and outlines are drawn as the main ones
-(same styles, same selection: the playhead's position selected), and its arcs (every link
-with an end in the front) above them. The overlays already above the arcs (the arcs'
-highlight, the labels, the start and end marks, the playhead) stay above. What differs
-while it plays: a position of the front is drawn above the arcs of other positions that
-cross it, and a segment on its way to the rows above the coil's other segments (on a
-single canvas it passed under the outer turns). Paused, stopped or scrubbed, the front is
-empty and the picture is the one canvas' again.
+(same styles, same selection: the playhead's position selected), and above them its arcs:
+every link with an end in the front, and the arcs of other positions that pass over it
+(at most ``MAX_CROSSING`` of them, the heaviest: thousands cross the inner turns of a long
+coil). The overlays already above the arcs (the arcs' highlight, the labels, the start
+and end marks, the playhead) stay above. What differs while it plays: lighter arcs beyond
+that budget pass under the front instead of over it, and a segment on its way to the rows
+is drawn above the coil's other segments (on a single canvas it passed under the outer
+turns). Paused, stopped or scrubbed, the front is empty and the picture is the one
+canvas' again.
 
 Named models
 ------------
