@@ -361,7 +361,8 @@ def test_what_a_hover_changes_is_drawn_on_the_overlay_canvas(record: coilvis.Rec
     moving = coilvis.coil(record, attention="mean", animate=True)
     overlays = [r.name for r in moving.figure.renderers if r.level == "overlay"]
     assert overlays == [
-        "coil_unwind_front", "coil_hover_outline", "coil_unwind_front_arcs", "coil_unwind_front_arc_highlight",
+        "coil_unwind_front", "coil_hover_outline", "coil_unwind_front_crossing", "coil_unwind_front_arcs",
+        "coil_unwind_front_arc_highlight",
         "coil_arc_highlight", "coil_labels", "coil_markers", "coil_unwind_playhead",
     ]  # fmt: skip
 

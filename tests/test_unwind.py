@@ -335,13 +335,14 @@ READ_FRONT = """
   const doc = Bokeh.documents[0], get = (name) => doc.get_model_by_name(name)
   const seg = get("coil_segment_source").data, front = get("coil_unwind_front_source")
   const m = seg.xs.shape[1], rows = (a, i) => Array.from({length: m}, (_, j) => a[i * m + j])
-  const fd = front.data, fl = get("coil_unwind_front_link_source").data
+  const fd = front.data, fl = get("coil_unwind_front_link_source").data, fc = get("coil_unwind_front_crossing_source").data
   return {
     front_pos: Array.from(fd.pos), front_xs: fd.xs.map((r) => Array.from(r)), front_ys: fd.ys.map((r) => Array.from(r)),
     seg_xs: Array.from(fd.pos, (i) => rows(seg.xs, i)), seg_ys: Array.from(fd.pos, (i) => rows(seg.ys, i)),
     front_color: Array.from(fd.top_prob_pct), seg_color: Array.from(fd.pos, (i) => seg.top_prob_pct[i]),
     main_segments: Array.from(get("coil_segments").view.indices), main_arcs: Array.from(get("coil_arcs").view.indices),
     front_query: Array.from(fl.query), front_key: Array.from(fl.key), front_choice: Array.from(fl.choice),
+    crossing: Array.from(fc.query, (q, r) => [q, fc.key[r], fc.choice[r]]),
     front_selected: Array.from(front.selected.indices), main_selected: Array.from(get("coil_segment_source").selected.indices),
     front_highlight: Array.from(get("coil_unwind_front_arc_highlight").view.indices),
     main_highlight: Array.from(get("coil_arc_highlight").view.indices),
@@ -386,17 +387,20 @@ def _check_front(got: dict, view, at: int) -> list[int]:  # noqa: ANN001
     def link(j: int) -> tuple[int, int, int]:
         return int(data["query"][j]), int(data["key"][j]), int(data["choice"][j])
 
-    in_front = set(zip(got["front_query"], got["front_key"], got["front_choice"], strict=True))
+    own = set(zip(got["front_query"], got["front_key"], got["front_choice"], strict=True))
     touching = {link(j) for j in range(len(data["query"])) if data["query"][j] in front or data["key"][j] in front}
-    assert touching <= in_front  # every arc of a front position moves with it
+    assert own == touching  # every arc of a front position moves with it
+    crossing = {tuple(arc) for arc in got["crossing"]}
+    assert crossing and not crossing & own  # and arcs crossing the front are drawn above it
+    in_front = own | crossing
     main = {link(j) for j in got["main_arcs"]}
     shown = {link(j) for j in np.flatnonzero(data["choice"] == view.model("coil_choice_filter").group)}
     assert not main & in_front and main | (in_front & shown) == shown  # each arc shown drawn once
     # the playhead's position selected, its arcs highlighted, in the front
     assert got["front_selected"] == [0] and got["main_highlight"] == []
-    own = {arc for arc in in_front & shown if at in arc[:2]}
+    playhead = {arc for arc in own & shown if at in arc[:2]}
     highlighted = {(got["front_query"][r], got["front_key"][r], got["front_choice"][r]) for r in got["front_highlight"]}
-    assert highlighted == own
+    assert highlighted == playhead
     return front
 
 

@@ -31,8 +31,10 @@
 //   front_mass, hidden_pieces     its rings' source and the filter hiding them, or null
 //   front_outline, hidden_outline its rings' outlines (the front's positions and one more on
 //                each side) and the filter hiding them, or null
-//   front_links, hidden_links, front_highlight   its arcs' source, the filter hiding them
-//                from the main arcs, its highlight filter, or null
+//   front_links, front_crossing, hidden_links, front_highlight   its arcs' sources (the
+//                links of its positions, which move, and the other arcs that cross it,
+//                which do not), the filter hiding both from the main arcs, its highlight
+//                filter, or null
 //   horizon_s, max_front          how far ahead a front reaches: seconds (at the current
 //                speed) and positions
 //   depth_scale, depth_max        the arcs' shape (coilvis.geometry.arcs.js_constants)
@@ -184,9 +186,9 @@ function make_controller() {
     return false
   }
 
-  // The front: positions [win.a, win.b) drawn by the overlay renderers (empty: none), and
-  // the rows of the link source with an end there.
-  const win = {a: 0, b: 0, links: []}
+  // The front: positions [win.a, win.b) drawn by the overlay renderers (empty: none), the
+  // rows of the link source with an end there, and those of other arcs crossing it.
+  const win = {a: 0, b: 0, links: [], crossing: []}
   const has_front = front != null
 
   function range(lo, hi) {
@@ -254,7 +256,7 @@ function make_controller() {
     }
     const weights = links.data.weight
     if (crossing.length > max_crossing) crossing.sort((i, j) => weights[j] - weights[i]).length = max_crossing
-    return Array.from(own).concat(crossing).sort((i, j) => i - j)
+    return {own: Array.from(own), crossing: crossing.sort((i, j) => i - j)}
   }
 
   function set_indices(filter, indices) {
@@ -306,9 +308,13 @@ function make_controller() {
       front_outline.data = fo
     }
     if (front_links != null) {
-      const ld = links.data, fl = {}
-      for (const c of ["query", "key", "weight", "choice"]) fl[c] = ld[c].constructor.from(win.links, (j) => ld[c][j])
-      front_links.data = fl
+      const ld = links.data, rows = (which) => {
+        const out = {}
+        for (const c of ["query", "key", "weight", "choice"]) out[c] = ld[c].constructor.from(which, (j) => ld[c][j])
+        return out
+      }
+      front_links.data = rows(win.links)
+      front_crossing.data = rows(win.crossing)
     }
   }
 
@@ -374,7 +380,9 @@ function make_controller() {
     const changed = state.primary_stale || a !== win.a || b !== win.b
     win.a = a
     win.b = b
-    win.links = b > a && links != null ? links_in_front(a, b) : []
+    const drawn = b > a && links != null ? links_in_front(a, b) : {own: [], crossing: []}
+    win.links = drawn.own
+    win.crossing = drawn.crossing
     // a main renderer whose filter changes reads its source again: tell the others
     const told = {segments: false, mass: false, links: false}
     if (has_front) {
@@ -384,7 +392,9 @@ function make_controller() {
         const outlined = b > a ? range(Math.max(0, a - 1), Math.min(n, b + 1)) : []
         told.segments = set_indices(hidden_outline, outlined) && told.segments
       }
-      if (hidden_links != null) told.links = set_indices(hidden_links, win.links)
+      if (hidden_links != null) {
+        told.links = set_indices(hidden_links, win.links.concat(win.crossing).sort((i, j) => i - j))
+      }
     }
     if (state.primary_stale) {
       if (!told.segments) segments.change.emit()
@@ -408,7 +418,7 @@ function make_controller() {
   // The slider (a DOM widget) and the readout (a text widget, laid out again when it
   // changes) are the costly updates besides the main canvas: at most every THROTTLE_MS
   // while playing, and always when the playhead stops.
-  const THROTTLE_MS = 200
+  const THROTTLE_MS = 250
 
   function render(p, force = true) {
     const old = state.progress

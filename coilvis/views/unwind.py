@@ -138,6 +138,7 @@ def _front_args(front: FrontParts | None) -> dict[str, Any]:
         "front_outline": front.outline if front else None,
         "hidden_outline": front.hidden_outline if front else None,
         "front_links": front.links if front else None,
+        "front_crossing": front.crossing if front else None,
         "hidden_links": front.hidden_links if front else None,
         "front_highlight": front.highlight if front else None,
         "horizon_s": FRONT_HORIZON_S,

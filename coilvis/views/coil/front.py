@@ -36,9 +36,11 @@ column) under ``coil_unwind_front``; with rings, ``coil_unwind_hidden_pieces`` a
 one more on each side, whose hairlines the front's rings would otherwise cover) under
 ``coil_unwind_front_outline``; with arcs,
 ``coil_unwind_hidden_links`` (hidden from ``coil_arcs``), ``coil_unwind_front_link_source``
-(``query, key, weight, choice``) under ``coil_unwind_front_arcs`` and
-``coil_unwind_front_arc_highlight`` (its filter ``coil_unwind_front_highlight_filter``:
-the playhead's links).
+(``query, key, weight, choice``: the links of the front's positions, which move with them)
+under ``coil_unwind_front_arcs`` and ``coil_unwind_front_arc_highlight`` (its filter
+``coil_unwind_front_highlight_filter``: the playhead's links), and
+``coil_unwind_front_crossing_source`` (the other arcs that cross the front, which do not
+move until the next commit) under ``coil_unwind_front_crossing``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ OVERLAY_ORDER = (
     "coil_unwind_front_outline",
     "coil_hover_outline",
     "coil_mass_hover_outline",
+    "coil_unwind_front_crossing",
     "coil_unwind_front_arcs",
     "coil_unwind_front_arc_highlight",
     "coil_arc_highlight",
@@ -85,6 +88,7 @@ class FrontParts:
         outline: ``coil_unwind_front_outline_source``, or None without rings.
         hidden_outline: ``coil_unwind_hidden_outline``, or None without rings.
         links: ``coil_unwind_front_link_source``, or None without arcs.
+        crossing: ``coil_unwind_front_crossing_source``, or None without arcs.
         hidden_links: ``coil_unwind_hidden_links``, or None without arcs.
         highlight: ``coil_unwind_front_highlight_filter``, or None without arcs.
     """
@@ -97,6 +101,7 @@ class FrontParts:
     outline: ColumnDataSource | None = None
     hidden_outline: IndexFilter | None = None
     links: ColumnDataSource | None = None
+    crossing: ColumnDataSource | None = None
     hidden_links: IndexFilter | None = None
     highlight: IndexFilter | None = None
 
@@ -114,12 +119,20 @@ def _front_arcs(p: Any, arcs: ArcParts, segments: ColumnDataSource, parts: Front
     filter leaving the front's links out."""
     assert arcs.style is not None and arcs.choice is not None
     link_dtype = {name: arcs.links.data[name].dtype for name in ("query", "key", "weight", "choice")}
-    parts.links = ColumnDataSource(
-        {name: np.zeros(0, dtype=dtype) for name, dtype in link_dtype.items()}, name="coil_unwind_front_link_source"
-    )
+
+    def source(name: str) -> ColumnDataSource:
+        return ColumnDataSource({column: np.zeros(0, dtype=dtype) for column, dtype in link_dtype.items()}, name=name)
+
+    parts.links = source("coil_unwind_front_link_source")
+    parts.crossing = source("coil_unwind_front_crossing_source")
     parts.hidden_links = IndexFilter(indices=[], name="coil_unwind_hidden_links")
     parts.highlight = IndexFilter(indices=[], name="coil_unwind_front_highlight_filter")
     _hide(p.select_one({"name": "coil_arcs"}), parts.hidden_links)
+    crossing_ends = arc_ends(parts.crossing, segments, prefix="coil_unwind_front_crossing")
+    p.quadratic(
+        **crossing_ends, source=parts.crossing, view=CDSView(filter=arcs.choice), level="overlay",
+        name="coil_unwind_front_crossing", **arcs.style["arcs"],
+    )  # fmt: skip
     ends = arc_ends(parts.links, segments, prefix="coil_unwind_front")
     p.quadratic(
         **ends, source=parts.links, view=CDSView(filter=arcs.choice), level="overlay",
