@@ -7,7 +7,8 @@ per page; their views are the live Bokeh output of the code above them), the com
 lines run at build time by the ``coilvis-shell`` directive, and the gallery built by
 :func:`coilvis.gallery.build_gallery`. Everything the site needs is on disk: maths is
 MathML written at build time, the theme (Furo) loads no web fonts, search reads a local
-index, and every Bokeh page inlines or links BokehJS beside itself.
+index, executed pages share one copy of BokehJS in _static, and every standalone page
+inlines BokehJS or links it beside itself.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "at
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
 # Pages with code cells run in a kernel of their own at every build. Outputs are cached
-# under a key of coilvis's own sources (see coilvis_sphinx.build_paths), so a page is
+# under a key of coilvis's own sources (see coilvis_sphinx.paths), so a page is
 # executed again whenever the code it shows changes, and never drawn from stale outputs.
 nb_execution_mode = "cache"
 nb_execution_timeout = 600

@@ -1,7 +1,7 @@
 """The gallery in the site: built by coilvis's own gallery builder, listed by the ``coilvis-gallery`` directive.
 
-When the build starts, :func:`build` runs :func:`coilvis.gallery.build_gallery` (BokehJS
-written once beside the pages) into ``docs/gallery`` of coilvis's cache folder
+When the build starts, :func:`build` runs :func:`coilvis.gallery.build_gallery` in a
+process of its own (BokehJS written once beside the pages) into ``docs/gallery`` of coilvis's cache folder
 (``$COILVIS_CACHE``, else ``~/.cache/coilvis``), whose records the gallery reuses while
 their prompt, options, model and coilvis version match; every page and thumbnail is
 drawn again by the code being documented, unless the same sources drew them last time.
@@ -17,6 +17,8 @@ import dataclasses
 import html
 import pickle
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -46,17 +48,33 @@ def gallery_dir() -> Path:
     return cache_dir() / "docs" / "gallery"
 
 
+#: The build, in a process of its own: the model's thread pools (OpenMP) must not start
+#: in the process that Sphinx later forks to read pages in parallel, or a page that runs
+#: the model there would wait forever on a lock no thread of the fork holds.
+_BUILD = """
+import pickle, sys
+from pathlib import Path
+from coilvis.gallery import build_gallery
+result = build_gallery(Path(sys.argv[1]), shared_js=True, thumbnails=True)
+Path(sys.argv[2]).write_bytes(pickle.dumps(result))
+"""
+
+
 def build(app: Any) -> None:
     """Build the gallery (``builder-inited``) and copy it into the site; a failing example stops the docs build."""
-    from coilvis.gallery import build_gallery
-
     paths = app.coilvis_paths
     folder = gallery_dir()
     stamp = folder / "docs-build.pickle"
     t0 = time.perf_counter()
     result = _unchanged(stamp, paths.key)
     if result is None:
-        result = build_gallery(folder, shared_js=True, thumbnails=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        made = folder / "docs-build-result.pickle"
+        made.unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-c", _BUILD, str(folder), str(made)], check=False)
+        if done.returncode != 0 or not made.is_file():
+            raise ExtensionError(f"the gallery build exited with {done.returncode} (its errors are above)")
+        result = pickle.loads(made.read_bytes())
         if result.failures:
             failed = "; ".join(f"{r.name}: {r.error}" for r in result.failures)
             raise ExtensionError(f"the gallery failed to build: {failed}")
