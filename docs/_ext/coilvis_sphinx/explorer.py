@@ -104,6 +104,7 @@ class CoilvisExplorer(SphinxDirective):
         uri = "/" + (folder / "explorer.png").relative_to(Path(self.env.srcdir)).as_posix()
         figure = nodes.figure(classes=["coilvis-shot"])
         figure += nodes.image(uri=uri, alt="the explorer after running the prompt")
-        text = f"The explorer, opened with ?{urlencode(query)}: screenshot taken while this site was built."
+        shown = "&".join(f"{name}={value}" for name, value in query.items())
+        text = f"The explorer, opened with ?{shown}: a screenshot taken while this site was built."
         figure += nodes.caption(text, text)
         return [figure]
