@@ -46,7 +46,7 @@ position with columns:
   :func:`coilvis.geometry.arc_anchors`).
 
 ``coil_bands`` over ``coil_band_source`` (word/sentence band, NaN-separated polygons,
-four rows: sentence parity x word parity), ``coil_sentence_marks``, ``coil_labels``
+a few word pieces a row, each row in the colour of a sentence parity x word parity), ``coil_sentence_marks``, ``coil_labels``
 over ``coil_label_source`` (only the labels that fit: ``pos, x, y, angle_rad, text,
 text_color``), ``coil_markers`` (start/end), ``coil_color_bar`` (its mapper
 ``coil_color_bar_mapper`` a twin of ``coil_color_mapper``), ``coil_color_mapper``,
