@@ -210,14 +210,15 @@ function make_controller() {
   }
 
   function links_in_front(lo, hi) {
-    // The links the front draws: those with an end in [lo, hi), and those whose arc passes
-    // over a position there or next to it (drawn above it on one canvas, they must be above
-    // it on the overlay too; a neighbour's outline is on the overlay with rings). An arc is the quadratic coilvis.geometry.bent_arcs places, in 16
-    // chords, each tested by its bounding box against the positions' boxes (grown by half
-    // a band: the arcs' width), so a few arcs that pass near are drawn there too; arcs
-    // are all one colour, so the order they are drawn in does not show. Thousands cross the
-    // inner turns of a long coil (the arcs to positions already on the rows): at most
-    // max_crossing, the heaviest (the most visible), so that a frame stays short.
+    // The links the front draws: {own: those with an end in [lo, hi), crossing: those whose
+    // arc passes over a position there or next to it} (drawn above it on one canvas, they
+    // must be above it on the overlay too; with rings, a neighbour's outline is on the
+    // overlay). An arc is the quadratic coilvis.geometry.bent_arcs places, in 16 chords,
+    // each tested by its bounding box against the positions' boxes (grown by half a band:
+    // the arcs' width), so a few arcs that pass near are drawn there too; arcs are all one
+    // colour, so the order they are drawn in does not show. Thousands cross the inner turns
+    // of a long coil (the arcs to positions already on the rows): at most max_crossing, the
+    // heaviest (the most visible), so that a frame stays short.
     const own = new Set(links_of(lo, hi, -1))
     const margin = Math.abs(line_anchor_dy), boxes = []
     let ux0 = Infinity, uy0 = Infinity, ux1 = -Infinity, uy1 = -Infinity
@@ -238,7 +239,8 @@ function make_controller() {
       const a = q[j], b = k[j], f = Math.min(depth_max, depth_scale * Math.abs(b - a) / n)
       const px = axs[a], py = ays[a], rx = axs[b], ry = ays[b]
       const cx = (1 - f) * 0.5 * (px + rx), cy = (1 - f) * 0.5 * (py + ry)
-      if (Math.max(px, cx, rx) < ux0 || Math.min(px, cx, rx) > ux1 || Math.max(py, cy, ry) < uy0 || Math.min(py, cy, ry) > uy1) continue
+      const outside_x = Math.max(px, cx, rx) < ux0 || Math.min(px, cx, rx) > ux1
+      if (outside_x || Math.max(py, cy, ry) < uy0 || Math.min(py, cy, ry) > uy1) continue
       let x = px, y = py, hit = false
       for (let step = 1; step <= 16 && !hit; step++) {
         const t = step / 16, u = 1 - t
@@ -289,7 +291,8 @@ function make_controller() {
     fd[color_column] = color
     front.data = fd
     if (front_mass != null) {
-      const md = mass.data, rows = w * pieces, fm = {xs: new Array(rows), ys: new Array(rows), color_pct: new Float64Array(rows)}
+      const md = mass.data, rows = w * pieces
+      const fm = {xs: new Array(rows), ys: new Array(rows), color_pct: new Float64Array(rows)}
       for (let r = 0; r < rows; r++) {
         const row = a * pieces + r
         fm.xs[r] = copy_row(md.xs, row, new Float64Array(m))
@@ -299,7 +302,8 @@ function make_controller() {
       front_mass.data = fm
       // the outlines, white hairlines above every ring: the front's and its neighbours',
       // so that no ring of the front covers a neighbour's
-      const lo = Math.max(0, a - 1), hi = b > a ? Math.min(n, b + 1) : lo, fo = {pos: new Int32Array(hi - lo), xs: [], ys: []}
+      const lo = Math.max(0, a - 1), hi = b > a ? Math.min(n, b + 1) : lo
+      const fo = {pos: new Int32Array(hi - lo), xs: [], ys: []}
       for (let i = lo; i < hi; i++) {
         fo.pos[i - lo] = i
         fo.xs.push(copy_row(xs, i, new Float64Array(m)))
@@ -441,10 +445,7 @@ function make_controller() {
     if (stopped || outside || p > win.b || win.b === win.a) {
       if (stopped ? state.primary_stale || win.b > win.a || current !== state.current : true) commit(p, stopped)
     } else {
-      if (moved_hi >= 0) {
-        state.primary_stale = true
-        update_front(moved_lo, moved_hi)
-      }
+      if (moved_hi >= 0) update_front(moved_lo, moved_hi)
       if (current !== state.current) select(current)
     }
     if (moved_label) labels.change.emit()
