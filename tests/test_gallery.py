@@ -652,7 +652,8 @@ def test_shared_js_writes_bokehjs_once_and_prunes_what_no_page_links(tmp_path: P
     [library] = (out / "pages").glob("bokeh-*.min.js")
     for e in shared.built:
         html = e.page.read_text(encoding="utf-8")
-        assert f'<script src="{library.name}"></script>' in html and len(html) < 200_000
+        assert f'<script src="{library.name}"></script>' in html
+        assert len(html) < library.stat().st_size // 4  # the page's own data and scripts: no inlined copy of BokehJS
     assert shared.size_bytes() < 2 * library.stat().st_size
     # one page rebuilt inline: the other still links the file, which stays
     build_gallery(out, prompts_path=prompts, model=tiny_model, thumbnails=False, progress=False, only=["first"])
