@@ -14,6 +14,7 @@ loaded when opened.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import html
 import pickle
 import shutil
@@ -64,28 +65,33 @@ def build(app: Any) -> None:
     """Build the gallery (``builder-inited``) and copy it into the site; a failing example stops the docs build."""
     paths = app.coilvis_paths
     folder = gallery_dir()
-    stamp = folder / "docs-build.pickle"
+    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = _unchanged(stamp, paths.key)
-    if result is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        made = folder / "docs-build-result.pickle"
-        made.unlink(missing_ok=True)
-        done = subprocess.run([sys.executable, "-c", _BUILD, str(folder), str(made)], check=False)
-        if done.returncode != 0 or not made.is_file():
-            raise ExtensionError(f"the gallery build exited with {done.returncode} (its errors are above)")
-        result = pickle.loads(made.read_bytes())
-        if result.failures:
-            failed = "; ".join(f"{r.name}: {r.error}" for r in result.failures)
-            raise ExtensionError(f"the gallery failed to build: {failed}")
-        stamp.write_bytes(pickle.dumps((paths.key, result)))
-    shutil.rmtree(paths.gallery, ignore_errors=True)
-    paths.gallery.mkdir(parents=True)
-    for part in ("index.html", "pages", "thumbs"):
-        source = folder / part
-        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, paths.gallery / part)
+    with open(folder / ".lock", "w") as lock:  # one docs build at a time draws into the folder
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = _unchanged(folder / "docs-build.pickle", paths.key) or _run_builder(folder, paths.key)
+        shutil.rmtree(paths.gallery, ignore_errors=True)
+        paths.gallery.mkdir(parents=True)
+        for part in ("index.html", "pages", "thumbs"):
+            source = folder / part
+            (shutil.copytree if source.is_dir() else shutil.copyfile)(source, paths.gallery / part)
     app.coilvis_gallery = _moved(result, folder, paths.gallery)
     logger.info(f"coilvis gallery: {len(result.built)} examples in {time.perf_counter() - t0:.1f} s")
+
+
+def _run_builder(folder: Path, key: str) -> Any:
+    """Build the gallery into ``folder`` in a process of its own; its result, kept for ``key``."""
+    made = folder / "docs-build-result.pickle"
+    made.unlink(missing_ok=True)
+    done = subprocess.run([sys.executable, "-c", _BUILD, str(folder), str(made)], check=False)
+    if done.returncode != 0 or not made.is_file():
+        raise ExtensionError(f"the gallery build exited with {done.returncode} (its errors are above)")
+    result = pickle.loads(made.read_bytes())
+    if result.failures:
+        failed = "; ".join(f"{r.name}: {r.error}" for r in result.failures)
+        raise ExtensionError(f"the gallery failed to build: {failed}")
+    (folder / "docs-build.pickle").write_bytes(pickle.dumps((key, result)))
+    return result
 
 
 def _unchanged(stamp: Path, key: str) -> Any:
