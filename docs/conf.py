@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS / "_ext"))
+sys.path.insert(0, str(DOCS / "_ext"))  # the coilvis_sphinx extension
 
-import coilvis  # noqa: E402  (after the path: the extension and autodoc import it)
+import coilvis  # after the path above: autodoc and the extension import it
 
 project = "coilvis"
 author = "the coilvis authors"

@@ -17,7 +17,7 @@ import asyncio
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
 from docutils import nodes
@@ -90,7 +90,7 @@ def explorer_screenshot(query: dict[str, str], out: Path) -> None:
 class CoilvisExplorer(SphinxDirective):
     """A screenshot of the explorer after it ran ``:prompt:``."""
 
-    option_spec = {"prompt": directives.unchanged_required, "query": directives.unchanged}
+    option_spec: ClassVar[dict[str, Any]] = {"prompt": directives.unchanged_required, "query": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         paths = self.env.app.coilvis_paths

@@ -100,8 +100,8 @@ def _unchanged(stamp: Path, key: str) -> Any:
         return None
     try:
         built_key, result = pickle.loads(stamp.read_bytes())
-    except Exception:
-        return None
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        return None  # unreadable, or written by another version: build again
     files = [p for r in result.examples for p in (r.page, r.thumbnail, getattr(r, "sunburst_thumbnail", None)) if p is not None]
     if built_key != key or not result.index.is_file() or not all(Path(p).is_file() for p in files):
         return None

@@ -27,7 +27,7 @@ import os
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from sphinx.errors import ExtensionError
@@ -68,7 +68,7 @@ class CoilvisShell(SphinxDirective):
     """Run ``coilvis`` command lines; show them, their output, and the pages they draw."""
 
     has_content = True
-    option_spec = {"no-image": lambda arg: True}
+    option_spec: ClassVar[dict[str, Any]] = {"no-image": lambda arg: True}
 
     def run(self) -> list[nodes.Node]:
         paths = self.env.app.coilvis_paths
