@@ -9,13 +9,20 @@ columns of the segment source); ``unwind.js`` (a real file in the package, run a
 Bokeh ``CustomJS``) drives it with ``requestAnimationFrame`` and moves only the segments
 whose place changed. Nothing needs a server: it runs in a saved page and in a notebook.
 
+A frame repaints the figure's overlay canvas only: while it plays, the positions from the
+playhead to about a second ahead are drawn there by the front layer
+(:mod:`coilvis.views.coil.front`), and the main canvas (every segment and arc) is
+repainted when the playhead passes them or stops, about once a second; the slider and
+the readout follow at most every 250 ms while it plays, and the selection (a page's
+table and lens follow it) at each of those repaints.
+
 Named models: ``coil_unwind_play`` (Button), ``coil_unwind_restart`` (Button),
 ``coil_unwind_loop`` (Toggle), ``coil_unwind_speed`` (Slider), ``coil_unwind_scrub``
 (Slider over positions ``[0, seq_len]``; its value is the playhead),
 ``coil_unwind_readout`` (PreText), ``coil_unwind_playhead`` (the marker) over
 ``coil_unwind_playhead_source``. In the page, the controller object lives on the segment
-source as ``__coilvis_unwind`` (``state.progress``, ``state.frames``, ...), for tests and
-benchmarks.
+source as ``__coilvis_unwind`` (``state.progress``, ``state.frames``, ``state.commits``,
+..., and ``render(progress, stopped)``, ``position_at(t_s)``), for tests and benchmarks.
 """
 
 from __future__ import annotations
