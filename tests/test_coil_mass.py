@@ -193,7 +193,7 @@ def test_the_unwind_carries_the_radial_bounds() -> None:
     np.testing.assert_allclose(np.reshape(data["t_line_lo"], (14, 4)), line_t[:, :-1], atol=1e-6)
     np.testing.assert_allclose(np.reshape(data["t_line_hi"], (14, 4)), line_t[:, 1:], atol=1e-6)
     scrub = view.model("coil_unwind_scrub")
-    assert all(cb.args["mass"] is view.mass for cb in scrub.js_property_callbacks["change:value"])
+    assert all(cb.args["unwind"].args["mass"] is view.mass for cb in scrub.js_property_callbacks["change:value"])
     assert "t_lo" not in coilvis.coil(rec, mass=True).mass.data  # a still coil keeps the page small
 
 

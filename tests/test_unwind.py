@@ -74,12 +74,20 @@ def test_the_javascript_comes_from_the_package_file_and_holds_no_token_text() ->
     code = unwind_js()
     assert "requestAnimationFrame" in code
     callbacks = [m for m in view.doc.select({"type": CustomJS}) if (m.name or "").startswith("coil_unwind_")]
-    assert {c.name for c in callbacks} >= {"coil_unwind_toggle_js", "coil_unwind_scrub_js", "coil_unwind_restart_js"}
-    callbacks += view.ready
-    for cb in callbacks:
-        assert cb.code == code
+    script = view.model("coil_unwind_js")
+    assert script.code == code  # the page holds the file once
+    actions = {
+        f"coil_unwind_{name}_js": action
+        for name, action in (("toggle", "toggle"), ("scrub", "scrub"), ("restart", "restart"), ("loop", "loop"),
+                             ("speed", "speed"), ("autoplay", "play"))
+    }  # fmt: skip
+    assert {c.name for c in callbacks} | {c.name for c in view.ready} == {*actions, "coil_unwind_js"}
+    for cb in [*callbacks, *view.ready]:
         assert HOSTILE not in cb.code and "onerror" not in cb.code
         assert all(v not in ("t1", "t3") for v in cb.args.values() if isinstance(v, str))
+        if cb is not script:  # each control runs the script with its own action
+            assert cb.args == {"unwind": script}
+            assert cb.code == f'unwind.execute(cb_obj, {{action: "{actions[cb.name]}"}})'
     assert view.ready and view.ready[0].name == "coil_unwind_autoplay_js"
 
 
@@ -89,7 +97,8 @@ def test_an_animated_coil_autoplays_by_default() -> None:
     rec = paced_record()
     view = coilvis.coil(rec, animate=True)
     assert [cb.name for cb in view.ready] == ["coil_unwind_autoplay_js"]
-    assert view.ready[0].args["action"] == "play"
+    assert view.ready[0].code == 'unwind.execute(cb_obj, {action: "play"})'
+    assert view.ready[0].args["unwind"] is view.model("coil_unwind_js")
     assert view.model("coil_unwind_loop").active is False  # so it stops at the end
     # the page runs it on document_ready
     callbacks = view.doc.callbacks.js_event_callbacks.get("document_ready", [])
@@ -338,7 +347,8 @@ READ_FRONT = """
   const doc = Bokeh.documents[0], get = (name) => doc.get_model_by_name(name)
   const seg = get("coil_segment_source").data, front = get("coil_unwind_front_source")
   const m = seg.xs.shape[1], rows = (a, i) => Array.from({length: m}, (_, j) => a[i * m + j])
-  const fd = front.data, fl = get("coil_unwind_front_link_source").data, fc = get("coil_unwind_front_crossing_source").data
+  const fd = front.data, fl = get("coil_unwind_front_link_source").data
+  const fc = get("coil_unwind_front_crossing_source").data
   return {
     front_pos: Array.from(fd.pos), front_xs: fd.xs.map((r) => Array.from(r)), front_ys: fd.ys.map((r) => Array.from(r)),
     seg_xs: Array.from(fd.pos, (i) => rows(seg.xs, i)), seg_ys: Array.from(fd.pos, (i) => rows(seg.ys, i)),
@@ -346,7 +356,8 @@ READ_FRONT = """
     main_segments: Array.from(get("coil_segments").view.indices), main_arcs: Array.from(get("coil_arcs").view.indices),
     front_query: Array.from(fl.query), front_key: Array.from(fl.key), front_choice: Array.from(fl.choice),
     crossing: Array.from(fc.query, (q, r) => [q, fc.key[r], fc.choice[r]]),
-    front_selected: Array.from(front.selected.indices), main_selected: Array.from(get("coil_segment_source").selected.indices),
+    front_selected: Array.from(front.selected.indices),
+    main_selected: Array.from(get("coil_segment_source").selected.indices),
     front_highlight: Array.from(get("coil_unwind_front_arc_highlight").view.indices),
     main_highlight: Array.from(get("coil_arc_highlight").view.indices),
     playing: seg.pos.length > 0 && get("coil_segment_source").__coilvis_unwind.state.playing,

@@ -1,8 +1,9 @@
 // coilvis: the unwind animation of a coil.
 //
-// The body of a Bokeh CustomJS callback. Every control of the unwind calls it with its own
-// `action` ("init", "toggle", "restart", "scrub", "speed", "loop"); the first call builds
-// one controller, kept on the segment source, which later calls reuse.
+// The body of one Bokeh CustomJS callback (coil_unwind_js). Every control of the unwind
+// executes it with its own action in cb_data ({action: "toggle"}; "play", "pause",
+// "restart", "scrub", "speed", "loop"), so the page holds this code once; the first call
+// builds one controller, kept on the segment source, which later calls reuse.
 //
 // Arguments (Bokeh models and numbers only; token text is read from data sources and
 // shown through PreText, which escapes it):
@@ -39,7 +40,6 @@
 //                speed) and positions
 //   depth_scale, depth_max        the arcs' shape (coilvis.geometry.arcs.js_constants)
 //   max_crossing  the most arcs of other positions that the front draws above its own
-//   action       what this call does
 //
 // Each frame only the segments whose unwind weight changed are moved. The blend is
 // coilvis.geometry.unwind's, with front_width 1: the weight smoothstep(progress - i), the
@@ -560,4 +560,4 @@ if (controller == null) {
   controller = make_controller()
   segments[NAME] = controller
 }
-controller.dispatch(action)
+controller.dispatch(cb_data.action)

@@ -219,10 +219,11 @@ def build_unwind(
         "highlight": highlight,
         **_front_args(front),
     }
-    code = unwind_js()
+    unwind = CustomJS(args=args, code=unwind_js(), name="coil_unwind_js")  # the page holds the script once
 
     def callback(action: str, name: str) -> CustomJS:
-        return CustomJS(args={**args, "action": action}, code=code, name=name)
+        # the action is one of the names above, never text from the record
+        return CustomJS(args={"unwind": unwind}, code=f'unwind.execute(cb_obj, {{action: "{action}"}})', name=name)
 
     widgets["play"].js_on_click(callback("toggle", "coil_unwind_toggle_js"))
     widgets["restart"].js_on_click(callback("restart", "coil_unwind_restart_js"))
