@@ -338,7 +338,6 @@ class _Engine:
         self._advance(n_p)
         final = FinalRow(
             probs=probs,
-            probs_sum=torch.cat([f.probs_sum for f in parts]),
             neg_entropy=torch.cat([f.neg_entropy for f in parts]),
             top_ids=torch.cat([f.top_ids for f in parts]),
         )

@@ -183,7 +183,7 @@ def _fast_chunk(
     cache-sized block, the logit lens's kernel (:mod:`coilvis.lens_kernel`).
 
     One softmax written into ``work``; ``log Z = max(x) - log p[argmax]`` and
-    ``H = log Z * sum p - sum p x`` (rows holding -inf logits, ``0 * -inf``, are
+    ``H = -sum p (x - max) - log p[argmax]`` (rows holding -inf logits, ``0 * -inf``, are
     recomputed with those terms as 0).
 
     Returns:
@@ -193,10 +193,11 @@ def _fast_chunk(
     rows, d_vocab = x.shape
     v, i = blocked_topk(x, k, work.block)
     p = softmax_into(x, work.get("probs", (rows, d_vocab), x.device))
-    log_z = v[:, 0] - p.gather(1, i[:, :1]).squeeze(1).log()
+    log_p_top = p.gather(1, i[:, :1]).squeeze(1).log()
+    log_z = v[:, 0] - log_p_top
     _check_rows(x, log_z, start, name, shape)
     buf = work.get("buf", (rows, d_vocab), x.device)
-    return v, i, log_z, entropy_of_softmax(x, p, log_z, p.sum(dim=-1), buf), buf
+    return v, i, log_z, entropy_of_softmax(x, p, v[:, 0], log_p_top, buf), buf
 
 
 def log_softmax(logits: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Tests for coilvis.lens_kernel, the logit lens's statistics kernel: the blocked top-k
-against torch.topk, vocabulary block sizes, and the thread-count chooser on a fake clock.
+against torch.topk, vocabulary block sizes, the thread-count chooser on a fake clock,
+and the entropy and KL of sure rows to float64 precision.
 The kernel's statistics against full-distribution references are tested through the
 engine, in tests/test_lens.py."""
 
@@ -10,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coilvis import stats
 from coilvis.lens_kernel import RETRY_BLOCKS, StatsThreads, Workspace, block_size, blocked_topk, row_stats
 
 
@@ -96,3 +98,34 @@ def test_ranks_read_from_the_top_k_equal_full_counts(seed: int, rows: int, k: in
     want_top = (x > x.gather(1, final.top_ids)).sum(dim=-1) + 1
     assert out["next_rank"].tolist() == want_next.tolist()
     assert out["final_top_rank"].tolist() == want_top.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    top=st.floats(-60.0, 60.0),
+    gaps=st.lists(st.floats(4.0, 30.0), min_size=1, max_size=7),
+    masked=st.booleans(),
+)
+def test_sure_rows_keep_their_small_entropy_and_kl(top: float, gaps: list[float], masked: bool) -> None:
+    """A sure row (its top logit far above the rest, wherever it sits) has a tiny
+    entropy; it comes out to float32 precision of itself, not of the top logit (the
+    form ``log Z * sum p - sum p x`` cancelled two numbers near ``top`` and was 2% off
+    at 1e-4). Likewise the KL between two nearly equal sure rows, and both in
+    stats.position_stats; log p_top (float32, near 0) adds ~1e-7 nats of its own. A
+    masked (-inf) logit counts 0."""
+    x = torch.tensor([[top] + [top - g for g in gaps] + ([float("-inf")] if masked else [])], dtype=torch.float32)
+    f = x.clone()
+    f[0, 1] -= 0.5
+    ref_lp = torch.log_softmax(x.double(), -1)
+    ref_f = torch.log_softmax(f.double(), -1)
+    want_h = -(ref_lp.exp() * ref_lp).nan_to_num().sum(-1)
+    want_kl = (ref_f.exp() * (ref_f - ref_lp)).nan_to_num().sum(-1)
+    work = Workspace(x.shape[1])
+    next_ids = torch.tensor([-1])
+    _, final = row_stats(f, k=1, next_ids=next_ids, final=None, n_groups=1, work=work, probs_out=torch.empty_like(f))
+    out, _ = row_stats(x, k=1, next_ids=next_ids, final=final, n_groups=1, work=work)
+    torch.testing.assert_close(out["entropy"].double(), want_h, rtol=1e-4, atol=2e-7)
+    # log p_top (float32, near 0) carries ~1e-7 of its own; the old form lost ~1e-7 * |top|
+    torch.testing.assert_close(out["kl_to_final"].double(), want_kl, rtol=1e-3, atol=3e-7)
+    got = stats.position_stats(x, k=1)["entropy"]
+    torch.testing.assert_close(torch.as_tensor(got).double(), want_h, rtol=1e-4, atol=2e-7)

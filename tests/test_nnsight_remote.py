@@ -146,10 +146,10 @@ def test_the_traced_lens_statistics_are_the_lens_kernels(case: tuple[torch.Tenso
         np.testing.assert_allclose(g, w, atol=1e-6, rtol=1e-6, err_msg=name)
     # and they are what they say: KL(f || x), and f's top token's probability in x
     np.testing.assert_allclose(got["kl_to_final"].numpy(), stats.kl_divergence(f, x), atol=1e-4, rtol=1e-5)
-    np.testing.assert_allclose(got["final_top_prob"].numpy(), torch.softmax(x, -1).gather(1, compare[3])[:, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(got["final_top_prob"].numpy(), torch.softmax(x, -1).gather(1, compare[2])[:, 0].numpy(), atol=1e-6)
     assert_topk_tie_equal(got["topk_ids"], finite)
     assert_ranks_tie_equal(got["next_rank"], finite, next_ids)
-    assert_ranks_tie_equal(got["final_top_rank"], finite, compare[3][:, 0])
+    assert_ranks_tie_equal(got["final_top_rank"], finite, compare[2][:, 0])
 
 
 def test_pruned_patterns_are_the_links_prune_attention_keeps() -> None:

@@ -227,14 +227,15 @@ def decode_rows(resid: Any, norm: Any, head: Any, softcap: float | None) -> Any:
 
 def position_stats(x: Any, next_ids: Any, k: int) -> dict[str, Any]:
     """What :func:`coilvis.stats.position_stats` keeps of (rows, V) float32 logits, by
-    its formulas: ``log Z = max - log_softmax[argmax]``, ``H = -sum p log p`` (terms
-    with ``p = 0`` count 0), the next token's log-probability and rank (1 + tokens
-    strictly above it; NaN and -1 where ``next_ids`` is -1)."""
-    logp = torch.log_softmax(x, dim=-1)
+    its formulas: ``log Z = max - log p[argmax]``, ``H = -sum p (x - max) - log
+    p[argmax]`` (terms with ``p = 0`` count 0), the next token's log-probability and
+    rank (1 + tokens strictly above it; NaN and -1 where ``next_ids`` is -1)."""
+    probs = torch.softmax(x, dim=-1)
     top_v, top_i = torch.topk(x, k, dim=-1)
-    log_z = top_v[:, 0] - logp.gather(1, top_i[:, :1]).squeeze(1)
-    probs = logp.exp()
-    entropy = -torch.where(probs > 0, probs * logp, x.new_zeros(())).sum(dim=-1)
+    log_p_top = probs.gather(1, top_i[:, :1]).squeeze(1).log()
+    log_z = top_v[:, 0] - log_p_top
+    shifted = torch.where(probs > 0, probs * (x - top_v[:, :1]), x.new_zeros(()))
+    entropy = -shifted.sum(dim=-1) - log_p_top
     known = next_ids >= 0
     next_logit = x.gather(1, next_ids.clamp(min=0).unsqueeze(1))
     next_rank = (x > next_logit).sum(dim=-1) + 1
@@ -252,10 +253,10 @@ def position_stats(x: Any, next_ids: Any, k: int) -> dict[str, Any]:
 def row_stats(x: Any, next_ids: Any, k: int, final: Any = None) -> dict[str, Any]:
     """What :func:`coilvis.lens_kernel.row_stats` keeps of (rows, V) float32 logits, by its formulas.
 
-    One softmax gives ``p`` and ``log Z = max - log p[argmax]``; ``H = log Z * sum p
-    - sum p x``; with ``final = (probs, probs_sum, neg_entropy, top_ids)`` of the
-    final row at the same positions, ``KL(final || x) = sum p_f log p_f - sum p_f x
-    + log Z * sum p_f`` and the final top token's probability and rank. Terms with
+    One softmax gives ``p`` and ``log Z = max - log p[argmax]``; ``H = -sum p (x -
+    max) - log p[argmax]``; with ``final = (probs, neg_entropy, top_ids)`` of the
+    final row at the same positions, ``KL(final || x) = sum p_f log p_f - sum p_f (x -
+    max) - log p[argmax]`` and the final top token's probability and rank. Terms with
     ``p = 0`` count 0 (masked vocabularies). Without ``final`` the row is the final
     one: its KL is 0, and ``final`` for the other rows is returned as ``compare``.
     """
@@ -265,9 +266,10 @@ def row_stats(x: Any, next_ids: Any, k: int, final: Any = None) -> dict[str, Any
     next_logit = x.gather(1, next_ids.clamp(min=0).unsqueeze(1))
     next_rank = (x > next_logit).sum(dim=-1) + 1
     probs = torch.softmax(x, dim=-1)
-    log_z = top_v[:, 0] - probs.gather(1, top_i[:, :1]).squeeze(1).log()
-    probs_sum = probs.sum(dim=-1)
-    entropy = (log_z * probs_sum - torch.where(probs > 0, probs * x, zero).sum(dim=-1)).clamp(min=0.0)
+    log_p_top = probs.gather(1, top_i[:, :1]).squeeze(1).log()
+    log_z = top_v[:, 0] - log_p_top
+    shifted = x - top_v[:, :1]
+    entropy = (-torch.where(probs > 0, probs * shifted, zero).sum(dim=-1) - log_p_top).clamp(min=0.0)
     out = {
         "topk_ids": top_i,
         "topk_probs": (top_v - log_z.unsqueeze(1)).exp(),
@@ -280,11 +282,11 @@ def row_stats(x: Any, next_ids: Any, k: int, final: Any = None) -> dict[str, Any
         out["kl_to_final"] = torch.zeros_like(log_z)
         out["final_top_prob"] = out["topk_probs"][:, 0]
         out["final_top_rank"] = torch.ones_like(next_rank)
-        out["compare"] = (probs, probs_sum, -entropy, top_i[:, :1])
+        out["compare"] = (probs, -entropy, top_i[:, :1])
         return out
-    final_probs, final_sum, final_neg_entropy, final_top = final
-    cross = torch.where(final_probs > 0, final_probs * x, zero).sum(dim=-1)
-    out["kl_to_final"] = (final_neg_entropy - cross + log_z * final_sum).clamp(min=0.0)
+    final_probs, final_neg_entropy, final_top = final
+    cross = torch.where(final_probs > 0, final_probs * shifted, zero).sum(dim=-1)
+    out["kl_to_final"] = (final_neg_entropy - cross - log_p_top).clamp(min=0.0)
     top_logit = x.gather(1, final_top)
     out["final_top_prob"] = (top_logit[:, 0] - log_z).exp()
     out["final_top_rank"] = (x > top_logit).sum(dim=-1) + 1
