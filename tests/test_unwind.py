@@ -246,11 +246,13 @@ def test_dwell_follows_entropy_in_the_browser(browser_session, tmp_path) -> None
     for j in began[1:]:
         now, before = schedule.position_at(t_s[j]), schedule.position_at(max(t_s[j - 1], 0.0))
         assert before - 1e-3 <= progress[j] <= now + 1e-3, (t_s[j], progress[j], before, now)
-    # the whole unwind lasts duration_s: from the frame that starts its clock to the first
-    # sample at the end, which may come a frame late
-    end = t_ms[np.flatnonzero(progress >= rec.seq_len)[0]]
-    longest_frame = np.diff(t_ms).max() / 1000.0
-    assert duration_s - 0.05 < (end - start) / 1000.0 < duration_s + longest_frame + 0.05, (start, end, longest_frame)
+    # the whole unwind lasts duration_s from the frame that starts its clock: it is not at
+    # the end sooner, and it is there by the second sample after duration_s (a sampler that
+    # ran before the unwind in its frame reads the frame before's position: two frames,
+    # however long a busy machine makes them)
+    at_end = int(np.flatnonzero(progress >= rec.seq_len)[0])
+    assert t_s[at_end] > duration_s - 0.05, (t_s[at_end], duration_s)
+    assert at_end < 2 or t_s[at_end - 2] < duration_s + 0.05, (t_s[at_end - 2 : at_end + 1], duration_s)
 
 
 def attention_record(n: int = 40, *, vocab_size: int = 12, seed: int = 0) -> coilvis.Record:
