@@ -349,6 +349,24 @@ def type_and_run(page: LoadedPage, prompt: str) -> None:
     page.page.get_by_role("button", name="Run", exact=True).click()
 
 
+# How often the root holding the views is laid out while the status line changes 5 times.
+_COUNT_ROOT_LAYOUTS = """
+async () => {
+  const doc = Bokeh.documents[0], status = doc.get_model_by_name('coilvis_status')
+  const root = Bokeh.index.get(doc.get_model_by_name('coilvis_root'))
+  let n = 0
+  const original = root.compute_layout
+  root.compute_layout = function () { n += 1; return original.call(this) }
+  for (let i = 0; i < 5; i++) {
+    status.text = 'Running tiny: logit lens ' + (20 * i) + '%'
+    await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))
+  }
+  root.compute_layout = original
+  return n
+}
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_type_a_prompt_run_and_see_the_views(server: Server, browser_session: Any) -> None:
@@ -360,6 +378,12 @@ def test_type_a_prompt_run_and_see_the_views(server: Server, browser_session: An
     page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('page_topk_table') != null")
     assert page.has_model("coil_figure") and page.has_model("lens_figure")
     assert len(page.column("page_topk_source", "pos")) > 0
+    # the status line sits between the prompt and the settings, and is a root of its own:
+    # a new status text lays out only itself, never the root holding the drawn views
+    top = {sel: page.page.locator(sel).first.bounding_box()["y"] for sel in ("textarea", "text=Done in", "text=This tab's runs")}
+    assert top["textarea"] < top["text=Done in"] < top["text=This tab's runs"], top
+    layouts = page.evaluate(_COUNT_ROOT_LAYOUTS)
+    assert layouts == 0
     runs = server.app.pool.jobs_run["tiny"]
     # change the colour statistic: the coil redraws, the model does not run
     page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coilvis_color').value = 'entropy' }")

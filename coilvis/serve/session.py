@@ -74,7 +74,8 @@ class ExplorerSession:
         self.runs = 0
         self._lock = threading.Lock()
         self._wire()
-        doc.add_root(self.c.root)
+        for root in self.c.roots:
+            doc.add_root(root)
         doc.add_root(self.c.download)  # referenced by no layout: a root of its own, so the page has it
         doc.title = "coilvis explorer"
 

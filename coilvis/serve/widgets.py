@@ -8,7 +8,8 @@ line), ``coilvis_model``, ``coilvis_lens`` (compute the lens), ``coilvis_layout`
 panel edits), ``coilvis_edit_text``, ``coilvis_edit_choices``, ``coilvis_edit_run``,
 ``coilvis_download_html``, ``coilvis_download_record``, ``coilvis_download_csv`` and
 ``coilvis_download`` (the data source a download goes through), ``coilvis_view`` (the
-column the views are drawn in), ``coilvis_tabs`` (the run and its diff).
+column the views are drawn in), ``coilvis_tabs`` (the run and its diff), ``coilvis_top``
+(the prompt row) and ``coilvis_root`` (the rest; the status line is a root between them).
 
 A download never puts file contents in JavaScript source: the server writes the file
 as base64 into ``coilvis_download``'s data and a fixed script turns it into a file.
@@ -92,7 +93,19 @@ class Controls:
     view: Any
     diff_view: Any
     tabs: Tabs
+    top: Any
     root: Any
+
+    @property
+    def roots(self) -> tuple[Any, ...]:
+        """The page's roots, top to bottom: the prompt row, the status line, the rest.
+
+        The status line is a root of its own: BokehJS lays out the whole root of a
+        ``Div`` whose text changes, and a root holding the drawn coil, lens and table
+        re-measured every axis and label on each progress line (~40 ms of the browser's
+        main thread each, taken from the run on a 2-core machine).
+        """
+        return (self.top, self.status, self.root)
 
 
 def _panel(title: str, *children: Any, name: str) -> Any:
@@ -128,15 +141,15 @@ def build_controls(models: list[str]) -> Controls:
     for holder in (view, diff_view):
         holder.js_on_change("children", CustomJS(code=_FORGET_OLD_MODELS_JS))
     tabs = Tabs(name="coilvis_tabs", tabs=[TabPanel(child=view, title="Run"), TabPanel(child=diff_view, title="Diff with the run before")])
-    top = row(column(prompt, sizing_mode="stretch_width"), column(model, lens, run), sizing_mode="stretch_width")
+    top = row(column(prompt, sizing_mode="stretch_width"), column(model, lens, run), name="coilvis_top", sizing_mode="stretch_width")
     settings = row(layout, color, attention, layer, head, lens_stat, history)
     edit = row(edit_position, edit_text, edit_choices, edit_run)
     downloads = row(Div(text="Download:"), download_html, download_record, download_csv)
     root = column(
-        top, status, _panel("View", settings, name="coilvis_settings"), _panel("Edit", edit, name="coilvis_edit"), downloads, tabs,
+        _panel("View", settings, name="coilvis_settings"), _panel("Edit", edit, name="coilvis_edit"), downloads, tabs,
         name="coilvis_root", sizing_mode="stretch_width",
     )
     return Controls(
         prompt, run, status, model, lens, layout, color, attention, layer, head, lens_stat, history, edit_position, edit_text,
-        edit_choices, edit_run, download_html, download_record, download_csv, download, view, diff_view, tabs, root,
+        edit_choices, edit_run, download_html, download_record, download_csv, download, view, diff_view, tabs, top, root,
     )
