@@ -90,8 +90,10 @@ and :mod:`~coilvis.views.coil.arcs` (the Bokeh models) and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource
 
@@ -334,6 +336,75 @@ def coil(
         from coilvis.views.diff.dispatch import for_comparison
 
         return for_comparison("coil", record, locals(), coil)  # type: ignore[return-value]
+    o = _checked_options(
+        record, layout=layout, color=color, attention=attention, attention_threshold=attention_threshold,
+        attention_top_k=attention_top_k, max_links=max_links, width=width, height=height, title=title,
+        label_font_px=label_font_px, tooltip_k=tooltip_k, pace=pace, whitespace=whitespace, mass=mass, mass_k=mass_k,
+        flags={"hide_sink": hide_sink, "labels": labels, "clockwise": clockwise, "animate": animate, "autoplay": autoplay},
+    )  # fmt: skip
+    lay, band_lay = coil_layouts(record.seq_len, o.kind, n_arc=n_arc, clockwise=clockwise)
+    line = rows_layout(lay) if animate else geometry.unwound_layout(lay)
+    schedule, schedule_cols = None, None
+    if animate:
+        schedule, schedule_cols = schedule_columns(record, pace=o.pace, duration_s=duration_s, floor_bits=floor_bits)
+    word, sentence = token_groups(record.tokens)
+    stats = stat_columns(record)
+    scale = entropy_scale(record, _style.view_scale("coil", o.stat.name, stats[o.stat.column], palette=palette, arg="color"))
+    scale = mass_scale(scale, k=o.mass_k) if mass else scale
+    topk_cols, vocab = topk_columns(record, tooltip_k=o.k, table_k=o.mass_k if mass else 0)
+    columns = segment_columns(
+        record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols
+    )
+    segments = ColumnDataSource(columns, name="coil_segment_source")
+    frame = fit_frame(lay, line, width=o.width, height=o.height, animate=animate)
+    p = coil_figure(record, frame, title=title)
+    draw_band(p, band_lay, lay, word, sentence)
+    parts = _draw_parts(
+        p, record, o, segments, vocab, scale, lay=lay, line=line if animate else None, frame=frame,
+        label_pct=stats[scale.column], labels=labels, whitespace=whitespace, hide_sink=hide_sink, attention=attention,
+    )  # fmt: skip
+    rings, arcs, label_source = parts.rings, parts.arcs, parts.labels
+    unwind = None
+    if schedule is not None:
+        front = build_front(p, segments, scale=scale, mapper=parts.mapper, mass=rings.source if rings else None, arcs=arcs)
+        unwind = build_unwind(
+            figure=p, segments=segments, links=arcs.links if arcs is not None else None, labels=label_source,
+            text_format=parts.text_format, coiled=lay, line=line, schedule=schedule, autoplay=autoplay,
+            width_px=o.width, mass=rings.source if rings else None, front=front,
+            highlight=arcs.highlight if arcs is not None else None,
+        )  # fmt: skip
+    order_overlays(p)
+    return _view(
+        record, p, segments, arcs, unwind, labels=label_source, coiled=lay, unwound=line, choices=o.choices,
+        scale=scale, frame=frame, font_px=parts.font_px, schedule=schedule, title=title, rings=rings,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Options:
+    """:func:`coil`'s options, checked (each error names its argument)."""
+
+    kind: str
+    stat: Any
+    threshold: float
+    top_k: int | None
+    max_links: int
+    width: int
+    height: int
+    label_font_px: int
+    k: int
+    mass: bool
+    mass_k: int
+    choices: list[AttentionChoice]
+    pace: str
+
+
+def _checked_options(
+    record: Any, *, layout: Any, color: Any, attention: Any, attention_threshold: Any, attention_top_k: Any,
+    max_links: Any, width: Any, height: Any, title: Any, label_font_px: Any, tooltip_k: Any, pace: Any,
+    whitespace: Any, mass: Any, mass_k: Any, flags: dict[str, Any],
+) -> _Options:
+    """Check every option of :func:`coil` before anything is drawn."""
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
     kind = _check_choice("layout", layout)
@@ -346,72 +417,53 @@ def coil(
     label_font_px = check_int("label_font_px", label_font_px, minimum=1)
     if title is not None and not isinstance(title, str):
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
-    _check_flags(hide_sink=hide_sink, labels=labels, clockwise=clockwise, animate=animate, autoplay=autoplay, mass=mass)
+    _check_flags(**flags, mass=mass)
     _check_choice("whitespace", whitespace)
     k = check_k(tooltip_k, available=record.k, name="tooltip_k", default=DEFAULT_K)
     mass_k = check_mass(mass, mass_k, record=record, color=stat.name)
     choices = parse_attention(attention, record)
-    lay, band_lay = coil_layouts(record.seq_len, kind, n_arc=n_arc, clockwise=clockwise)
-    line = rows_layout(lay) if animate else geometry.unwound_layout(lay)
-    schedule, schedule_cols = None, None
-    if animate:
-        pace = _check_choice("pace", pace)
-        schedule, schedule_cols = schedule_columns(record, pace=pace, duration_s=duration_s, floor_bits=floor_bits)
-    word, sentence = token_groups(record.tokens)
-    stats = stat_columns(record)
-    scale = entropy_scale(record, _style.view_scale("coil", stat.name, stats[stat.column], palette=palette, arg="color"))
-    scale = mass_scale(scale, k=mass_k) if mass else scale
-    topk_cols, vocab = topk_columns(record, tooltip_k=k, table_k=mass_k if mass else 0)
-    columns = segment_columns(
-        record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols
-    )
-    segments = ColumnDataSource(columns, name="coil_segment_source")
-    frame = fit_frame(lay, line, width=width, height=height, animate=animate)
-    p = coil_figure(record, frame, title=title)
-    draw_band(p, band_lay, lay, word, sentence)
+    pace = _check_choice("pace", pace) if flags["animate"] else pace
+    return _Options(kind, stat, threshold, top_k, max_links, width, height, label_font_px, k, bool(mass), mass_k, choices, pace)
+
+
+@dataclass
+class _Parts:
+    """What :func:`_draw_parts` adds to the figure and the unwind moves."""
+
+    mapper: Any
+    rings: MassParts | None
+    arcs: ArcParts | None
+    labels: ColumnDataSource | None
+    font_px: int
+    text_format: Any
+
+
+def _draw_parts(
+    p: Any, record: Record, o: _Options, segments: ColumnDataSource, vocab: dict[str, Any], scale: Any, *,
+    lay: geometry.Layout, line: geometry.Layout | None, frame: Frame, label_pct: np.ndarray, labels: bool,
+    whitespace: str, hide_sink: bool, attention: Any,
+) -> _Parts:
+    """Draw the segments, mass rings, arcs, labels, markers and hover of a coil into ``p``
+    (``line``: the layout the unwind moves to, None for a still coil)."""
+    mass = o.mass
     renderer, mapper = draw_segments(p, segments, scale, hover_glyph=False)
-    rings = build_mass(p, record, lay, line if animate else None, k=mass_k, vocab_ids=vocab["token_id"],
+    rings = build_mass(p, record, lay, line, k=o.mass_k, vocab_ids=vocab["token_id"],
                        mapper=mapper, segments=segments) if mass else None  # fmt: skip
-    arcs = (
-        draw_arcs(
-            p,
-            record,
-            choices,
-            segments,
-            top_k=top_k,
-            threshold=threshold,
-            hide_sink=hide_sink,
-            max_links=max_links,
-            initial=opening_choice(attention, choices),
-        )
-        if choices
-        else None
-    )
-    font_px = fitted_font_px(lay, px_per_unit=frame.px_per_unit, max_font_px=label_font_px) if labels else 0
-    label_source = (
-        _labels(p, record, lay, frame, rings.label_pct if rings else stats[scale.column], scale, font_px=font_px, whitespace=whitespace)
-        if font_px
-        else None
-    )
+    arcs = None
+    if o.choices:
+        arcs = draw_arcs(p, record, o.choices, segments, top_k=o.top_k, threshold=o.threshold, hide_sink=hide_sink,
+                         max_links=o.max_links, initial=opening_choice(attention, o.choices))  # fmt: skip
+    font_px = fitted_font_px(lay, px_per_unit=frame.px_per_unit, max_font_px=o.label_font_px) if labels else 0
+    label_source = None
+    if font_px:
+        pct = rings.label_pct if rings else label_pct
+        label_source = _labels(p, record, lay, frame, pct, scale, font_px=font_px, whitespace=whitespace)
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
     outline = None if mass else draw_hover_outline(p, segments)  # with rings, the piece hovered is outlined
-    text_format = add_hover(p, renderer, segments, vocab, k=k, highlight=highlight, served_k=sent_k(record),
+    text_format = add_hover(p, renderer, segments, vocab, k=o.k, highlight=highlight, served_k=sent_k(record),
                             tooltips=not mass, outline=outline)  # fmt: skip
     if rings is not None:
-        add_mass_hover(p, rings.renderer, k=mass_k, text_format=text_format)
-    add_notes(p, mapper, scale, arcs=bool(choices), width=width)
-    links = arcs.links if arcs is not None else None
-    unwind = None
-    if schedule is not None:
-        front = build_front(p, segments, scale=scale, mapper=mapper, mass=rings.source if rings else None, arcs=arcs)
-        unwind = build_unwind(
-            figure=p, segments=segments, links=links, labels=label_source, text_format=text_format, coiled=lay,
-            line=line, schedule=schedule, autoplay=autoplay, width_px=width, mass=rings.source if rings else None,
-            front=front, highlight=arcs.highlight if arcs is not None else None,
-        )  # fmt: skip
-    order_overlays(p)
-    return _view(
-        record, p, segments, arcs, unwind, labels=label_source, coiled=lay, unwound=line, choices=choices,
-        scale=scale, frame=frame, font_px=font_px, schedule=schedule, title=title, rings=rings,
-    )  # fmt: skip
+        add_mass_hover(p, rings.renderer, k=o.mass_k, text_format=text_format)
+    add_notes(p, mapper, scale, arcs=bool(o.choices), width=o.width)
+    return _Parts(mapper, rings, arcs, label_source, font_px, text_format)
