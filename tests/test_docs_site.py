@@ -8,6 +8,7 @@ or not (while editing the tests themselves).
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import io
 import os
@@ -63,14 +64,25 @@ def _site_is_fresh() -> bool:
 
 @pytest.fixture(scope="module")
 def site() -> Path:
-    """The built site (built now, as ``make docs`` does, when missing or stale)."""
-    if not _site_is_fresh():
-        if importlib.util.find_spec("sphinx") is None:
-            pytest.fail("the docs extra is not installed (make install)")
-        # `make docs` itself, with this interpreter's environment and nothing installed
-        command = ["make", "-o", "install", "-o", "browser", "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}", "docs"]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    """The built site (built now, as ``make docs`` does, when missing or stale).
+
+    One build at a time: two test processes that each found the site missing would
+    otherwise build into the same folder at once; the second waits for the first and
+    then finds the site fresh.
+    """
+    if _site_is_fresh():
+        return SITE
+    if importlib.util.find_spec("sphinx") is None:
+        pytest.fail("the docs extra is not installed (make install)")
+    lock_path = ROOT / "docs" / "_build" / ".site.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _site_is_fresh():
+            # `make docs` itself, with this interpreter's environment and nothing installed
+            command = ["make", "-o", "install", "-o", "browser", "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}", "docs"]
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
+            assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return SITE
 
 
