@@ -234,8 +234,8 @@ def position_stats(x: Any, next_ids: Any, k: int) -> dict[str, Any]:
     top_v, top_i = torch.topk(x, k, dim=-1)
     log_p_top = probs.gather(1, top_i[:, :1]).squeeze(1).log()
     log_z = top_v[:, 0] - log_p_top
-    shifted = torch.where(probs > 0, probs * (x - top_v[:, :1]), x.new_zeros(()))
-    entropy = -shifted.sum(dim=-1) - log_p_top
+    terms = torch.where(probs > 0, probs * (x - top_v[:, :1]), x.new_zeros(()))
+    entropy = -terms.sum(dim=-1) - log_p_top
     known = next_ids >= 0
     next_logit = x.gather(1, next_ids.clamp(min=0).unsqueeze(1))
     next_rank = (x > next_logit).sum(dim=-1) + 1
