@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Rows whose statistics are computed at once, within one matmul's rows: 32 rows of a
-#: 49k vocabulary and their two scratch buffers (18 MB) stay in a CPU's last-level
+#: 49k vocabulary and their three scratch buffers (19 MB) stay in a CPU's last-level
 #: cache across the dozen passes the statistics make.
 STATS_BLOCK_ROWS = 32
 #: Blocks timed per thread count before choosing one, and how often the other is retried.
@@ -160,11 +160,11 @@ def row_stats(
     """Statistics of ``x: (n_groups * P, V)`` float32 logits (``n_groups`` layers of the
     same P positions, layer-major).
 
-    One softmax gives ``p`` and ``log Z = max - log p[argmax]``; then, with sums that
-    carry their own rounding of ``sum p`` (so no ``log Z * (1 - sum p)`` error creeps
-    in): ``H = log Z * sum p - sum p x`` and
-    ``KL(f || x) = sum p_f log p_f - sum p_f x + log Z * sum p_f``. torch's pairwise
-    sums keep these differences of ~30-nat terms accurate to ~1e-5 nats.
+    One softmax gives ``p`` and ``log Z = max - log p[argmax]``; then, with the logits
+    shifted by their maximum once, ``H = -sum p (x - max) - log p[argmax]`` and
+    ``KL(f || x) = sum p_f log p_f - sum p_f (x - max) - log p[argmax]``: no two
+    numbers near the top logit are subtracted, so a sure row's small entropy and a
+    late layer's small KL keep float32's relative precision.
 
     Args:
         x: (n_groups * P, V) float32 logits (not modified).
@@ -198,7 +198,8 @@ def row_stats(
     log_z = top_v[:, 0] - log_p_top
     if not bool(torch.isfinite(log_z).all()):  # NaN or +inf logits
         return {"bad": ~torch.isfinite(log_z)}, None
-    entropy = entropy_of_softmax(x, probs, top_v[:, 0], log_p_top, buf)
+    scratch = work.get("scratch", (rows, d_vocab), x.device)
+    entropy = entropy_of_softmax(x, probs, top_v[:, 0], log_p_top, buf, scratch)  # buf: x - top
     out = {
         "topk_ids": top_i,
         "topk_probs": (top_v - log_z.unsqueeze(1)).exp_(),
@@ -223,14 +224,17 @@ def row_stats(
     if keep_probs:
         out["probs"] = probs
     del probs
-    out["kl_to_final"] = _kl_to_final(x, final, top_v[:, 0], log_p_top, n_groups, buf)
+    out["kl_to_final"] = _kl_to_final(buf, final, log_p_top, n_groups, scratch)
     return out, None
 
 
-def entropy_of_softmax(x: torch.Tensor, probs: torch.Tensor, top: torch.Tensor, log_p_top: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+def entropy_of_softmax(
+    x: torch.Tensor, probs: torch.Tensor, top: torch.Tensor, log_p_top: torch.Tensor, shifted: torch.Tensor, scratch: torch.Tensor
+) -> torch.Tensor:
     """(rows,) entropy in nats of (rows, V) logits ``x`` and their softmax ``probs``,
     given each row's largest logit ``top`` (rows,) and its log-probability
-    ``log_p_top`` (rows,); ``buf`` (rows, V) is scratch.
+    ``log_p_top`` (rows,). Leaves ``x - top`` in ``shifted`` (rows, V) (the KL to the
+    final row reads it); ``scratch`` (rows, V) is overwritten.
 
     ``H = -sum p (x - top) - log p_top``: the shifted logits and ``log p_top`` are
     small where the row is sure, so nothing near the top logit is subtracted. (``log Z *
@@ -238,33 +242,33 @@ def entropy_of_softmax(x: torch.Tensor, probs: torch.Tensor, top: torch.Tensor, 
     ``~1e-7 * |x|``: a sure row's entropy of 1e-4 came out 2% off.) Rows with -inf
     logits (a masked vocabulary) count their ``0 * -inf`` terms as 0.
     """
-    torch.sub(x, top.unsqueeze(1), out=buf)
-    return _masked_dot(probs, buf).neg_().sub_(log_p_top).clamp_(min=0.0)
+    torch.sub(x, top.unsqueeze(1), out=shifted)
+    return _masked_dot(probs, shifted, scratch).neg_().sub_(log_p_top).clamp_(min=0.0)
 
 
-def _kl_to_final(x: torch.Tensor, final: FinalRow, top: torch.Tensor, log_p_top: torch.Tensor, n_groups: int, buf: torch.Tensor) -> torch.Tensor:
+def _kl_to_final(shifted: torch.Tensor, final: FinalRow, log_p_top: torch.Tensor, n_groups: int, scratch: torch.Tensor) -> torch.Tensor:
     """(n_groups * P,) ``KL(final || x) = sum p_f log p_f - sum p_f log p``, in nats,
-    clamped at 0, of ``n_groups`` layers of (P, V) logits stacked in ``x`` with their
-    largest logits ``top`` and those logits' log-probabilities ``log_p_top``.
+    clamped at 0, of ``n_groups`` layers of (P, V) logits stacked in ``x``, given
+    ``shifted = x - top`` (their largest logits) and those logits' log-probabilities
+    ``log_p_top``; ``scratch`` (at least (P, V)) is overwritten.
 
-    ``log p = (x - top) + log p_top``, formed as in :func:`entropy_of_softmax`, so a
-    layer that agrees with the final one gives a small KL without cancelling numbers
-    near the top logit. A -inf logit where ``p_f`` is 0 counts 0; where ``p_f > 0``
-    the KL is +inf.
+    ``log p = (x - top) + log p_top``, as in :func:`entropy_of_softmax`, so a layer
+    that agrees with the final one gives a small KL without cancelling numbers near the
+    top logit. A -inf logit where ``p_f`` is 0 counts 0; where ``p_f > 0`` the KL is +inf.
     """
-    n_pos = x.shape[0] // n_groups
-    torch.sub(x, top.unsqueeze(1), out=buf)
-    cross = torch.cat([_masked_dot(final.probs, buf[g * n_pos : (g + 1) * n_pos]) for g in range(n_groups)])
+    n_pos = shifted.shape[0] // n_groups
+    cross = torch.cat([_masked_dot(final.probs, shifted[g * n_pos : (g + 1) * n_pos], scratch[:n_pos]) for g in range(n_groups)])
     kl = final.neg_entropy.repeat(n_groups) - cross - log_p_top
     return kl.clamp_(min=0.0)
 
 
-def _masked_dot(p: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """(P,) ``sum p * logp`` per row, written over ``logp``, with ``0 * -inf`` terms as 0."""
-    dot = torch.mul(logp, p, out=logp).sum(dim=-1)
+def _masked_dot(p: torch.Tensor, logp: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """(P,) ``sum p * logp`` per row, the products written into ``scratch``, with
+    ``0 * -inf`` terms as 0."""
+    dot = torch.mul(logp, p, out=scratch).sum(dim=-1)
     bad = torch.isnan(dot)
     if bool(bad.any()):
-        pb, terms = p[bad], logp[bad]  # logp now holds the products
+        pb, terms = p[bad], scratch[bad]
         dot[bad] = torch.where(pb > 0, terms, torch.zeros((), dtype=terms.dtype)).sum(-1)
     return dot
 

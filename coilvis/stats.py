@@ -197,7 +197,8 @@ def _fast_chunk(
     log_z = v[:, 0] - log_p_top
     _check_rows(x, log_z, start, name, shape)
     buf = work.get("buf", (rows, d_vocab), x.device)
-    return v, i, log_z, entropy_of_softmax(x, p, v[:, 0], log_p_top, buf), buf
+    entropy = entropy_of_softmax(x, p, v[:, 0], log_p_top, buf, work.get("scratch", (rows, d_vocab), x.device))
+    return v, i, log_z, entropy, buf
 
 
 def log_softmax(logits: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
