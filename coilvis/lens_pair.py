@@ -29,6 +29,7 @@ from coilvis.errors import CoilvisValueError
 from coilvis.lens_kernel import StatsThreads, Workspace
 from coilvis.logit_lens import (
     DEFAULT_CHUNK_ROWS,
+    POSITION_CHUNK,
     Block,
     PreparedLens,
     Progress,
@@ -130,7 +131,7 @@ class _Lockstep:
         names = (*PAIR_FIELDS, "metric_a", "metric_b") if metric is not None else PAIR_FIELDS
         self.cells = {name: np.empty((self.n_rows, n_pos), dtype=np.float32) for name in names}
         # both engines cut the compared positions the same way, so their blocks pair up
-        step = min(n_pos, chunk_rows)
+        step = min(n_pos, chunk_rows, POSITION_CHUNK)
         for engine in (a.engine, b.engine):
             engine.n_pos, engine.n_groups = step, max(1, chunk_rows // step)
 

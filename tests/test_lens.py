@@ -253,8 +253,9 @@ def test_kl_matches_torch_kl_div_on_a_hand_made_head(layout: str) -> None:
 
 
 #: (seq_len, chunk_rows): position chunks cut mid-prompt, several layers stacked per
-#: matmul, and statistics blocks that split a chunk's positions (more than 32 rows).
-CHUNK_CASES = [(12, 1), (12, 3), (12, 7), (12, 12), (12, 25), (12, 256), (70, 64), (70, 256), (70, 10_000)]
+#: matmul, statistics blocks that split a chunk's positions (more than 32 rows), and
+#: prompts longer than a position chunk (256) with several layers per matmul.
+CHUNK_CASES = [(12, 1), (12, 3), (12, 7), (12, 12), (12, 25), (12, 256), (70, 64), (70, 256), (70, 10_000), (300, 600), (300, 1024)]
 
 
 @pytest.mark.parametrize(("seq_len", "chunk_rows"), CHUNK_CASES, ids=[f"pos{p}-rows{c}" for p, c in CHUNK_CASES])
