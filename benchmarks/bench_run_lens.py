@@ -9,7 +9,8 @@ machine slows them alike), on the same token ids, medians of ``--repeats``:
 * ``floor s``: the forward pass with hidden states (``output_hidden_states=True``) plus
   the bare float32 unembedding (``final_norm(h) @ W_U.T``) of every row the lens decodes
   (the embedding and every block but the last, whose logits the model returns), in
-  chunks of 256 positions, keeping nothing: the work no lens can skip;
+  matmuls of as many rows as coilvis decodes at once (``DEFAULT_CHUNK_ROWS``, 1,024:
+  bigger matmuls cost less per row), keeping nothing: the work no lens can skip;
 * ``top1 s``: the hand-rolled top-1 lens of the tutorials: the same forward, then per
   layer ``softmax(lm_head(final_norm(h))).max(-1)`` over all positions at once.
 
@@ -43,7 +44,7 @@ TEXT = (
     "It was designed by the engineering company of Gustave Eiffel and built for the 1889 World's Fair. "
     "When Mary and John went to the store, John gave a drink to Mary, who thanked him and walked home. "
 )
-CHUNK = 256
+CHUNK = 1024  # coilvis.logit_lens.DEFAULT_CHUNK_ROWS, not imported so this file also times older versions
 
 
 def pick_device(name: str) -> torch.device:
@@ -81,8 +82,8 @@ def floor(model: Any, ids: torch.Tensor) -> None:
         hidden = model(ids.unsqueeze(0), output_hidden_states=True).hidden_states
         norm, w_u = model.model.norm, model.get_output_embeddings().weight
         rows = hidden[:-1]  # the embedding and blocks 0 .. n-2 (the last is the model's own logits)
-        for start in range(0, ids.shape[0], CHUNK):
-            for h in rows:
+        for h in rows:
+            for start in range(0, ids.shape[0], CHUNK):
                 norm(h[0, start : start + CHUNK]) @ w_u.T
 
 
