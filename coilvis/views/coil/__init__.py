@@ -350,8 +350,8 @@ def coil(
     word, sentence = token_groups(record.tokens)
     stats = stat_columns(record)
     scale = entropy_scale(record, _style.view_scale("coil", o.stat.name, stats[o.stat.column], palette=palette, arg="color"))
-    scale = mass_scale(scale, k=o.mass_k) if mass else scale
-    topk_cols, vocab = topk_columns(record, tooltip_k=o.k, table_k=o.mass_k if mass else 0)
+    scale = mass_scale(scale, k=o.mass_k) if o.mass else scale
+    topk_cols, vocab = topk_columns(record, tooltip_k=o.k, table_k=o.mass_k if o.mass else 0)
     columns = segment_columns(
         record, lay, line, topk=topk_cols, stats=stats, word=word, sentence=sentence, schedule=schedule_cols
     )
@@ -445,10 +445,9 @@ def _draw_parts(
 ) -> _Parts:
     """Draw the segments, mass rings, arcs, labels, markers and hover of a coil into ``p``
     (``line``: the layout the unwind moves to, None for a still coil)."""
-    mass = o.mass
     renderer, mapper = draw_segments(p, segments, scale, hover_glyph=False)
     rings = build_mass(p, record, lay, line, k=o.mass_k, vocab_ids=vocab["token_id"],
-                       mapper=mapper, segments=segments) if mass else None  # fmt: skip
+                       mapper=mapper, segments=segments) if o.mass else None  # fmt: skip
     arcs = None
     if o.choices:
         arcs = draw_arcs(p, record, o.choices, segments, top_k=o.top_k, threshold=o.threshold, hide_sink=hide_sink,
@@ -460,9 +459,9 @@ def _draw_parts(
         label_source = _labels(p, record, lay, frame, pct, scale, font_px=font_px, whitespace=whitespace)
     draw_markers(p, lay)
     highlight = highlight_callback(arcs, segments) if arcs is not None else None
-    outline = None if mass else draw_hover_outline(p, segments)  # with rings, the piece hovered is outlined
+    outline = None if o.mass else draw_hover_outline(p, segments)  # with rings, the piece hovered is outlined
     text_format = add_hover(p, renderer, segments, vocab, k=o.k, highlight=highlight, served_k=sent_k(record),
-                            tooltips=not mass, outline=outline)  # fmt: skip
+                            tooltips=not o.mass, outline=outline)  # fmt: skip
     if rings is not None:
         add_mass_hover(p, rings.renderer, k=o.mass_k, text_format=text_format)
     add_notes(p, mapper, scale, arcs=bool(o.choices), width=o.width)
