@@ -316,14 +316,17 @@ class _Engine:
         ``n_pos`` of them), the final row first, then the layers in groups; yield each
         block of statistics as it is stored. With ``keep``, a block also carries its
         float32 logits and probabilities (for a caller comparing two runs)."""
-        final, final_blocks = self._final_chunk(logits, start, stop, tid[start:stop], keep=keep)
+        ids = tid[start:stop]
+        final, final_blocks = self.final_chunk(logits, start, stop, ids, keep=keep)
         yield from final_blocks
         for l0 in range(0, len(layer_rows), self.n_groups):
-            yield from self._layer_chunk(decoder, layer_rows[l0 : l0 + self.n_groups], l0, start, stop, tid[start:stop], final, keep=keep)
+            group = layer_rows[l0 : l0 + self.n_groups]
+            x = self.decode(decoder, self.layer_input(group, start, stop, final.probs.device))
+            yield from self.layer_blocks(x, l0, len(group), start, stop, ids, final, keep=keep)
         del final
-        self._mark_unknown(tid[start:stop], start, stop)
+        self.mark_unknown(ids, start, stop)
 
-    def _final_chunk(self, logits: torch.Tensor, start: int, stop: int, ids: torch.Tensor, *, keep: bool) -> tuple[FinalRow, list[Block]]:
+    def final_chunk(self, logits: torch.Tensor, start: int, stop: int, ids: torch.Tensor, *, keep: bool) -> tuple[FinalRow, list[Block]]:
         """The final row of positions ``start:stop``, stored, and kept for the layers to compare with."""
         n_p, row = stop - start, self.n_rows - 1
         probs = torch.empty((n_p, self.d_vocab), dtype=torch.float32, device=logits.device)
@@ -348,21 +351,27 @@ class _Engine:
         )
         return final, blocks
 
-    def _layer_chunk(
-        self, decoder: Callable[[torch.Tensor], torch.Tensor], group: Rows, l0: int, start: int, stop: int, ids: torch.Tensor,
-        final: FinalRow, *, keep: bool,
+    @staticmethod
+    def layer_input(group: Rows, start: int, stop: int, device: torch.device) -> torch.Tensor:
+        """The residual rows of a group of layers at positions ``start:stop``, stacked
+        layer-major: ``(len(group) * (stop - start), d_model)``."""
+        if len(group) == 1:
+            return group[0][1][start:stop]
+        return torch.cat([t[start:stop].to(device) for _, t in group])
+
+    def layer_blocks(
+        self, x: torch.Tensor, l0: int, n_layers: int, start: int, stop: int, ids: torch.Tensor, final: FinalRow, *, keep: bool,
     ) -> Iterator[Block]:
-        """Decode rows ``l0 : l0 + len(group)`` at positions ``start:stop`` in one matmul, and store their statistics."""
+        """Store the statistics of rows ``l0 : l0 + n_layers`` at positions ``start:stop``
+        from their decoded logits ``x: (n_layers * (stop - start), d_vocab)``."""
         n_p, device = stop - start, final.probs.device
-        h = torch.cat([t[start:stop].to(device) for _, t in group]) if len(group) > 1 else group[0][1][start:stop]
-        x = self._decode(decoder, h)
-        if tuple(x.shape) != (h.shape[0], self.d_vocab):
+        if tuple(x.shape) != (n_layers * n_p, self.d_vocab):
             raise CoilvisValueError(
-                f"decoder: returned shape {tuple(x.shape)} for {h.shape[0]} rows, expected "
-                f"({h.shape[0]}, {self.d_vocab}) like the logits"
+                f"decoder: returned shape {tuple(x.shape)} for {n_layers * n_p} rows, expected "
+                f"({n_layers * n_p}, {self.d_vocab}) like the logits"
             )
-        x = x.to(device=device, dtype=torch.float32).reshape(len(group), n_p, self.d_vocab)
-        for g0, g1, p0, p1 in stat_blocks(len(group), n_p, self.block_rows):
+        x = x.to(device=device, dtype=torch.float32).reshape(n_layers, n_p, self.d_vocab)
+        for g0, g1, p0, p1 in stat_blocks(n_layers, n_p, self.block_rows):
             rows = x[g0:g1, p0:p1].reshape(-1, self.d_vocab)
             values, _ = self.threads.run(
                 rows.shape[0], row_stats, rows, k=self.k, next_ids=ids[p0:p1], final=final.rows(p0, p1),
@@ -371,9 +380,9 @@ class _Engine:
             self._store(l0 + g0, start + p0, g1 - g0, p1 - p0, values)
             if keep:
                 yield Block(l0 + g0, g1 - g0, p0, p1, rows, values["probs"], values["log_z"])
-        self._advance(len(group) * n_p)
+        self._advance(n_layers * n_p)
 
-    def _decode(self, decoder: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    def decode(self, decoder: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         """``decoder(h)``; the model's own :class:`~coilvis.models.anatomy.Decoder` writes
         into one reused buffer (fresh memory every chunk would cost its first touch)."""
         if not isinstance(decoder, Decoder):
@@ -392,7 +401,7 @@ class _Engine:
             v = stats.to_numpy(values[name]).reshape((n_g, n_p) + self.out[name].shape[2:])
             self.out[name][row0 : row0 + n_g, p0 : p0 + n_p] = v
 
-    def _mark_unknown(self, ids: torch.Tensor, start: int, stop: int) -> None:
+    def mark_unknown(self, ids: torch.Tensor, start: int, stop: int) -> None:
         """NaN probability and rank -1 where the next token is unknown (-1)."""
         unknown = ~(ids >= 0).cpu().numpy()
         if unknown.any():
