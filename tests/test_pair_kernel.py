@@ -156,5 +156,5 @@ def test_properties(seed: int, scale: float, noise: float, d_vocab: int) -> None
 def test_pair_chunks_bounds_memory() -> None:
     assert pair_chunks(10, 50_000) == 10
     rows = pair_chunks(100_000, 50_000, budget_bytes=64 * 2**20)
-    assert rows * 16 * 50_000 <= 64 * 2**20 and rows >= 1
+    assert rows * 20 * 50_000 <= 64 * 2**20 and rows >= 1
     assert pair_chunks(5, 10**9) == 1
