@@ -66,13 +66,24 @@ class FinalRow:
 class Workspace:
     """Float32 buffers reused from block to block, so that the statistics allocate no
     block-sized memory (large allocations are fresh pages every time) and their passes
-    stay in the CPU's cache."""
+    stay in the CPU's cache.
 
-    def __init__(self, d_vocab: int) -> None:
-        self._bufs: dict[str, torch.Tensor] = {}
+    :meth:`renamed` gives a workspace over the same buffers under other names: two
+    kernels that run one after the other share their scratch, and only what must
+    outlive a kernel gets a buffer of its own."""
+
+    def __init__(self, d_vocab: int, *, _bufs: dict[str, torch.Tensor] | None = None, _names: dict[str, str] | None = None) -> None:
+        self._bufs: dict[str, torch.Tensor] = {} if _bufs is None else _bufs
+        self._names = dict(_names or {})
+        self.d_vocab = d_vocab
         self.block = block_size(d_vocab)
 
+    def renamed(self, **names: str) -> Workspace:
+        """A workspace sharing these buffers, where ``get(old)`` reads buffer ``new`` for each ``old=new``."""
+        return Workspace(self.d_vocab, _bufs=self._bufs, _names={**self._names, **names})
+
     def get(self, name: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        name = self._names.get(name, name)
         buf = self._bufs.get(name)
         n = shape[0] * shape[1]
         if buf is None or buf.numel() < n or buf.device != device:

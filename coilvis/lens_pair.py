@@ -132,6 +132,12 @@ class _Lockstep:
         self.n_rows = a.engine.n_rows
         self.movers, self.metric, self.shared = movers, metric, shared
         self.work = Workspace(a.engine.d_vocab)
+        if a.logits.device == b.logits.device:
+            # one set of scratch buffers for a's statistics, b's and the pair's, which run
+            # one after the other: 5 block-sized buffers stay in the CPU's cache, not 9
+            # (a's and b's probabilities and decoded logits must outlive b's statistics)
+            b.engine.work = a.engine.work.renamed(probs="probs_b", logits="logits_b")
+            self.work = a.engine.work.renamed(d="buf", t="scratch")
         self.threads = StatsThreads(None, enabled=a.logits.device.type == "cpu")
         self.positions = position_fields(n_pos, movers, metric is not None)
         names = (*PAIR_FIELDS, "metric_a", "metric_b") if metric is not None else PAIR_FIELDS
