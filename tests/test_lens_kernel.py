@@ -129,3 +129,15 @@ def test_sure_rows_keep_their_small_entropy_and_kl(top: float, gaps: list[float]
     torch.testing.assert_close(out["kl_to_final"].double(), want_kl, rtol=1e-3, atol=5e-7)
     got = stats.position_stats(x, k=1)["entropy"]
     torch.testing.assert_close(torch.as_tensor(got).double(), want_h, rtol=1e-4, atol=5e-7)
+
+
+def test_renamed_workspace_shares_buffers_except_the_renamed_ones() -> None:
+    work = Workspace(100)
+    other = work.renamed(probs="probs_b")
+    cpu = torch.device("cpu")
+    work.get("buf", (2, 100), cpu).fill_(1.0)
+    assert float(other.get("buf", (2, 100), cpu).sum()) == 200.0  # one buffer for both
+    work.get("probs", (2, 100), cpu).fill_(3.0)
+    other.get("probs", (2, 100), cpu).fill_(5.0)
+    assert float(work.get("probs", (2, 100), cpu).sum()) == 600.0  # each its own
+    assert work.renamed(t="buf").get("t", (1, 100), cpu).data_ptr() == work.get("buf", (1, 100), cpu).data_ptr()
