@@ -178,6 +178,7 @@ class _Lockstep:
         return x[: h_a.shape[0]], x[h_a.shape[0] :]
 
     def _pair(self, block_a: Block, block_b: Block, targets: torch.Tensor, i0: int) -> None:
+        assert block_a[:4] == block_b[:4], "the two lens engines' blocks do not pair up"
         row0, n_g, p0, p1 = block_a[:4]
         final = row0 == self.n_rows - 1
         values = self.threads.run(
