@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -14,7 +14,7 @@ from coilvis.models import tlens
 from coilvis.models.anatomy import n_layers_of
 from coilvis.models.kinds import is_transformer_lens
 from coilvis.options import check_k
-from coilvis.record import LensStats, Record
+from coilvis.record import AttentionLinks, LensStats, Record
 from coilvis.runner.assemble import AttentionCollector, show_progress, tokenizer_record
 
 __all__ = ["from_cache", "lens_from_tl_cache"]
@@ -90,6 +90,20 @@ def _cache_model(cache: Any, model: Any, tokenizer: Any, model_name: Any) -> tup
     elif not isinstance(model_name, str):
         raise CoilvisTypeError(f"model_name: expected a str, got {type(model_name).__name__}")
     return model, tokenizer, model_name
+
+
+def _collector(attention_top_k: Any, attention_min_weight: Any) -> AttentionCollector:
+    """The attention collector of :func:`from_cache`'s options (checked: each error names its argument)."""
+    keys_per_query = check_int("attention_top_k", attention_top_k, minimum=1)
+    min_weight = check_float("attention_min_weight", attention_min_weight, minimum=0.0, maximum=1.0)
+    return AttentionCollector(keys_per_query=keys_per_query, min_weight=min_weight, layers=None)
+
+
+def _links(collector: AttentionCollector, patterns: Iterable[tuple[int, torch.Tensor]], n_layers: int) -> AttentionLinks:
+    """The pruned links of the cache's ``(layer, (n_heads, seq_len, seq_len) pattern)`` pairs."""
+    for layer, pattern in patterns:
+        collector(layer, pattern)
+    return collector.links(n_layers)
 
 
 def from_cache(
@@ -170,8 +184,7 @@ def from_cache(
     """
     model, tokenizer, model_name = _cache_model(cache, model, tokenizer, model_name)
     k, lens_k = check_k(k), check_k(lens_k, name="lens_k")
-    keys_per_query = check_int("attention_top_k", attention_top_k, minimum=1)
-    min_weight = check_float("attention_min_weight", attention_min_weight, minimum=0.0, maximum=1.0)
+    collector = _collector(attention_top_k, attention_min_weight)
     if prompt is not None and not isinstance(prompt, str):
         raise CoilvisTypeError(f"prompt: expected a str or None, got {type(prompt).__name__}")
     n_layers = n_layers_of(model)
@@ -188,12 +201,7 @@ def from_cache(
             model, cache, logits=t_logits, next_ids=next_ids, k=check_k(lens_k, available=d_vocab, name="lens_k"), mid=lens_mid,
             progress=show_progress(progress, seq_len),
         )
-    links = None
-    if patterns is not None:
-        collector = AttentionCollector(keys_per_query=keys_per_query, min_weight=min_weight, layers=None)
-        for layer, pattern in patterns:
-            collector(layer, pattern)
-        links = collector.links(n_layers)
+    links = _links(collector, patterns, n_layers) if patterns is not None else None
     return tokenizer_record(
         tokenizer, ids, pos_stats, d_vocab=d_vocab, model_name=model_name, prompt=prompt, lens_stats=lens_stats,
         attention=links, meta={"adapter": "transformer_lens_cache"},

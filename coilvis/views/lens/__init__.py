@@ -258,10 +258,6 @@ def lens(
     rows): ``stat="kl"``, ``"js"`` (the default) or ``"tv"``, a lower bound from the two
     cells' top-k (see the module's text; :func:`coilvis.compare` is exact).
 
-    Cells have a fixed size (``cell_px``); a lens larger than ``max_width_px`` x
-    ``max_height_px`` pans, opening on the last positions and the top rows; a PNG shows
-    every row and the whole window (see the module's text).
-
     Args:
         record: a Record with lens statistics (``coilvis.run(prompt, lens=True)``); a
             :class:`~coilvis.comparison.Comparison` is drawn by
@@ -277,8 +273,9 @@ def lens(
             lens of few rows gets taller cells, up to 160 px in all).
         max_label_len: characters of the top token printed in a cell.
         hover_k: top tokens listed in the hover.
-        max_width_px: widest the heatmap's frame grows before it pans.
-        max_height_px: tallest the heatmap's frame grows before it pans.
+        max_width_px: widest the heatmap's frame grows before it pans (opening on
+            the last positions; a PNG shows every row and the whole window).
+        max_height_px: tallest the heatmap's frame grows before it pans (opening on the top rows).
         palette: a palette name (``"Viridis"``, ``"Magma_r"``, ...) or colours.
         title: the figure's title (default: "logit lens" and the model name).
         whitespace: how the cells' labels and the token axes show a token's leading
