@@ -135,6 +135,9 @@ def main() -> None:
     print(f"pair / run {t['pair_s'] / t['run_s']:.2f}  (target <= 2.2)   pair / hand {t['pair_s'] / t['hand_s']:.2f}")
     print(f"run MB {run_mb:.0f}  pair MB {pair_mb:.0f}  pair - 2 runs {pair_mb - 2 * run_mb:.0f}  (target: pair MB <= 1536)")
     print("all times:", json.dumps({k: [round(x, 2) for x in v] for k, v in t["all"].items()}))
+    # each pair next to the run measured just before it: how far the machine's noise moves the ratio
+    ratios = [pair / run for run, pair in zip(t["all"]["run"], t["all"]["pair"], strict=True)]
+    print("pair / run per repetition:", " ".join(f"{r:.2f}" for r in ratios), f"(median {statistics.median(ratios):.2f})")
 
 
 if __name__ == "__main__":
