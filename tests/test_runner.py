@@ -629,3 +629,24 @@ def test_progress_may_be_a_callable(tiny_llama: Any, tiny_tokenizer: Any) -> Non
     assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
     with pytest.raises(coilvis.CoilvisError, match="progress"):
         coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), progress="yes")
+
+
+def test_on_forward_gets_the_record_before_its_lens(tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    """``on_forward`` sees the forward pass's Record (everything but the lens) once,
+    before the lens decodes its first row; without the lens it is not called."""
+    events: list[Any] = []
+    record = coilvis.run(
+        PROMPT, (tiny_llama, tiny_tokenizer), lens=True, attention=True,
+        on_forward=lambda early: events.append(early), progress=lambda done, total: events.append(done),
+    )  # fmt: skip
+    early = events[0]
+    assert isinstance(early, Record) and all(isinstance(e, int) for e in events[1:]) and len(events) > 1
+    assert early.lens is None and record.lens is not None
+    assert early.tokens == record.tokens and early.prompt == record.prompt
+    for name in ("topk_ids", "topk_probs", "entropy", "next_prob"):
+        np.testing.assert_array_equal(getattr(early, name), getattr(record, name), err_msg=name)
+    assert early.attention is not None and early.attention.n_layers == record.attention.n_layers
+    coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), on_forward=lambda early: events.append("called"))
+    assert "called" not in events
+    with pytest.raises(CoilvisTypeError, match="on_forward"):
+        coilvis.run(PROMPT, (tiny_llama, tiny_tokenizer), lens=True, on_forward="not a function")

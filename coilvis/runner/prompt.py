@@ -10,13 +10,13 @@ import numpy as np
 import torch
 
 from coilvis import stats
-from coilvis.errors import CoilvisValueError
+from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.logit_lens import compute_lens
 from coilvis.models import LoadedModel, context_length, hf, resolve_model, tlens
 from coilvis.models.anatomy import n_layers_of
 from coilvis.models.kinds import is_transformer_lens
 from coilvis.options import check_k
-from coilvis.record import Record
+from coilvis.record import LensStats, Record
 from coilvis.runner.assemble import (
     AttentionCollector,
     check_progress,
@@ -125,6 +125,7 @@ def run(
     truncate: str | None = None,
     progress: bool | None | Callable[[int, int], None] = None,
     remote: bool | str = False,
+    on_forward: Callable[[Record], None] | None = None,
 ) -> Record:
     """Run a prompt through a model once and keep what coilvis draws.
 
@@ -166,6 +167,10 @@ def run(
             computes every statistic there, so only they come back (see
             :mod:`coilvis.runner.remote`; the API key is nnsight's); ``"local"`` runs
             that trace here, serialised as for NDIF (a dry run). ``progress`` is not shown.
+        on_forward: with ``lens=True``, called with the Record of the forward pass
+            (everything but the lens) before the lens is computed, so a caller can show
+            the coil and the table while the lens runs (the explorer does); not called
+            for ``remote`` runs, whose one trace computes everything at once.
 
     Returns:
         A :class:`~coilvis.record.Record`.
@@ -183,6 +188,8 @@ def run(
         attention_layers=attention_layers, lens=lens, lens_k=lens_k, lens_mid=lens_mid, prepend_bos=prepend_bos, truncate=truncate,
     )
     progress = check_progress(progress)
+    if on_forward is not None and not callable(on_forward):
+        raise CoilvisTypeError(f"on_forward: expected a callable or None, got {type(on_forward).__name__}")
     remote = check_remote(remote, model)
     loaded = resolve_model(model, tokenizer)
     layers = resolve_layers(opts.layer_spec, loaded.model) if opts.attention else None
@@ -193,12 +200,16 @@ def run(
             keys_per_query=opts.keys_per_query, min_weight=opts.min_weight, lens=opts.lens, lens_k=opts.lens_k,
             lens_mid=opts.lens_mid, execution=remote,
         )
-    return _run_here(loaded, prompt, opts, layers, progress)
+    return _run_here(loaded, prompt, opts, layers, progress, on_forward)
 
 
-def _run_here(loaded: LoadedModel, prompt: str, opts: RunOptions, layers: frozenset[int] | None, progress: Any) -> Record:
+def _run_here(
+    loaded: LoadedModel, prompt: str, opts: RunOptions, layers: frozenset[int] | None, progress: Any,
+    on_forward: Callable[[Record], None] | None = None,
+) -> Record:
     """:func:`run` on this machine, its arguments checked: the forward pass, the
-    statistics of the logits, the lens, and the Record."""
+    statistics of the logits, the Record without the lens for ``on_forward``, the lens,
+    and the Record."""
     collector = AttentionCollector(keys_per_query=opts.keys_per_query, min_weight=opts.min_weight, layers=layers) if opts.attention else None
     t0 = time.perf_counter()
     fwd = forward_prompt(
@@ -208,17 +219,22 @@ def _run_here(loaded: LoadedModel, prompt: str, opts: RunOptions, layers: frozen
     d_vocab = int(fwd.logits.shape[-1])
     pos_stats = stats.position_stats(fwd.logits, k=check_k(opts.k, available=d_vocab), next_ids=next_ids)
     forward_s = time.perf_counter() - t0
-    lens_stats = None
-    if opts.lens:
-        show = show_progress(progress, fwd.ids.shape[0])
-        lens_k = check_k(opts.lens_k, available=d_vocab, name="lens_k")
-        lens_stats = compute_lens(loaded.model, fwd.residuals, logits=fwd.logits, next_ids=next_ids, k=lens_k, progress=show)
+    links = collector.links(fwd.n_layers) if collector is not None else None
     adapter = "transformer_lens" if is_transformer_lens(loaded.model) else "transformers"
     extra: dict[str, Any] = {"forward_s": round(forward_s, 4)}
     if fwd.truncated is not None:
         extra["truncated"] = fwd.truncated
-    return tokenizer_record(
-        loaded.tokenizer, fwd.ids, pos_stats, d_vocab=d_vocab, model_name=loaded.name, prompt=prompt, lens_stats=lens_stats,
-        attention=collector.links(fwd.n_layers) if collector is not None else None,
-        meta={**device_meta(loaded.model), "adapter": adapter}, extra=extra,
-    )
+
+    def record(lens_stats: LensStats | None) -> Record:
+        return tokenizer_record(
+            loaded.tokenizer, fwd.ids, pos_stats, d_vocab=d_vocab, model_name=loaded.name, prompt=prompt, lens_stats=lens_stats,
+            attention=links, meta={**device_meta(loaded.model), "adapter": adapter}, extra=dict(extra),
+        )
+
+    if not opts.lens:
+        return record(None)
+    lens_k = check_k(opts.lens_k, available=d_vocab, name="lens_k")
+    if on_forward is not None:
+        on_forward(record(None))
+    show = show_progress(progress, fwd.ids.shape[0])
+    return record(compute_lens(loaded.model, fwd.residuals, logits=fwd.logits, next_ids=next_ids, k=lens_k, progress=show))
