@@ -8,6 +8,7 @@ table (read back from the page's own models).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 from pathlib import Path
 
 import bokeh
@@ -19,7 +20,7 @@ import coilvis
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.tokens import display
 from coilvis.views.output import View
-from coilvis.views.page import page, topk_rows
+from coilvis.views.page import add_lens, page, topk_rows
 
 try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
     from browser import browser_session  # noqa: F401  (a fixture)
@@ -587,3 +588,61 @@ def test_no_legend_is_cut_off_at_common_window_widths(browser_session, tmp_path,
         box = pixels[top:bottom, left:right].reshape(-1, 3)
         assert len(np.unique(box, axis=0)) > 50, bar  # a palette's many colours, not a blank or cut box
     loaded.close()
+
+
+def _graph(layout: Any) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
+    """The layout's models as sorted (type, name) pairs, and each named script's
+    arguments (a model as its (type, name))."""
+    from bokeh.model import Model
+
+    models = sorted((type(m).__name__, m.name or "") for m in layout.references())
+    scripts = {}
+    for m in layout.references():
+        if isinstance(m, CustomJS) and m.name:
+            scripts[m.name] = {k: (type(v).__name__, v.name) if isinstance(v, Model) else v for k, v in m.args.items()}
+    return models, scripts
+
+
+def test_add_lens_makes_the_page_that_page_draws(record: coilvis.Record) -> None:
+    """A page drawn without the lens, then given it, is the page ``page`` draws with it."""
+    options = {"stat": "entropy", "max_width_px": 300}
+    whole = page(record, k=K, lens_options=options).layout
+    staged = page(dataclasses.replace(record, lens=None), k=K, lens_options=options).layout
+    assert staged.select_one({"name": "lens_figure"}) is None
+    parts = add_lens(staged, record, lens_options=options)
+    assert _graph(staged) == _graph(whole)
+    assert staged.select_one({"name": "lens_highlight"}).data == whole.select_one({"name": "lens_highlight"}).data
+    assert parts.figure is staged.select_one({"name": "page_views"}).children[1]
+    assert staged.select_one({"name": "lens_x_range"}).end == whole.select_one({"name": "lens_x_range"}).end
+
+
+def test_add_lens_refuses_what_it_cannot_join(record: coilvis.Record) -> None:
+    staged = page(dataclasses.replace(record, lens=None), k=K).layout
+    with pytest.raises(CoilvisValueError, match="root"):
+        add_lens(coilvis.coil(record).layout, record)
+    with pytest.raises(CoilvisValueError, match="record: .*no lens"):
+        add_lens(staged, dataclasses.replace(record, lens=None))
+    shorter = lens_record(TOKENS[:-1], n_layers=3, k=4, seed=0)
+    with pytest.raises(CoilvisValueError, match=f"{len(TOKENS)} positions"):
+        add_lens(staged, shorter)
+    with pytest.raises(CoilvisTypeError, match="record"):
+        add_lens(staged, "a record")
+    with pytest.raises(CoilvisTypeError, match="lens_options"):
+        add_lens(staged, record, lens_options=["stat"])
+    assert staged.select_one({"name": "lens_figure"}) is None  # nothing half-added
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+def test_a_lens_added_later_is_linked_in_the_browser(browser_session, tmp_path) -> None:  # noqa: F811
+    rec = lens_record([f"w{i % 30}" for i in range(60)], n_layers=3, k=3, seed=7)
+    view = page(dataclasses.replace(rec, lens=None), k=3)
+    add_lens(view.layout, rec, lens_options={"max_width_px": 400})
+    loaded = browser_session.open(coilvis.save(view, tmp_path / "staged.html"), viewport=(1500, 1400))
+    loaded.click_data("coil_figure", *_segment_centre(view, 40))
+    assert loaded.column("lens_highlight", "pos") == [40]
+    start, end = loaded.evaluate("() => { const r = Bokeh.documents[0].get_model_by_name('lens_x_range'); return [r.start, r.end] }")
+    assert start < 40 < end
+    assert loaded.model_attr("page_topk_filter", "indices") == [120, 121, 122]
+    assert loaded.errors == [] and loaded.external_requests == []

@@ -13,8 +13,8 @@ The table's rows for every position are computed once, in Python, into one data 
 an ``IndexFilter`` lets through, so no token text is ever part of JavaScript source.
 The prompt's tokens are data too (``page_prompt_source``), drawn by a text glyph.
 
-Named models: ``page_root``, ``page_side``, ``page_topk_source``,
-``page_topk_filter`` (its ``indices`` are the selected position's rows),
+Named models: ``page_root``, ``page_views`` (the coil and table's row, then the lens),
+``page_side``, ``page_topk_source``, ``page_topk_filter`` (its ``indices`` are the selected position's rows),
 ``page_topk_table``, ``page_topk_header``, ``page_prompt`` (the prompt's figure),
 ``page_prompt_source`` (its ``selected`` indices are the selected position),
 ``page_select_coil``, ``page_select_lens`` and ``page_select_prompt`` (the scripts),
@@ -57,7 +57,7 @@ from coilvis.views.coil import coil
 from coilvis.views.lens import LensFigure, lens_figure
 from coilvis.views.output import View
 
-__all__ = ["page", "prompt_rows", "topk_rows"]
+__all__ = ["add_lens", "page", "prompt_rows", "topk_rows"]
 
 _CHECK = "\u2713"  # ✓
 
@@ -327,7 +327,6 @@ def _topk_table(record: Record, *, k: int) -> tuple[Any, IndexFilter, Div]:
 def _link(
     record: Record,
     segments: ColumnDataSource,
-    lens: LensFigure | None,
     *,
     prompt: ColumnDataSource,
     table_filter: IndexFilter,
@@ -335,11 +334,10 @@ def _link(
     k: int,
     play: Any = None,
 ) -> None:
-    """Tapping a coil segment, a lens cell or a prompt token selects its position
-    everywhere: the table's rows and header, the lens's column (panned to), the
-    prompt's token, the coil's segment. While the unwind plays (``play``, its button,
-    says pause) the positions it passes are selected too, but the lens is not panned:
-    it stays on the window the reader sees (the last positions, at first)."""
+    """Tapping a coil segment or a prompt token selects its position everywhere: the
+    table's rows and header, the prompt's token, the coil's segment (and the lens's
+    column, once :func:`_link_lens` joins it). While the unwind plays (``play``, its
+    button, says pause) the positions it passes are selected too."""
     n = record.seq_len
     args: dict[str, Any] = {
         "filter": table_filter,
@@ -354,23 +352,89 @@ def _link(
         "prompt": prompt,
         "play": play,
     }
-    if lens is not None:
-        lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
-        args.update(highlight=lens.highlight, x_range=lens.figure.x_range, lo=lo, hi=hi)
-        if lo <= n - 1 < hi:
-            lens.highlight.data = {"pos": [n - 1]}
     segments.selected.js_on_change(
         "indices", CustomJS(args={**args, "source": segments}, code=_SELECT_JS, name="page_select_coil")
     )
-    if lens is not None:
-        lens.cells.selected.js_on_change(
-            "indices",
-            CustomJS(args={**args, "source": lens.cells, "segments": segments}, code=_SELECT_JS, name="page_select_lens"),
-        )
     prompt.selected.js_on_change(
         "indices",
         CustomJS(args={**args, "source": prompt, "segments": segments}, code=_SELECT_JS, name="page_select_prompt"),
     )
+
+
+def _link_lens(root: Any, record: Record, lens: LensFigure) -> None:
+    """The lens joins the links of the page under ``root``: a selected position outlines
+    its column and pans the lens to it (but not while the unwind plays: the lens stays
+    on the window the reader sees, the last positions at first), and tapping a lens
+    cell selects its position everywhere."""
+    n = record.seq_len
+    lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
+    if lo <= n - 1 < hi:
+        lens.highlight.data = {"pos": [n - 1]}
+    joined = {"highlight": lens.highlight, "x_range": lens.figure.x_range, "lo": lo, "hi": hi}
+    callbacks = [root.select_one({"name": name}) for name in ("page_select_coil", "page_select_prompt")]
+    for callback in callbacks:
+        callback.args = {**callback.args, **joined}
+    lens.cells.selected.js_on_change(
+        "indices", CustomJS(args={**callbacks[1].args, "source": lens.cells}, code=_SELECT_JS, name="page_select_lens")
+    )
+
+
+def _lens_options(lens_options: Mapping[str, Any] | None, whitespace: str) -> dict[str, Any]:
+    """:func:`coilvis.lens` options of a page's lens (checked), its defaults the page's."""
+    return {"whitespace": whitespace, "max_width_px": PAGE_LENS_MAX_WIDTH_PX, **_options(lens_options, "lens_options", lens_figure)}
+
+
+def _add_lens(root: Any, record: Record, lens_kw: dict[str, Any]) -> LensFigure:
+    """The lens of ``record`` (options checked) under the coil and the table of the page under ``root``, linked."""
+    parts = lens_figure(record, **lens_kw)
+    views = root.select_one({"name": "page_views"})
+    views.children = [views.children[0], parts.figure]
+    _link_lens(root, record, parts)
+    return parts
+
+
+def add_lens(
+    root: Any,
+    record: Record,
+    *,
+    lens_options: Mapping[str, Any] | None = None,
+    whitespace: Literal["markers", "subtle", "plain"] = "subtle",
+) -> LensFigure:
+    """Put the lens of ``record`` into a page drawn before its lens was computed.
+
+    ``root`` is the layout of :func:`page` for the same run without lens statistics
+    (its ``page_root``); the lens goes under the coil and the table, in place of
+    whatever stood there, and joins the page's links, so the page is then the one
+    :func:`page` draws for ``record``. The live explorer draws the coil and the table
+    as soon as the forward pass is done, and the lens when it is.
+
+    Args:
+        root: the page's root layout (``page(record_without_lens).layout``).
+        record: the same run, with lens statistics (n = ``seq_len`` positions, as the page's).
+        lens_options: as :func:`page`'s.
+        whitespace: as :func:`page`'s.
+
+    Returns:
+        The lens's parts (its figure, data sources and PNG settings).
+
+    Raises:
+        CoilvisTypeError: ``record`` is not a Record; ``lens_options`` is not a dict.
+        CoilvisValueError: ``root`` is not a page's root, the record has no lens or its
+            length differs from the page's; errors of the lens for bad options.
+    """
+    if not isinstance(record, Record):
+        raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
+    if getattr(root, "name", None) != "page_root" or root.select_one({"name": "page_select_coil"}) is None:
+        raise CoilvisValueError("root: expected the root layout of a coilvis page (page(record).layout)")
+    table = root.select_one({"name": "page_topk_filter"})
+    seq_len = root.select_one({"name": "page_select_coil"}).args["seq_len"]
+    if record.lens is None or seq_len != record.seq_len or table is None:
+        raise CoilvisValueError(
+            f"record: expected the page's run ({seq_len} positions) with lens statistics, got {record.seq_len} positions"
+            + ("" if record.lens is not None else " and no lens (run coilvis.run(prompt, lens=True))")
+        )
+    label_whitespace(whitespace)
+    return _add_lens(root, record, _lens_options(lens_options, whitespace))
 
 
 def page(
@@ -434,23 +498,19 @@ def page(
         raise CoilvisTypeError(f"title: expected a str or None, got {type(title).__name__}")
     label_whitespace(whitespace)
     coil_kw = {"whitespace": whitespace, **_options(coil_options, "coil_options", coil)}
-    lens_kw = {
-        "whitespace": whitespace,
-        "max_width_px": PAGE_LENS_MAX_WIDTH_PX,
-        **_options(lens_options, "lens_options", lens_figure),
-    }
+    lens_kw = _lens_options(lens_options, whitespace)
 
     coil_view = coil(record, **coil_kw)
     coil_layout = coil_view.layout
     segments = coil_view.model("coil_segment_source")
     coil_view.doc.remove_root(coil_layout)  # it joins the page's document
     side, table_filter, header = _topk_table(record, k=k)
-    parts = lens_figure(record, **lens_kw) if record.lens is not None else None
     prompt_fig, prompt = _prompt_panel(record, whitespace=whitespace)
     play = coil_layout.select_one({"name": "coil_unwind_play"})
-    _link(record, segments, parts, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
-    views = [row(coil_layout, side)] + ([parts.figure] if parts is not None else lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX))
-    root = column(prompt_fig, column(*views), name="page_root")  # the prompt's frame not aligned to the lens's
+    _link(record, segments, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
+    views = column(row(coil_layout, side), *lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX), name="page_views")
+    root = column(prompt_fig, views, name="page_root")  # the prompt's frame not aligned to the lens's
+    parts = _add_lens(root, record, lens_kw) if record.lens is not None else None
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
     view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)
     for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
