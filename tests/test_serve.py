@@ -138,6 +138,52 @@ def test_a_run_shows_the_page_and_says_done(pool: ModelPool) -> None:
         assert not getattr(tab.session.c, button).disabled
 
 
+def test_the_coil_and_table_come_first_and_the_lens_joins_them(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the lens, the page is drawn once the forward pass is done, a line saying the
+    lens is coming in its place; the lens then joins that same page (not a new one)."""
+    tab = Tab(pool)
+    seen: list[tuple[str, Any, bool, bool]] = []
+    early = tab.session._early
+
+    def watch(*args: Any) -> None:
+        early(*args)
+        layout = tab.session.c.view.children[0]
+        seen.append((tab.status, layout, layout.select_one({"name": "coilvis_lens_pending"}) is not None,
+                     layout.select_one({"name": "lens_figure"}) is not None))
+
+    monkeypatch.setattr(tab.session, "_early", watch)
+    tab.run(PROMPT)
+    [(status, layout, pending, lens)] = seen
+    assert "coil and the table are drawn" in status and pending and not lens
+    assert tab.status.startswith("Done") and tab.session.c.view.children[0] is layout
+    assert layout.select_one({"name": "lens_figure"}) is not None and layout.select_one({"name": "coilvis_lens_pending"}) is None
+    coil_args = layout.select_one({"name": "page_select_coil"}).args
+    assert coil_args["highlight"] is layout.select_one({"name": "lens_highlight"})
+    assert tab.session.current.record.lens is not None and [e.key for e in tab.session.history] == [tab.session.current.key]
+    # without the lens there is nothing to wait for: one drawing
+    tab.session.c.lens.active = False
+    tab.run(PROMPT)
+    assert len(seen) == 1 and tab.session.current.record.lens is None
+
+
+def test_a_lens_that_fails_after_the_coil_is_drawn_says_so(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import coilvis.runner.prompt as prompt_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the lens broke")
+
+    monkeypatch.setattr(prompt_module, "compute_lens", broken)
+    tab = Tab(pool)
+    tab.run(PROMPT)
+    assert tab.status == "Error: the run failed (RuntimeError): the lens broke"
+    layout = tab.session.c.view.children[0]
+    assert layout.select_one({"name": "coil_figure"}) is not None and layout.select_one({"name": "coilvis_lens_pending"}) is None
+    assert len(tab.session.history) == 0
+    monkeypatch.undo()
+    tab.run(PROMPT)
+    assert tab.status.startswith("Done") and tab.session.c.view.children[0].select_one({"name": "lens_figure"}) is not None
+
+
 def test_settings_redraw_without_running_the_model(pool: ModelPool) -> None:
     tab = Tab(pool)
     tab.run(PROMPT)
@@ -384,6 +430,10 @@ def test_type_a_prompt_run_and_see_the_views(server: Server, browser_session: An
     assert top["textarea"] < top["text=Done in"] < top["text=This tab's runs"], top
     layouts = page.evaluate(_COUNT_ROOT_LAYOUTS)
     assert layouts == 0
+    # the lens joined the page drawn before it: selecting a position outlines its lens column
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_segment_source').selected.indices = [2] }")
+    page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('lens_highlight').data.pos[0] == 2")
+    assert not page.has_model("coilvis_lens_pending") and page.page.get_by_text("Computing the logit lens").count() == 0
     runs = server.app.pool.jobs_run["tiny"]
     # change the colour statistic: the coil redraws, the model does not run
     page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coilvis_color').value = 'entropy' }")

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from bokeh.models import Div
+
 from coilvis.comparison import Comparison
 from coilvis.errors import CoilvisValueError
 from coilvis.record import Record
+from coilvis.serve.widgets import forget_old_models
 from coilvis.views.output import View
 
-__all__ = ["compare_edit", "detach", "draw_diff", "draw_page", "draw_page_view", "edited_prompt", "view_options"]
+__all__ = ["LENS_PENDING", "compare_edit", "detach", "draw_diff", "draw_lens", "draw_page", "draw_page_view", "edited_prompt", "view_options"]
+
+#: What a tab's page shows where the lens goes while the lens is being computed.
+LENS_PENDING = "Computing the logit lens…"
 
 
 def view_options(controls: Any, record: Record) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -57,9 +63,22 @@ def draw_page_view(record: Record, coil_options: dict[str, Any], lens_options: d
     return page(record, coil_options=coil_options, lens_options=lens_options if record.lens is not None else None)
 
 
-def draw_page(record: Record, coil_options: dict[str, Any], lens_options: dict[str, Any]) -> Any:
-    """The page's layout, ready for a tab."""
-    return detach(draw_page_view(record, coil_options, lens_options))
+def draw_page(record: Record, coil_options: dict[str, Any], lens_options: dict[str, Any], *, lens_pending: bool = False) -> Any:
+    """The page's layout, ready for a tab; with ``lens_pending``, a line saying the lens
+    is on its way where it will go (:func:`draw_lens` puts it there)."""
+    layout = detach(draw_page_view(record, coil_options, lens_options))
+    if lens_pending:
+        views = layout.select_one({"name": "page_views"})
+        views.children = [*views.children, Div(text=LENS_PENDING, render_as_text=True, name="coilvis_lens_pending")]
+        forget_old_models(views)  # the line is replaced by the lens
+    return layout
+
+
+def draw_lens(layout: Any, record: Record, lens_options: dict[str, Any]) -> None:
+    """Put ``record``'s lens into a tab's page drawn (by :func:`draw_page`) before the lens was computed."""
+    from coilvis.views.page import add_lens
+
+    add_lens(layout, record, lens_options=lens_options)
 
 
 def draw_diff(comparison: Comparison) -> Any:

@@ -6,6 +6,11 @@ while it runs; a newer run supersedes an older one (the older one is skipped if 
 not started, and its lens stops at its next block if it has). Changing the layout, the
 colour, the attention arcs or the lens colour redraws from the Record kept, without
 running the model. Each tab keeps its last :data:`HISTORY` runs.
+
+With the lens, the coil and the table are drawn as soon as the forward pass is done
+(``coilvis.run(on_forward=...)``), with a line saying the lens is coming where it goes;
+the lens then joins that page (:func:`coilvis.views.page.add_lens`) rather than the page
+being drawn again, so the browser builds only the lens's views.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ HISTORY = 10
 #: A tab's status line is updated at most this often while the lens runs.
 _PROGRESS_EVERY_S = 0.25
 
+#: A run on a model's worker: ``job(loaded_model, progress, early)``, where ``early`` may
+#: be called with the Record before its lens is computed.
+Job = Callable[[Any, Callable[[int, int], None], Callable[[Record], None]], tuple[Record, Comparison | None]]
+
 
 @dataclass
 class Entry:
@@ -46,6 +55,8 @@ class Entry:
     comparison: Comparison | None = None
     seconds: float = 0.0
     key: str = field(default="")
+    #: the coil and the table are drawn; the lens is being computed
+    lens_pending: bool = False
 
 
 def _label(prompt: str, model: str, n: int) -> str:
@@ -72,6 +83,10 @@ class ExplorerSession:
         self.selected: int | None = None
         self.closed = False
         self.runs = 0
+        #: runs whose coil and table are drawn while their lens is computed, by generation
+        self._pending: dict[int, Entry] = {}
+        #: the entry whose page the tab shows
+        self._drawn: Entry | None = None
         self._lock = threading.Lock()
         self._wire()
         for root in self.c.roots:
@@ -113,7 +128,8 @@ class ExplorerSession:
             self.generation += 1
             self.closed = True
         self.history.clear()
-        self.current = None
+        self._pending.clear()
+        self.current = self._drawn = None
 
     # ------------------------------------------------------------------ runs
     def _next_generation(self) -> int:
@@ -156,43 +172,73 @@ class ExplorerSession:
             self.set_status(f"Error: {exc}")
             return
         lens = bool(self.c.lens.active)
-        self._submit(model, text, lambda loaded, progress: self._run_job(loaded, text, lens, progress))
+        self._submit(model, text, lambda loaded, progress, early: self._run_job(loaded, text, lens, progress, early))
 
-    def _run_job(self, loaded: Any, text: str, lens: bool, progress: Callable[[int, int], None]) -> tuple[Record, Comparison | None]:
+    def _run_job(
+        self, loaded: Any, text: str, lens: bool, progress: Callable[[int, int], None], early: Callable[[Record], None]
+    ) -> tuple[Record, Comparison | None]:
+        """The run; with the lens, the coil and the table are drawn (``early``) while the lens is computed."""
         import coilvis
 
-        return coilvis.run(text, loaded, lens=lens, attention=True, progress=progress), None
+        return coilvis.run(text, loaded, lens=lens, attention=True, progress=progress, on_forward=early if lens else None), None
 
-    def _submit(self, model: str, text: str, job: Callable[[Any, Callable[[int, int], None]], tuple[Record, Comparison | None]]) -> None:
+    def _submit(self, model: str, text: str, job: Job) -> None:
         generation = self._next_generation()
         what = f"Running {model}" if self.pool.is_loaded(model) else f"Loading {model} (first use), then running it"
         self.set_status(f"{what} on {len(text)} characters…")
         self.c.run.disabled = False  # a newer run may always supersede this one
         started = time.perf_counter()
         progress = self._progress(generation, f"Running {model}")
-        future = self.pool.submit(model, lambda loaded: job(loaded, progress), still_wanted=lambda: self._is_current(generation))
+
+        def early(record: Record) -> None:
+            self._later(lambda: self._early(generation, model, text, record))
+
+        future = self.pool.submit(model, lambda loaded: job(loaded, progress, early), still_wanted=lambda: self._is_current(generation))
         future.add_done_callback(lambda f: self._later(lambda: self._finish(generation, model, text, f, started)))
+
+    def _early(self, generation: int, model: str, text: str, record: Record) -> None:
+        """Back on the tab's loop, the forward pass done: draw the coil and the table
+        (``record`` has no lens yet) while the model's worker computes the lens."""
+        if not self._is_current(generation):
+            return
+        self.runs += 1
+        entry = Entry(_label(text, model, self.runs), model, text, record, key=str(self.runs), lens_pending=True)
+        self._pending[generation] = entry
+        if self._show(entry, listed=False):
+            self.set_status(f"Running {model}: the coil and the table are drawn; computing the logit lens…")
 
     def _finish(self, generation: int, model: str, text: str, future: Any, started: float) -> None:
         """Back on the tab's loop: show the run, or say why it failed."""
-        if not self._is_current(generation):
-            return
+        entry = self._pending.pop(generation, None)
         error = future.exception()
-        if isinstance(error, Superseded):
-            return
-        if error is not None:
-            kind = "" if isinstance(error, CoilvisError) else f"the run failed ({type(error).__name__}): "
-            self.set_status(f"Error: {kind}{error}")
+        if not self._is_current(generation) or error is not None:
+            if entry is not None:
+                self._drop_pending(entry)
+            if self._is_current(generation) and not isinstance(error, Superseded):
+                kind = "" if isinstance(error, CoilvisError) else f"the run failed ({type(error).__name__}): "
+                self.set_status(f"Error: {kind}{error}")
             return
         record, comparison = future.result()
-        self.runs += 1
-        entry = Entry(_label(text, model, self.runs), model, text, record, comparison, time.perf_counter() - started, key=str(self.runs))
-        self.history.append(entry)
-        drawn = self._show(entry)
+        seconds = time.perf_counter() - started
+        if entry is None:
+            self.runs += 1
+            entry = Entry(_label(text, model, self.runs), model, text, record, comparison, seconds, key=str(self.runs))
+            self.history.append(entry)
+            drawn = self._show(entry)
+        else:  # its coil and table are drawn: the lens joins them
+            entry.record, entry.seconds, entry.lens_pending = record, seconds, False
+            self.history.append(entry)
+            drawn = self._join_lens(entry) if self.current is entry else True
         if comparison is not None:
             self._show_diff(comparison)
         if drawn:  # else the status says why the drawing failed
             self.set_status(self._done_text(entry))
+
+    def _drop_pending(self, entry: Entry) -> None:
+        """A run whose lens will not come: its page loses the line that says it is coming."""
+        entry.lens_pending = False
+        if self.current is entry:
+            self.redraw()
 
     def _done_text(self, entry: Entry) -> str:
         r = entry.record
@@ -204,15 +250,35 @@ class ExplorerSession:
         return f"Done in {entry.seconds:.2f} s: {r.seq_len} tokens on {entry.model}{lens}{diff}."
 
     # ------------------------------------------------------------------ showing
-    def _show(self, entry: Entry) -> bool:
-        """Make ``entry`` the tab's current run and draw it; False if drawing failed."""
+    def _show(self, entry: Entry, *, listed: bool = True) -> bool:
+        """Make ``entry`` the tab's current run and draw it (``listed``: it is in the
+        history, shown as chosen there); False if drawing failed."""
         self.current = entry
-        self.c.history.options = [(e.key, e.label) for e in reversed(self.history)]
-        self.c.history.value = entry.key
+        if listed:
+            self._list_history(entry)
         for button in (self.c.download_html, self.c.download_record, self.c.download_csv):
             button.disabled = False
         self.selected = None
         return self.redraw()
+
+    def _list_history(self, entry: Entry) -> None:
+        self.c.history.options = [(e.key, e.label) for e in reversed(self.history)]
+        self.c.history.value = entry.key
+
+    def _join_lens(self, entry: Entry) -> bool:
+        """The current run's lens has come: list the run in the history and put its lens
+        into the page drawn without it (a whole new page only if that one is not shown)."""
+        from coilvis.serve.options import draw_lens
+
+        self._list_history(entry)
+        if self._drawn is not entry:
+            return self.redraw()
+        try:
+            draw_lens(self.c.view.children[0], entry.record, self.view_options()[1])
+        except CoilvisError as exc:
+            self.set_status(f"Error: {exc}")
+            return False
+        return True
 
     def _pick_history(self, key: str) -> None:
         for entry in self.history:
@@ -238,11 +304,12 @@ class ExplorerSession:
         from coilvis.serve.options import draw_page
 
         try:
-            layout = draw_page(self.current.record, *self.view_options())
+            layout = draw_page(self.current.record, *self.view_options(), lens_pending=self.current.lens_pending)
         except CoilvisError as exc:
             self.set_status(f"Error: {exc}")
             return False
         self.c.view.children = [layout]
+        self._drawn = self.current
         source = layout.select_one({"name": "page_prompt_source"})
         if source is not None:
             source.selected.on_change("indices", lambda attr, old, new: self._select(new))
@@ -291,7 +358,7 @@ class ExplorerSession:
         self.c.prompt.value = after
         lens = bool(self.c.lens.active)
 
-        def job(loaded: Any, progress: Callable[[int, int], None]) -> tuple[Record, Comparison | None]:
+        def job(loaded: Any, progress: Callable[[int, int], None], early: Callable[[Record], None]) -> tuple[Record, Comparison | None]:
             from coilvis.serve.options import compare_edit
 
             comparison = compare_edit(loaded, before, after, lens=lens, progress=progress)

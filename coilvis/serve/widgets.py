@@ -37,7 +37,7 @@ from bokeh.models import (
 
 from coilvis.options import COIL_STATS, LENS_STATS
 
-__all__ = ["ATTENTION_MODES", "Controls", "build_controls"]
+__all__ = ["ATTENTION_MODES", "Controls", "build_controls", "forget_old_models"]
 
 #: The attention choices of the explorer: no arcs, the mean or max over a layer's heads, one head.
 ATTENTION_MODES = ("off", "mean", "max", "head")
@@ -64,6 +64,12 @@ _FORGET_OLD_MODELS_JS = """
 const doc = cb_obj.document
 if (doc != null && typeof doc._recompute_all_models === "function") doc._recompute_all_models()
 """
+
+
+def forget_old_models(holder: Any) -> None:
+    """When the server replaces ``holder``'s children, the browser forgets the old ones'
+    models at once (so a name finds only the new model)."""
+    holder.js_on_change("children", CustomJS(code=_FORGET_OLD_MODELS_JS))
 
 
 @dataclass
@@ -139,7 +145,7 @@ def build_controls(models: list[str]) -> Controls:
     view = column(Div(text="Type a prompt and press Run: the coil, the lens and the table appear here."), name="coilvis_view", sizing_mode="stretch_width")
     diff_view = column(Div(text="Edit a token (tap it, then Replace and run) to compare with the run before."), name="coilvis_diff_view")
     for holder in (view, diff_view):
-        holder.js_on_change("children", CustomJS(code=_FORGET_OLD_MODELS_JS))
+        forget_old_models(holder)
     tabs = Tabs(name="coilvis_tabs", tabs=[TabPanel(child=view, title="Run"), TabPanel(child=diff_view, title="Diff with the run before")])
     top = row(column(prompt, sizing_mode="stretch_width"), column(model, lens, run), name="coilvis_top", sizing_mode="stretch_width")
     settings = row(layout, color, attention, layer, head, lens_stat, history)
