@@ -23,6 +23,7 @@ plus the coil's (``coil_*``) and the lens's (``lens_*``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import unicodedata
 from collections.abc import Mapping
@@ -361,17 +362,17 @@ def _link(
     )
 
 
-def _link_lens(root: Any, record: Record, lens: LensFigure) -> None:
-    """The lens joins the links of the page under ``root``: a selected position outlines
-    its column and pans the lens to it (but not while the unwind plays: the lens stays
-    on the window the reader sees, the last positions at first), and tapping a lens
-    cell selects its position everywhere."""
+def _link_lens(named: dict[str, Any], record: Record, lens: LensFigure) -> None:
+    """The lens joins the links of a page (``named``: its models by name): a selected
+    position outlines its column and pans the lens to it (but not while the unwind
+    plays: the lens stays on the window the reader sees, the last positions at first),
+    and tapping a lens cell selects its position everywhere."""
     n = record.seq_len
     lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
     if lo <= n - 1 < hi:
         lens.highlight.data = {"pos": [n - 1]}
     joined = {"highlight": lens.highlight, "x_range": lens.figure.x_range, "lo": lo, "hi": hi}
-    callbacks = [root.select_one({"name": name}) for name in ("page_select_coil", "page_select_prompt")]
+    callbacks = [named["page_select_coil"], named["page_select_prompt"]]
     for callback in callbacks:
         callback.args = {**callback.args, **joined}
     lens.cells.selected.js_on_change(
@@ -379,17 +380,30 @@ def _link_lens(root: Any, record: Record, lens: LensFigure) -> None:
     )
 
 
+#: The models of a page that the lens joins.
+_JOINS = ("page_views", "page_select_coil", "page_select_prompt")
+
+
+def _named(root: Any) -> dict[str, Any]:
+    """The page's models that the lens joins, by name, found in one walk of the page."""
+    return {m.name: m for m in root.references() if m.name in _JOINS}
+
+
 def _lens_options(lens_options: Mapping[str, Any] | None, whitespace: str) -> dict[str, Any]:
     """:func:`coilvis.lens` options of a page's lens (checked), its defaults the page's."""
     return {"whitespace": whitespace, "max_width_px": PAGE_LENS_MAX_WIDTH_PX, **_options(lens_options, "lens_options", lens_figure)}
 
 
-def _add_lens(root: Any, record: Record, lens_kw: dict[str, Any]) -> LensFigure:
-    """The lens of ``record`` (options checked) under the coil and the table of the page under ``root``, linked."""
+def _add_lens(root: Any, named: dict[str, Any], record: Record, lens_kw: dict[str, Any]) -> LensFigure:
+    """The lens of ``record`` (options checked) under the coil and the table of the page
+    under ``root`` (``named``: :func:`_named`), linked. In a Document (a server's), the
+    changes are made with its model index frozen, so it is recomputed once, not once a change."""
     parts = lens_figure(record, **lens_kw)
-    views = root.select_one({"name": "page_views"})
-    views.children = [views.children[0], parts.figure]
-    _link_lens(root, record, parts)
+    doc = root.document
+    with doc.models.freeze() if doc is not None else contextlib.nullcontext():
+        _link_lens(named, record, parts)
+        views = named["page_views"]
+        views.children = [views.children[0], parts.figure]
     return parts
 
 
@@ -424,17 +438,17 @@ def add_lens(
     """
     if not isinstance(record, Record):
         raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
-    if getattr(root, "name", None) != "page_root" or root.select_one({"name": "page_select_coil"}) is None:
+    named = _named(root) if getattr(root, "name", None) == "page_root" else {}
+    if set(named) != set(_JOINS):
         raise CoilvisValueError("root: expected the root layout of a coilvis page (page(record).layout)")
-    table = root.select_one({"name": "page_topk_filter"})
-    seq_len = root.select_one({"name": "page_select_coil"}).args["seq_len"]
-    if record.lens is None or seq_len != record.seq_len or table is None:
+    seq_len = named["page_select_coil"].args["seq_len"]
+    if record.lens is None or seq_len != record.seq_len:
         raise CoilvisValueError(
             f"record: expected the page's run ({seq_len} positions) with lens statistics, got {record.seq_len} positions"
             + ("" if record.lens is not None else " and no lens (run coilvis.run(prompt, lens=True))")
         )
     label_whitespace(whitespace)
-    return _add_lens(root, record, _lens_options(lens_options, whitespace))
+    return _add_lens(root, named, record, _lens_options(lens_options, whitespace))
 
 
 def page(
@@ -510,7 +524,7 @@ def page(
     _link(record, segments, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
     views = column(row(coil_layout, side), *lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX), name="page_views")
     root = column(prompt_fig, views, name="page_root")  # the prompt's frame not aligned to the lens's
-    parts = _add_lens(root, record, lens_kw) if record.lens is not None else None
+    parts = _add_lens(root, _named(root), record, lens_kw) if record.lens is not None else None
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
     view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)
     for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
