@@ -512,6 +512,8 @@ OPTIONS: tuple[Option, ...] = (
            choices=("left", "right")),
     Option("run", "progress", "optional_bool", None, "show progress bars (default: for long prompts)"),
     Option("run", "remote", "object", False, "an nnsight model's trace runs on NDIF (True) or as nnsight's local dry run ('local')"),
+    Option("run", "on_forward", "object", None, "called with the Record of the forward pass before its lens is computed",
+           requires="lens"),
     # Record.table
     Option("table", "pos", "position", -1, "position (negative counts from the end), or 'all'", flag="--pos"),
     Option("table", "k", "int", None, "rows (top tokens) per position, at most all the record kept",
