@@ -334,11 +334,12 @@ def _link(
     header: Div,
     k: int,
     play: Any = None,
-) -> None:
+) -> dict[str, CustomJS]:
     """Tapping a coil segment or a prompt token selects its position everywhere: the
     table's rows and header, the prompt's token, the coil's segment (and the lens's
     column, once :func:`_link_lens` joins it). While the unwind plays (``play``, its
-    button, says pause) the positions it passes are selected too."""
+    button, says pause) the positions it passes are selected too. Returns the two
+    scripts by name."""
     n = record.seq_len
     args: dict[str, Any] = {
         "filter": table_filter,
@@ -353,13 +354,13 @@ def _link(
         "prompt": prompt,
         "play": play,
     }
-    segments.selected.js_on_change(
-        "indices", CustomJS(args={**args, "source": segments}, code=_SELECT_JS, name="page_select_coil")
-    )
-    prompt.selected.js_on_change(
-        "indices",
-        CustomJS(args={**args, "source": prompt, "segments": segments}, code=_SELECT_JS, name="page_select_prompt"),
-    )
+    scripts = {
+        "page_select_coil": CustomJS(args={**args, "source": segments}, code=_SELECT_JS, name="page_select_coil"),
+        "page_select_prompt": CustomJS(args={**args, "source": prompt, "segments": segments}, code=_SELECT_JS, name="page_select_prompt"),
+    }
+    segments.selected.js_on_change("indices", scripts["page_select_coil"])
+    prompt.selected.js_on_change("indices", scripts["page_select_prompt"])
+    return scripts
 
 
 def _link_lens(named: dict[str, Any], record: Record, lens: LensFigure) -> None:
@@ -521,10 +522,10 @@ def page(
     side, table_filter, header = _topk_table(record, k=k)
     prompt_fig, prompt = _prompt_panel(record, whitespace=whitespace)
     play = coil_layout.select_one({"name": "coil_unwind_play"})
-    _link(record, segments, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
+    scripts = _link(record, segments, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
     views = column(row(coil_layout, side), *lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX), name="page_views")
     root = column(prompt_fig, views, name="page_root")  # the prompt's frame not aligned to the lens's
-    parts = _add_lens(root, _named(root), record, lens_kw) if record.lens is not None else None
+    parts = _add_lens(root, {**scripts, "page_views": views}, record, lens_kw) if record.lens is not None else None
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
     view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)
     for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
