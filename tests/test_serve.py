@@ -166,6 +166,25 @@ def test_the_coil_and_table_come_first_and_the_lens_joins_them(pool: ModelPool, 
     assert len(seen) == 1 and tab.session.current.record.lens is None
 
 
+def test_going_back_while_the_lens_is_computed_keeps_the_run_chosen(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader who picks an earlier run while the lens comes stays on it; the new run
+    is listed in the history when complete."""
+    tab = Tab(pool)
+    tab.run("the first prompt")
+    first = tab.session.current
+    early = tab.session._early
+
+    def go_back(*args: Any) -> None:
+        early(*args)
+        tab.session._pick_history(first.key)  # what choosing it in the history does
+
+    monkeypatch.setattr(tab.session, "_early", go_back)
+    tab.run(PROMPT)
+    assert tab.session.current is first and tab.session.c.history.value == first.key
+    assert [label for _, label in tab.session.c.history.options][0].startswith("2. ")
+    assert tab.session.history[-1].record.lens is not None
+
+
 def test_a_lens_that_fails_after_the_coil_is_drawn_says_so(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
     import coilvis.runner.prompt as prompt_module
 

@@ -228,7 +228,7 @@ class ExplorerSession:
         else:  # its coil and table are drawn: the lens joins them
             entry.record, entry.seconds, entry.lens_pending = record, seconds, False
             self.history.append(entry)
-            drawn = self._join_lens(entry) if self.current is entry else True
+            drawn = self._join_lens(entry) if self.current is entry else self._list_history(entry, choose=False)
         if comparison is not None:
             self._show_diff(comparison)
         if drawn:  # else the status says why the drawing failed
@@ -261,9 +261,12 @@ class ExplorerSession:
         self.selected = None
         return self.redraw()
 
-    def _list_history(self, entry: Entry) -> None:
+    def _list_history(self, entry: Entry, *, choose: bool = True) -> bool:
+        """The history chooser lists the tab's runs (``choose``: ``entry`` chosen); True."""
         self.c.history.options = [(e.key, e.label) for e in reversed(self.history)]
-        self.c.history.value = entry.key
+        if choose:
+            self.c.history.value = entry.key
+        return True
 
     def _join_lens(self, entry: Entry) -> bool:
         """The current run's lens has come: list the run in the history and put its lens
