@@ -8,6 +8,7 @@ table (read back from the page's own models).
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import coilvis
 from coilvis.errors import CoilvisTypeError, CoilvisValueError
 from coilvis.tokens import display
 from coilvis.views.output import View
-from coilvis.views.page import add_lens, page, topk_rows
+from coilvis.views.page import LENS_PENDING, add_lens, add_lens_frame, page, topk_rows
 
 try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
     from browser import browser_session  # noqa: F401  (a fixture)
@@ -614,6 +615,86 @@ def test_add_lens_makes_the_page_that_page_draws(record: coilvis.Record) -> None
     assert staged.select_one({"name": "lens_highlight"}).data == whole.select_one({"name": "lens_highlight"}).data
     assert parts.figure is staged.select_one({"name": "page_views"}).children[1]
     assert staged.select_one({"name": "lens_x_range"}).end == whole.select_one({"name": "lens_x_range"}).end
+
+
+def _page_json(layout: Any) -> str:
+    """The page as Bokeh serialises it, every model id replaced by its order of first
+    appearance: equal for two pages whose every model and value are equal."""
+    import re
+
+    from bokeh.core.json_encoder import serialize_json
+    from bokeh.document import Document
+
+    if layout.document is not None:
+        layout.document.remove_root(layout)
+    doc = Document()
+    doc.add_root(layout)
+    text = json.dumps(json.loads(serialize_json(doc.to_json(deferred=False))), sort_keys=True)
+    doc.remove_root(layout)
+    ids: dict[str, str] = {}
+    return re.sub(r'"(p\d+)"', lambda m: '"m%d"' % ids.setdefault(m.group(1), len(ids)), text)
+
+
+@pytest.mark.parametrize("stat", ["prob", "entropy", "rank"])
+def test_a_lens_frame_filled_in_place_is_the_page_that_page_draws(record: coilvis.Record, stat: str) -> None:
+    """The frame of a lens to come (axes and colour bar, no cells, the title saying the
+    lens is being computed), filled in place, is the page ``page`` draws, value for value."""
+    options = {"stat": stat, "max_width_px": 300}
+    forward = dataclasses.replace(record, lens=None)
+    staged = page(forward, k=K, lens_options=options).layout
+    frame = add_lens_frame(staged, forward, record.lens.layer_names, lens_options=options)
+    assert frame.figure is staged.select_one({"name": "page_views"}).children[1]
+    assert all(len(column) == 0 for column in frame.cells.data.values())
+    assert staged.select_one({"name": "lens_match_filter"}).indices == []
+    assert LENS_PENDING in str(getattr(frame.figure.title.text, "text", frame.figure.title.text))
+    coil_args = staged.select_one({"name": "page_select_coil"}).args
+    assert coil_args["highlight"] is frame.highlight and coil_args["x_range"] is frame.figure.x_range
+
+    parts = add_lens(staged, record, lens_options=options)
+    assert parts.figure is frame.figure and parts.cells is frame.cells and parts.highlight is frame.highlight
+    assert _page_json(staged) == _page_json(page(record, k=K, lens_options=options).layout)
+    assert [model for model, _, _ in parts.still] == [model for model, _, _ in frame.still]  # the page's own models
+
+
+def test_a_lens_frame_of_other_rows_or_shape_still_becomes_the_page(record: coilvis.Record) -> None:
+    """A frame drawn with the wrong rows is filled all the same; one of another shape
+    (another colour scale's models) is replaced by the lens."""
+    forward = dataclasses.replace(record, lens=None)
+    whole = _page_json(page(record, k=K).layout)
+    staged = page(forward, k=K).layout
+    add_lens_frame(staged, forward, ["embed", "a", "b", "c", "d", "e", "f"])
+    add_lens(staged, record)
+    assert _page_json(staged) == whole
+    staged = page(forward, k=K).layout
+    frame = add_lens_frame(staged, forward, record.lens.layer_names, lens_options={"stat": "rank"})
+    parts = add_lens(staged, record)  # prob: a linear colour scale where the frame has a log one
+    assert parts.figure is not frame.figure and parts.figure is staged.select_one({"name": "page_views"}).children[1]
+    assert staged.select_one({"name": "page_select_coil"}).args["highlight"] is parts.highlight
+    assert _graph(staged) == _graph(page(record, k=K).layout)
+
+
+def test_a_lens_frame_keeps_the_column_the_reader_chose(record: coilvis.Record) -> None:
+    forward = dataclasses.replace(record, lens=None)
+    staged = page(forward, k=K).layout
+    frame = add_lens_frame(staged, forward, record.lens.layer_names)
+    frame.highlight.data = {"pos": [3]}  # what a tap on the coil does in the browser
+    assert add_lens(staged, record).highlight.data["pos"] == [3]
+
+
+def test_add_lens_frame_refuses_bad_input(record: coilvis.Record) -> None:
+    forward = dataclasses.replace(record, lens=None)
+    staged = page(forward, k=K).layout
+    with pytest.raises(CoilvisValueError, match="root"):
+        add_lens_frame(coilvis.coil(record).layout, forward, ["embed"])
+    for bad in ([], "embed", ["embed", 3], None):
+        with pytest.raises(CoilvisValueError, match="layer_names"):
+            add_lens_frame(staged, forward, bad)
+    shorter = lens_record(TOKENS[:-1], n_layers=3, k=4, seed=0)
+    with pytest.raises(CoilvisValueError, match=f"{len(TOKENS)} positions"):
+        add_lens_frame(staged, shorter, ["embed"])
+    with pytest.raises(CoilvisTypeError, match="record"):
+        add_lens_frame(staged, "a record", ["embed"])
+    assert staged.select_one({"name": "lens_figure"}) is None  # nothing half-added
 
 
 def test_add_lens_refuses_what_it_cannot_join(record: coilvis.Record) -> None:

@@ -138,32 +138,48 @@ def test_a_run_shows_the_page_and_says_done(pool: ModelPool) -> None:
         assert not getattr(tab.session.c, button).disabled
 
 
-def test_the_coil_and_table_come_first_and_the_lens_joins_them(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the lens, the page is drawn once the forward pass is done, a line saying the
-    lens is coming in its place; the lens then joins that same page (not a new one)."""
+def test_the_coil_and_table_come_first_and_the_lens_fills_its_frame(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the lens, the page is drawn once the forward pass is done, with the lens's
+    frame (the model's rows, no cells, a title saying the lens is being computed); the
+    lens then fills that same frame (no new page, no new lens figure)."""
+    from coilvis.views.page import LENS_PENDING
+
     tab = Tab(pool)
-    seen: list[tuple[str, Any, bool, bool]] = []
+    seen: list[tuple[str, Any, Any, int, str]] = []
     early = tab.session._early
 
     def watch(*args: Any) -> None:
         early(*args)
         layout = tab.session.c.view.children[0]
-        seen.append((tab.status, layout, layout.select_one({"name": "coilvis_lens_pending"}) is not None,
-                     layout.select_one({"name": "lens_figure"}) is not None))
+        lens = layout.select_one({"name": "lens_figure"})
+        cells = len(layout.select_one({"name": "lens_cells"}).data["pos"])
+        seen.append((tab.status, layout, lens, cells, str(getattr(lens.title.text, "text", lens.title.text))))
 
     monkeypatch.setattr(tab.session, "_early", watch)
     tab.run(PROMPT)
-    [(status, layout, pending, lens)] = seen
-    assert "coil and the table are drawn" in status and pending and not lens
+    [(status, layout, frame, cells, title)] = seen
+    assert "coil and the table are drawn" in status and cells == 0 and LENS_PENDING in title
+    record = tab.session.current.record
     assert tab.status.startswith("Done") and tab.session.c.view.children[0] is layout
-    assert layout.select_one({"name": "lens_figure"}) is not None and layout.select_one({"name": "coilvis_lens_pending"}) is None
+    assert layout.select_one({"name": "lens_figure"}) is frame and LENS_PENDING not in str(getattr(frame.title.text, "text", frame.title.text))
+    assert len(layout.select_one({"name": "lens_cells"}).data["pos"]) == record.lens.n_rows * record.seq_len
+    assert list(layout.select_one({"name": "lens_layer_axis"}).major_label_overrides.values()) == list(record.lens.layer_names)
     coil_args = layout.select_one({"name": "page_select_coil"}).args
     assert coil_args["highlight"] is layout.select_one({"name": "lens_highlight"})
-    assert tab.session.current.record.lens is not None and [e.key for e in tab.session.history] == [tab.session.current.key]
+    assert record.lens is not None and [e.key for e in tab.session.history] == [tab.session.current.key]
     # without the lens there is nothing to wait for: one drawing
     tab.session.c.lens.active = False
     tab.run(PROMPT)
     assert len(seen) == 1 and tab.session.current.record.lens is None
+
+
+def test_the_frame_has_the_rows_the_lens_will_have(pool: ModelPool) -> None:
+    from coilvis.serve.options import lens_rows
+
+    tab = Tab(pool)
+    tab.run(PROMPT)
+    loaded = pool.submit("tiny", lambda m: m).result()
+    assert lens_rows(loaded.model) == tab.session.current.record.lens.layer_names
 
 
 def test_going_back_while_the_lens_is_computed_keeps_the_run_chosen(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,7 +212,7 @@ def test_a_lens_that_fails_after_the_coil_is_drawn_says_so(pool: ModelPool, monk
     tab.run(PROMPT)
     assert tab.status == "Error: the run failed (RuntimeError): the lens broke"
     layout = tab.session.c.view.children[0]
-    assert layout.select_one({"name": "coil_figure"}) is not None and layout.select_one({"name": "coilvis_lens_pending"}) is None
+    assert layout.select_one({"name": "coil_figure"}) is not None and layout.select_one({"name": "lens_figure"}) is None
     assert len(tab.session.history) == 0
     monkeypatch.undo()
     tab.run(PROMPT)
@@ -452,7 +468,8 @@ def test_type_a_prompt_run_and_see_the_views(server: Server, browser_session: An
     # the lens joined the page drawn before it: selecting a position outlines its lens column
     page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_segment_source').selected.indices = [2] }")
     page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('lens_highlight').data.pos[0] == 2")
-    assert not page.has_model("coilvis_lens_pending") and page.page.get_by_text("Computing the logit lens").count() == 0
+    assert page.evaluate("() => Bokeh.documents[0].get_model_by_name('lens_cells').data.pos.length") > 0
+    assert "Computing" not in str(page.evaluate("() => { const t = Bokeh.documents[0].get_model_by_name('lens_figure').title.text; return t.text ?? t }"))
     runs = server.app.pool.jobs_run["tiny"]
     # change the colour statistic: the coil redraws, the model does not run
     page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coilvis_color').value = 'entropy' }")

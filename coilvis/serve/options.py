@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bokeh.models import Div
-
 from coilvis.comparison import Comparison
 from coilvis.errors import CoilvisValueError
 from coilvis.record import Record
 from coilvis.serve.widgets import forget_old_models
 from coilvis.views.output import View
 
-__all__ = ["LENS_PENDING", "compare_edit", "detach", "draw_diff", "draw_lens", "draw_page", "draw_page_view", "edited_prompt", "view_options"]
-
-#: What a tab's page shows where the lens goes while the lens is being computed.
-LENS_PENDING = "Computing the logit lens…"
+__all__ = ["compare_edit", "detach", "draw_diff", "draw_lens", "draw_page", "draw_page_view", "edited_prompt", "lens_rows", "view_options"]
 
 
 def view_options(controls: Any, record: Record) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -63,19 +58,29 @@ def draw_page_view(record: Record, coil_options: dict[str, Any], lens_options: d
     return page(record, coil_options=coil_options, lens_options=lens_options if record.lens is not None else None)
 
 
-def draw_page(record: Record, coil_options: dict[str, Any], lens_options: dict[str, Any], *, lens_pending: bool = False) -> Any:
-    """The page's layout, ready for a tab; with ``lens_pending``, a line saying the lens
-    is on its way where it will go (:func:`draw_lens` puts it there)."""
+def lens_rows(model: Any) -> tuple[str, ...]:
+    """The names of the rows ``coilvis.run(..., lens=True)`` decodes for ``model`` (a
+    transformers or TransformerLens model): ``"embed"``, ``"0"``, ``"1"``, ..."""
+    from coilvis.models.anatomy import n_layers_of, residual_layout
+
+    return tuple(row.name for row in residual_layout(n_layers_of(model)))
+
+
+def draw_page(record: Record, coil_options: dict[str, Any], lens_options: dict[str, Any], *, lens_pending: tuple[str, ...] = ()) -> Any:
+    """The page's layout, ready for a tab; with ``lens_pending`` (the rows of a lens being
+    computed), the lens's frame where it will go (:func:`draw_lens` fills it)."""
     layout = detach(draw_page_view(record, coil_options, lens_options))
-    if lens_pending:
-        views = layout.select_one({"name": "page_views"})
-        views.children = [*views.children, Div(text=LENS_PENDING, render_as_text=True, name="coilvis_lens_pending")]
-        forget_old_models(views)  # the line is replaced by the lens
+    if lens_pending and record.lens is None:
+        from coilvis.views.page import add_lens_frame
+
+        add_lens_frame(layout, record, lens_pending, lens_options=lens_options)
+        forget_old_models(layout.select_one({"name": "page_views"}))  # should the lens replace its frame
     return layout
 
 
 def draw_lens(layout: Any, record: Record, lens_options: dict[str, Any]) -> None:
-    """Put ``record``'s lens into a tab's page drawn (by :func:`draw_page`) before the lens was computed."""
+    """Put ``record``'s lens into a tab's page drawn (by :func:`draw_page`) before the lens
+    was computed: into its frame, in place."""
     from coilvis.views.page import add_lens
 
     add_lens(layout, record, lens_options=lens_options)

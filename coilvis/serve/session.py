@@ -7,10 +7,11 @@ not started, and its lens stops at its next block if it has). Changing the layou
 colour, the attention arcs or the lens colour redraws from the Record kept, without
 running the model. Each tab keeps its last :data:`HISTORY` runs.
 
-With the lens, the coil and the table are drawn as soon as the forward pass is done
-(``coilvis.run(on_forward=...)``), with a line saying the lens is coming where it goes;
-the lens then joins that page (:func:`coilvis.views.page.add_lens`) rather than the page
-being drawn again, so the browser builds only the lens's views.
+With the lens, the coil, the table and the lens's frame (its axes, no cells, a title
+saying the lens is being computed: :func:`coilvis.views.page.add_lens_frame`) are drawn
+as soon as the forward pass is done (``coilvis.run(on_forward=...)``); the lens then
+fills that frame in place (:func:`coilvis.views.page.add_lens`) rather than the page
+being drawn again, so the browser repaints the lens and builds no new views.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ HISTORY = 10
 #: A tab's status line is updated at most this often while the lens runs.
 _PROGRESS_EVERY_S = 0.25
 
-#: A run on a model's worker: ``job(loaded_model, progress, early)``, where ``early`` may
-#: be called with the Record before its lens is computed.
-Job = Callable[[Any, Callable[[int, int], None], Callable[[Record], None]], tuple[Record, Comparison | None]]
+#: What a job calls with the Record of the forward pass and the names of the lens's rows
+#: to come, before the lens is computed.
+Early = Callable[[Record, tuple[str, ...]], None]
+#: A run on a model's worker: ``job(loaded_model, progress, early)``.
+Job = Callable[[Any, Callable[[int, int], None], Early], tuple[Record, Comparison | None]]
 
 
 @dataclass
@@ -55,8 +58,9 @@ class Entry:
     comparison: Comparison | None = None
     seconds: float = 0.0
     key: str = field(default="")
-    #: the coil and the table are drawn; the lens is being computed
-    lens_pending: bool = False
+    #: the coil, the table and the lens's frame are drawn; the lens, of these rows, is
+    #: being computed (empty: no lens to come)
+    lens_pending: tuple[str, ...] = ()
 
 
 def _label(prompt: str, model: str, n: int) -> str:
@@ -175,12 +179,19 @@ class ExplorerSession:
         self._submit(model, text, lambda loaded, progress, early: self._run_job(loaded, text, lens, progress, early))
 
     def _run_job(
-        self, loaded: Any, text: str, lens: bool, progress: Callable[[int, int], None], early: Callable[[Record], None]
+        self, loaded: Any, text: str, lens: bool, progress: Callable[[int, int], None], early: Early
     ) -> tuple[Record, Comparison | None]:
         """The run; with the lens, the coil and the table are drawn (``early``) while the lens is computed."""
         import coilvis
 
-        return coilvis.run(text, loaded, lens=lens, attention=True, progress=progress, on_forward=early if lens else None), None
+        from coilvis.serve.options import lens_rows
+
+        try:
+            rows = lens_rows(loaded.model)
+        except CoilvisError:  # no frame: the lens is drawn when computed
+            rows = ()
+        on_forward = (lambda record: early(record, rows)) if lens else None
+        return coilvis.run(text, loaded, lens=lens, attention=True, progress=progress, on_forward=on_forward), None
 
     def _submit(self, model: str, text: str, job: Job) -> None:
         generation = self._next_generation()
@@ -190,19 +201,20 @@ class ExplorerSession:
         started = time.perf_counter()
         progress = self._progress(generation, f"Running {model}")
 
-        def early(record: Record) -> None:
-            self._later(lambda: self._early(generation, model, text, record))
+        def early(record: Record, rows: tuple[str, ...]) -> None:
+            self._later(lambda: self._early(generation, model, text, record, rows))
 
         future = self.pool.submit(model, lambda loaded: job(loaded, progress, early), still_wanted=lambda: self._is_current(generation))
         future.add_done_callback(lambda f: self._later(lambda: self._finish(generation, model, text, f, started)))
 
-    def _early(self, generation: int, model: str, text: str, record: Record) -> None:
-        """Back on the tab's loop, the forward pass done: draw the coil and the table
-        (``record`` has no lens yet) while the model's worker computes the lens."""
+    def _early(self, generation: int, model: str, text: str, record: Record, rows: tuple[str, ...]) -> None:
+        """Back on the tab's loop, the forward pass done: draw the coil, the table and the
+        lens's frame (of ``rows``; ``record`` has no lens yet) while the model's worker
+        computes the lens."""
         if not self._is_current(generation):
             return
         self.runs += 1
-        entry = Entry(_label(text, model, self.runs), model, text, record, key=str(self.runs), lens_pending=True)
+        entry = Entry(_label(text, model, self.runs), model, text, record, key=str(self.runs), lens_pending=rows)
         self._pending[generation] = entry
         if self._show(entry, listed=False):
             self.set_status(f"Running {model}: the coil and the table are drawn; computing the logit lens…")
@@ -226,7 +238,7 @@ class ExplorerSession:
             self.history.append(entry)
             drawn = self._show(entry)
         else:  # its coil and table are drawn: the lens joins them
-            entry.record, entry.seconds, entry.lens_pending = record, seconds, False
+            entry.record, entry.seconds, entry.lens_pending = record, seconds, ()
             self.history.append(entry)
             drawn = self._join_lens(entry) if self.current is entry else self._list_history(entry, choose=False)
         if comparison is not None:
@@ -236,7 +248,7 @@ class ExplorerSession:
 
     def _drop_pending(self, entry: Entry) -> None:
         """A run whose lens will not come: its page loses the line that says it is coming."""
-        entry.lens_pending = False
+        entry.lens_pending = ()
         if self.current is entry:
             self.redraw()
 
@@ -361,7 +373,7 @@ class ExplorerSession:
         self.c.prompt.value = after
         lens = bool(self.c.lens.active)
 
-        def job(loaded: Any, progress: Callable[[int, int], None], early: Callable[[Record], None]) -> tuple[Record, Comparison | None]:
+        def job(loaded: Any, progress: Callable[[int, int], None], early: Early) -> tuple[Record, Comparison | None]:
             from coilvis.serve.options import compare_edit
 
             comparison = compare_edit(loaded, before, after, lens=lens, progress=progress)

@@ -23,10 +23,9 @@ plus the coil's (``coil_*``) and the lens's (``lens_*``).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -57,44 +56,11 @@ from coilvis.tokens import display, label_whitespace
 from coilvis.views.coil import coil
 from coilvis.views.lens import LensFigure, lens_figure
 from coilvis.views.output import View
+from coilvis.views.page_lens import JOINS, LENS_PENDING, SELECT_JS, frame_lens, join_lens, named_models
 
-__all__ = ["add_lens", "page", "prompt_rows", "topk_rows"]
+__all__ = ["LENS_PENDING", "add_lens", "add_lens_frame", "page", "prompt_rows", "topk_rows"]
 
 _CHECK = "\u2713"  # ✓
-
-# Selects position `pos` everywhere: the table's rows, its header, the lens column.
-# Only numbers flow through here: positions from data-source columns, k from Python.
-_SELECT_JS = """
-const idx = cb_obj.indices
-if (idx == null || idx.length == 0) return
-const pos = Math.trunc(Number(source.data.pos[idx[0]]))
-if (!Number.isFinite(pos) || pos < 0 || pos >= seq_len) return
-const rows = []
-for (let j = 0; j < k; j++) rows.push(pos * k + j)
-filter.indices = rows
-header.text = "Top " + k + " next tokens at position " + pos
-if (highlight != null) {
-  highlight.data = {pos: [pos]}
-  // while the unwind plays, the lens outlines its position but stays where the reader left it
-  const following = play != null && play.label.startsWith("\u275a")
-  if (x_range != null && !following && pos >= lo && pos < hi) {
-    const w = x_range.end - x_range.start
-    if (pos < x_range.start + 0.5 || pos > x_range.end - 0.5) {
-      let s = Math.min(Math.max(pos - w / 2, lo - 0.5), hi - 0.5 - w)
-      s = Math.max(s, lo - 0.5)
-      x_range.setv({start: s, end: s + w})
-    }
-  }
-}
-if (prompt != null) {
-  const sel = prompt.selected.indices
-  if (!(sel.length == 1 && sel[0] == pos)) prompt.selected.indices = [pos]
-}
-if (segments != null) {
-  const sel = segments.selected.indices
-  if (!(sel.length == 1 && sel[0] == pos)) segments.selected.indices = [pos]
-}
-"""
 
 #: Characters per line of the prompt panel before it folds.
 PROMPT_LINE_CHARS = 100
@@ -337,7 +303,7 @@ def _link(
 ) -> dict[str, CustomJS]:
     """Tapping a coil segment or a prompt token selects its position everywhere: the
     table's rows and header, the prompt's token, the coil's segment (and the lens's
-    column, once :func:`_link_lens` joins it). While the unwind plays (``play``, its
+    column, once :func:`coilvis.views.page_lens.join_lens` joins it). While the unwind plays (``play``, its
     button, says pause) the positions it passes are selected too. Returns the two
     scripts by name."""
     n = record.seq_len
@@ -355,39 +321,12 @@ def _link(
         "play": play,
     }
     scripts = {
-        "page_select_coil": CustomJS(args={**args, "source": segments}, code=_SELECT_JS, name="page_select_coil"),
-        "page_select_prompt": CustomJS(args={**args, "source": prompt, "segments": segments}, code=_SELECT_JS, name="page_select_prompt"),
+        "page_select_coil": CustomJS(args={**args, "source": segments}, code=SELECT_JS, name="page_select_coil"),
+        "page_select_prompt": CustomJS(args={**args, "source": prompt, "segments": segments}, code=SELECT_JS, name="page_select_prompt"),
     }
     segments.selected.js_on_change("indices", scripts["page_select_coil"])
     prompt.selected.js_on_change("indices", scripts["page_select_prompt"])
     return scripts
-
-
-def _link_lens(named: dict[str, Any], record: Record, lens: LensFigure) -> None:
-    """The lens joins the links of a page (``named``: its models by name): a selected
-    position outlines its column and pans the lens to it (but not while the unwind
-    plays: the lens stays on the window the reader sees, the last positions at first),
-    and tapping a lens cell selects its position everywhere."""
-    n = record.seq_len
-    lo, hi = int(lens.positions[0]), int(lens.positions[-1]) + 1
-    if lo <= n - 1 < hi:
-        lens.highlight.data = {"pos": [n - 1]}
-    joined = {"highlight": lens.highlight, "x_range": lens.figure.x_range, "lo": lo, "hi": hi}
-    callbacks = [named["page_select_coil"], named["page_select_prompt"]]
-    for callback in callbacks:
-        callback.args = {**callback.args, **joined}
-    lens.cells.selected.js_on_change(
-        "indices", CustomJS(args={**callbacks[1].args, "source": lens.cells}, code=_SELECT_JS, name="page_select_lens")
-    )
-
-
-#: The models of a page that the lens joins.
-_JOINS = ("page_views", "page_select_coil", "page_select_prompt")
-
-
-def _named(root: Any) -> dict[str, Any]:
-    """The page's models that the lens joins, by name, found in one walk of the page."""
-    return {m.name: m for m in root.references() if m.name in _JOINS}
 
 
 def _lens_options(lens_options: Mapping[str, Any] | None, whitespace: str) -> dict[str, Any]:
@@ -395,17 +334,17 @@ def _lens_options(lens_options: Mapping[str, Any] | None, whitespace: str) -> di
     return {"whitespace": whitespace, "max_width_px": PAGE_LENS_MAX_WIDTH_PX, **_options(lens_options, "lens_options", lens_figure)}
 
 
-def _add_lens(root: Any, named: dict[str, Any], record: Record, lens_kw: dict[str, Any]) -> LensFigure:
-    """The lens of ``record`` (options checked) under the coil and the table of the page
-    under ``root`` (``named``: :func:`_named`), linked. In a Document (a server's), the
-    changes are made with its model index frozen, so it is recomputed once, not once a change."""
-    parts = lens_figure(record, **lens_kw)
-    doc = root.document
-    with doc.models.freeze() if doc is not None else contextlib.nullcontext():
-        _link_lens(named, record, parts)
-        views = named["page_views"]
-        views.children = [views.children[0], parts.figure]
-    return parts
+def _joins(root: Any, record: Any) -> dict[str, Any]:
+    """The models of the page under ``root`` that a lens of ``record`` joins, both checked."""
+    if not isinstance(record, Record):
+        raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
+    named = named_models(root) if getattr(root, "name", None) == "page_root" else {}
+    if set(named) != set(JOINS):
+        raise CoilvisValueError("root: expected the root layout of a coilvis page (page(record).layout)")
+    seq_len = named["page_select_coil"].args["seq_len"]
+    if seq_len != record.seq_len:
+        raise CoilvisValueError(f"record: expected the page's run ({seq_len} positions), got {record.seq_len} positions")
+    return named
 
 
 def add_lens(
@@ -418,10 +357,13 @@ def add_lens(
     """Put the lens of ``record`` into a page drawn before its lens was computed.
 
     ``root`` is the layout of :func:`page` for the same run without lens statistics
-    (its ``page_root``); the lens goes under the coil and the table, in place of
-    whatever stood there, and joins the page's links, so the page is then the one
-    :func:`page` draws for ``record``. The live explorer draws the coil and the table
-    as soon as the forward pass is done, and the lens when it is.
+    (its ``page_root``), or with the lens's frame (:func:`add_lens_frame`). The lens
+    goes under the coil and the table and joins the page's links, so the page is then
+    the one :func:`page` draws for ``record``: it fills the frame or lens shown there
+    in place when their shapes agree (a browser showing the page repaints the lens, it
+    does not build it and lay the page out again), else it takes its place. The live
+    explorer draws the coil, the table and the lens's frame as soon as the forward pass
+    is done, and fills the lens when it is computed.
 
     Args:
         root: the page's root layout (``page(record_without_lens).layout``).
@@ -437,19 +379,50 @@ def add_lens(
         CoilvisValueError: ``root`` is not a page's root, the record has no lens or its
             length differs from the page's; errors of the lens for bad options.
     """
-    if not isinstance(record, Record):
-        raise CoilvisTypeError(f"record: expected a coilvis Record, got {type(record).__name__}")
-    named = _named(root) if getattr(root, "name", None) == "page_root" else {}
-    if set(named) != set(_JOINS):
-        raise CoilvisValueError("root: expected the root layout of a coilvis page (page(record).layout)")
-    seq_len = named["page_select_coil"].args["seq_len"]
-    if record.lens is None or seq_len != record.seq_len:
-        raise CoilvisValueError(
-            f"record: expected the page's run ({seq_len} positions) with lens statistics, got {record.seq_len} positions"
-            + ("" if record.lens is not None else " and no lens (run coilvis.run(prompt, lens=True))")
-        )
+    named = _joins(root, record)
+    if record.lens is None:
+        raise CoilvisValueError("record: expected the page's run with lens statistics, got no lens (run coilvis.run(prompt, lens=True))")
     label_whitespace(whitespace)
-    return _add_lens(root, named, record, _lens_options(lens_options, whitespace))
+    return join_lens(root, named, record, _lens_options(lens_options, whitespace))
+
+
+def add_lens_frame(
+    root: Any,
+    record: Record,
+    layer_names: Sequence[str],
+    *,
+    lens_options: Mapping[str, Any] | None = None,
+    whitespace: Literal["markers", "subtle", "plain"] = "subtle",
+) -> LensFigure:
+    """Put the frame of a lens still being computed into a page: its place, axes, colour bar and links.
+
+    ``root`` is the layout of :func:`page` for a run's forward pass (``record``, no lens
+    statistics yet); the frame has the rows ``layer_names`` (as the lens will have:
+    ``"embed"``, ``"0"``, ...) and the page's positions, no cells, and
+    :data:`LENS_PENDING` for a title. :func:`add_lens` then fills it with the lens, in
+    place. The page looks as it will, the lens's cells aside, while the lens is computed.
+
+    Args:
+        root: the page's root layout (``page(record).layout``).
+        record: the run, without lens statistics (n = ``seq_len`` positions, as the page's).
+        layer_names: (n_rows,) the names of the lens's rows to come, bottom to top.
+        lens_options: as :func:`page`'s (those :func:`add_lens` will be given).
+        whitespace: as :func:`page`'s.
+
+    Returns:
+        The frame's parts.
+
+    Raises:
+        CoilvisTypeError: ``record`` is not a Record; ``lens_options`` is not a dict.
+        CoilvisValueError: ``root`` is not a page's root, the record's length differs
+            from the page's, ``layer_names`` is empty or not strings; errors of the lens
+            for bad options.
+    """
+    named = _joins(root, record)
+    if isinstance(layer_names, str) or not isinstance(layer_names, Sequence) or not layer_names or not all(isinstance(n, str) for n in layer_names):
+        raise CoilvisValueError(f"layer_names: expected the names of the lens's rows (strings, at least one), got {layer_names!r}")
+    label_whitespace(whitespace)
+    return frame_lens(root, named, record, layer_names, _lens_options(lens_options, whitespace))
 
 
 def page(
@@ -525,7 +498,7 @@ def page(
     scripts = _link(record, segments, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
     views = column(row(coil_layout, side), *lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX), name="page_views")
     root = column(prompt_fig, views, name="page_root")  # the prompt's frame not aligned to the lens's
-    parts = _add_lens(root, {**scripts, "page_views": views}, record, lens_kw) if record.lens is not None else None
+    parts = join_lens(root, {**scripts, "page_views": views}, record, lens_kw) if record.lens is not None else None
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
     view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)
     for callback in getattr(coil_view, "ready", ()):  # e.g. the unwind's autoplay
