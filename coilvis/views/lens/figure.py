@@ -18,6 +18,7 @@ from bokeh.models import (
     GlyphRenderer,
     HoverTool,
     IndexFilter,
+    LabelSet,
     LinearAxis,
     LinearColorMapper,
     NoOverlap,
@@ -210,8 +211,8 @@ class CellTexts:
     """The cells' top-token labels: long (``lens_text``) and short (``lens_text_short``),
     at most one of them visible, and the cell sizes in pixels each needs."""
 
-    long_text: GlyphRenderer
-    short_text: GlyphRenderer
+    long_text: LabelSet
+    short_text: LabelSet
     long_w: float
     short_w: float
     min_h: float
@@ -221,23 +222,30 @@ def draw_texts(
     fig: Any, cells: ColumnDataSource, strings: ColumnDataSource, *, cell_w: float, cell_h: int, max_label_len: int
 ) -> CellTexts:
     """Each cell's top token, cut to ``max_label_len`` characters, or to 3 when that does
-    not fit; none when neither fits. White on dark cells."""
+    not fit; none when neither fits. White on dark cells.
+
+    The labels are label sets drawn at the cells' level (over the cells, under the
+    outlines): a browser measures a label set's texts once, when it draws them, where a
+    text glyph measures every text for each of its five variants (selected, hovered,
+    ...) whenever the data change, shown or not: a lens of 2,000 cells fills about
+    ten times faster."""
     text_kw: dict[str, Any] = {
         "x": "pos",
         "y": "y",
         "source": cells,
+        "level": "glyph",
         "text_color": transform("light", LinearColorMapper(palette=["#000000", "#ffffff"], low=0, high=1)),
         "text_align": "center",
         "text_baseline": "middle",
         "text_font_size": f"{_FONT_PX}px",
         "text_font": {"value": FONT},
     }
-    long_text = fig.text(
+    long_text = LabelSet(
         text=transform("top_ix", CustomJSTransform(args={"strings": strings, "column": "label"}, v_func=_LABELS_JS)),
         name="lens_text",
         **text_kw,
     )
-    short_text = fig.text(
+    short_text = LabelSet(
         text=transform("top_ix", CustomJSTransform(args={"strings": strings, "column": "short"}, v_func=_LABELS_JS)),
         name="lens_text_short",
         **text_kw,
@@ -245,9 +253,8 @@ def draw_texts(
     texts = CellTexts(long_text, short_text, _label_px(max_label_len), _label_px(SHORT_LEN), _FONT_PX + 1.0)
     long_text.visible = cell_h >= texts.min_h and cell_w >= texts.long_w
     short_text.visible = cell_h >= texts.min_h and not long_text.visible and cell_w >= texts.short_w
-    for r in (long_text, short_text):
-        r.nonselection_glyph = None
-        r.selection_glyph = None
+    fig.add_layout(long_text)
+    fig.add_layout(short_text)
     return texts
 
 
