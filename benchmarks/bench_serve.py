@@ -6,8 +6,8 @@ Playwright), medians of ``--repeats``:
 * ``run s`` / ``run+lens s``: from the click on Run to the status line saying Done with
   the new coil, lens and table drawn (the page idle), for a ``--seq-len``-token prompt,
   without and with the logit lens (targets on a 2-core CPU: < 1.5 s and < 3 s); with
-  the lens, also the time until the new coil and table are drawn (the page idle), which
-  the explorer does before the lens is computed;
+  the lens, also the time until the new coil, table and lens frame are drawn (the page
+  idle), which the explorer does before the lens is computed;
 * ``script s``: the simplest thing a user could write instead, measured alternately:
   ``coilvis.run`` + ``coilvis.page`` + ``coilvis.save`` of the same prompt (and the
   browser opening the saved file is not even counted);

@@ -182,6 +182,29 @@ def test_the_frame_has_the_rows_the_lens_will_have(pool: ModelPool) -> None:
     assert lens_rows(loaded.model) == tab.session.current.record.lens.layer_names
 
 
+def test_a_setting_changed_while_the_lens_is_computed_gets_a_new_frame_that_the_lens_fills(
+    pool: ModelPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader changes the lens colour while the lens is computed: the page is drawn
+    again with a frame of that colour, and the lens fills that frame."""
+    tab = Tab(pool)
+    frames: list[Any] = []
+    early = tab.session._early
+
+    def change_colour(*args: Any) -> None:
+        early(*args)
+        tab.session.c.lens_stat.value = "entropy"  # redraws, the lens still to come
+        frames.append(tab.session.c.view.children[0].select_one({"name": "lens_figure"}))
+
+    monkeypatch.setattr(tab.session, "_early", change_colour)
+    tab.run(PROMPT)
+    layout = tab.session.c.view.children[0]
+    assert tab.status.startswith("Done") and layout.select_one({"name": "lens_figure"}) is frames[0]
+    assert "entropy" in layout.select_one({"name": "lens_color_bar"}).title
+    record = tab.session.current.record
+    assert len(layout.select_one({"name": "lens_cells"}).data["pos"]) == record.lens.n_rows * record.seq_len
+
+
 def test_going_back_while_the_lens_is_computed_keeps_the_run_chosen(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader who picks an earlier run while the lens comes stays on it; the new run
     is listed in the history when complete."""
