@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -182,6 +183,11 @@ def graft(old: Model, new: Model) -> Callable[[Any], Any] | None:
             value = _translate(getattr(model, name), pairs)
             if not _same(getattr(twin, name), value):
                 changes.append((twin, name, value))
-    for twin, name, value in changes:
-        setattr(twin, name, value)
+    doc = old.document
+    # a Document recomputes its index of models after a change that moves references,
+    # once a change unless frozen, and once on leaving the freeze: freeze only if needed
+    moves = doc is not None and any(_has_models(value) or _has_models(getattr(twin, name)) for twin, name, value in changes)
+    with doc.models.freeze() if moves else contextlib.nullcontext():
+        for twin, name, value in changes:
+            setattr(twin, name, value)
     return lambda value: _translate(value, pairs)

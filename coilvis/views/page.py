@@ -56,7 +56,7 @@ from coilvis.tokens import display, label_whitespace
 from coilvis.views.coil import coil
 from coilvis.views.lens import LensFigure, lens_figure
 from coilvis.views.output import View
-from coilvis.views.page_lens import JOINS, LENS_PENDING, SELECT_JS, frame_lens, join_lens, named_models
+from coilvis.views.page_lens import JOINS, LENS_PENDING, SELECT_JS, frame_lens, join_lens, named_models, remember_models
 
 __all__ = ["LENS_PENDING", "add_lens", "add_lens_frame", "page", "prompt_rows", "topk_rows"]
 
@@ -498,6 +498,7 @@ def page(
     scripts = _link(record, segments, prompt=prompt, table_filter=table_filter, header=header, k=k, play=play)
     views = column(row(coil_layout, side), *lens_note(record, width=PAGE_LENS_MAX_WIDTH_PX), name="page_views")
     root = column(prompt_fig, views, name="page_root")  # the prompt's frame not aligned to the lens's
+    remember_models(root, {**scripts, "page_views": views})
     parts = join_lens(root, {**scripts, "page_views": views}, record, lens_kw) if record.lens is not None else None
     still = parts.still if parts is not None else []  # a PNG of the page shows the whole lens
     view = View(root, title=title if title is not None else "coilvis", kind="page", still=still)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from coilvis.views._style import plain_text
 from coilvis.views.graft import graft
 from coilvis.views.lens import LensFigure, lens_figure
 
-__all__ = ["JOINS", "LENS_PENDING", "SELECT_JS", "frame_lens", "join_lens", "named_models"]
+__all__ = ["JOINS", "LENS_PENDING", "SELECT_JS", "frame_lens", "join_lens", "named_models", "remember_models"]
 
 #: The lens's title while it is being computed (:func:`frame_lens`).
 LENS_PENDING = "Computing the logit lens\u2026"
@@ -68,8 +69,23 @@ JOINS = ("page_views", "page_select_coil", "page_select_prompt")
 _SCRIPTS = ("page_select_coil", "page_select_prompt")
 
 
+# The models each page root's lens joins, kept when the page is drawn (a walk of a page
+# of hundreds of models takes tens of milliseconds, which a live explorer would spend
+# after each lens is computed).
+_NAMED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def remember_models(root: Any, named: dict[str, Any]) -> None:
+    """Keep the models of the page under ``root`` that the lens joins (:data:`JOINS`)."""
+    _NAMED[root] = dict(named)
+
+
 def named_models(root: Any) -> dict[str, Any]:
-    """The page's models that the lens joins (:data:`JOINS`), by name, found in one walk of the page."""
+    """The page's models that the lens joins (:data:`JOINS`), by name: those kept when the
+    page was drawn while they are still its own, else found in one walk of the page."""
+    named = _NAMED.get(root)
+    if named is not None and len(root.children) > 1 and root.children[1] is named.get("page_views"):
+        return dict(named)
     return {m.name: m for m in root.references() if m.name in JOINS}
 
 
@@ -124,15 +140,15 @@ def join_lens(root: Any, named: dict[str, Any], record: Record, lens_kw: dict[st
     """The lens of ``record`` (options checked) under the coil and the table of the page
     under ``root`` (``named``: :func:`named_models`), linked: filling the frame or lens
     the page shows when it has the same shape, else in its place. In a Document (a
-    server's), the changes are made with its model index frozen, so it is recomputed
-    once, not once a change."""
+    server's), new models join with its model index frozen, so it is recomputed once,
+    not once a change; filling a frame adds none, so it is not recomputed at all."""
     parts = lens_figure(record, **lens_kw)
+    shown = _shown_lens(named)
+    filled = _fill(shown, named, record, parts) if shown is not None else None
+    if filled is not None:
+        return filled
     doc = root.document
     with doc.models.freeze() if doc is not None else contextlib.nullcontext():
-        shown = _shown_lens(named)
-        filled = _fill(shown, named, record, parts) if shown is not None else None
-        if filled is not None:
-            return filled
         _link_lens(named, record, parts)
         views = named["page_views"]
         views.children = [views.children[0], parts.figure]
@@ -168,8 +184,8 @@ def frame_lens(root: Any, named: dict[str, Any], record: Record, layer_names: Se
     stand_in = dataclasses.replace(record, lens=stand_in_lens(record, layer_names))
     parts = join_lens(root, named, stand_in, lens_kw)
     parts.cells.data = {name: np.asarray(column)[:0] for name, column in parts.cells.data.items()}
-    match = parts.figure.select_one({"name": "lens_match_filter"})
-    if match is not None:
-        match.indices = []
+    for renderer in parts.figure.renderers:
+        if renderer.name == "lens_match_renderer":
+            renderer.view.filter.indices = []
     parts.figure.title.text = plain_text(LENS_PENDING)
     return parts
