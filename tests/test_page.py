@@ -8,7 +8,6 @@ table (read back from the page's own models).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 from pathlib import Path
 
@@ -25,9 +24,11 @@ from coilvis.views.page import LENS_PENDING, add_lens, add_lens_frame, page, top
 
 try:  # tests/ on sys.path (pytest's default import mode for a folder without __init__.py)
     from browser import browser_session  # noqa: F401  (a fixture)
+    from bokeh_graphs import graph_json
     from lens_records import HOSTILE_IMG, HOSTILE_SCRIPT, VOCAB, lens_record
 except ImportError:  # tests is a package
     from tests.browser import browser_session  # noqa: F401
+    from tests.bokeh_graphs import graph_json
     from tests.lens_records import HOSTILE_IMG, HOSTILE_SCRIPT, VOCAB, lens_record
 
 TOKENS = ["w1", "w2", "w1", HOSTILE_IMG, HOSTILE_SCRIPT, " Paris", "\n", "w1", "w5", "w6"]
@@ -617,24 +618,6 @@ def test_add_lens_makes_the_page_that_page_draws(record: coilvis.Record) -> None
     assert staged.select_one({"name": "lens_x_range"}).end == whole.select_one({"name": "lens_x_range"}).end
 
 
-def _page_json(layout: Any) -> str:
-    """The page as Bokeh serialises it, every model id replaced by its order of first
-    appearance: equal for two pages whose every model and value are equal."""
-    import re
-
-    from bokeh.core.json_encoder import serialize_json
-    from bokeh.document import Document
-
-    if layout.document is not None:
-        layout.document.remove_root(layout)
-    doc = Document()
-    doc.add_root(layout)
-    text = json.dumps(json.loads(serialize_json(doc.to_json(deferred=False))), sort_keys=True)
-    doc.remove_root(layout)
-    ids: dict[str, str] = {}
-    return re.sub(r'"(p\d+)"', lambda m: '"m%d"' % ids.setdefault(m.group(1), len(ids)), text)
-
-
 @pytest.mark.parametrize("stat", ["prob", "entropy", "rank"])
 def test_a_lens_frame_filled_in_place_is_the_page_that_page_draws(record: coilvis.Record, stat: str) -> None:
     """The frame of a lens to come (axes and colour bar, no cells, the title saying the
@@ -652,7 +635,7 @@ def test_a_lens_frame_filled_in_place_is_the_page_that_page_draws(record: coilvi
 
     parts = add_lens(staged, record, lens_options=options)
     assert parts.figure is frame.figure and parts.cells is frame.cells and parts.highlight is frame.highlight
-    assert _page_json(staged) == _page_json(page(record, k=K, lens_options=options).layout)
+    assert graph_json(staged) == graph_json(page(record, k=K, lens_options=options).layout)
     assert [model for model, _, _ in parts.still] == [model for model, _, _ in frame.still]  # the page's own models
 
 
@@ -660,11 +643,11 @@ def test_a_lens_frame_of_other_rows_or_shape_still_becomes_the_page(record: coil
     """A frame drawn with the wrong rows is filled all the same; one of another shape
     (another colour scale's models) is replaced by the lens."""
     forward = dataclasses.replace(record, lens=None)
-    whole = _page_json(page(record, k=K).layout)
+    whole = graph_json(page(record, k=K).layout)
     staged = page(forward, k=K).layout
     add_lens_frame(staged, forward, ["embed", "a", "b", "c", "d", "e", "f"])
     add_lens(staged, record)
-    assert _page_json(staged) == whole
+    assert graph_json(staged) == whole
     staged = page(forward, k=K).layout
     frame = add_lens_frame(staged, forward, record.lens.layer_names, lens_options={"stat": "rank"})
     parts = add_lens(staged, record)  # prob: a linear colour scale where the frame has a log one
