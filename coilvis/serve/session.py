@@ -247,7 +247,7 @@ class ExplorerSession:
             self.set_status(self._done_text(entry))
 
     def _drop_pending(self, entry: Entry) -> None:
-        """A run whose lens will not come: its page loses the line that says it is coming."""
+        """A run whose lens will not come: its page is drawn again, without the lens's frame."""
         entry.lens_pending = ()
         if self.current is entry:
             self.redraw()

@@ -8,6 +8,11 @@ Tapping a coil segment, a lens cell or a prompt token selects that position: the
 shows its top-k, the lens outlines its column (and pans to it), the prompt highlights
 its token and the coil selects its segment.
 
+A page can also be drawn before its run's lens is computed and get the lens later
+(:func:`add_lens`), or get the lens's frame first, its axes without cells
+(:func:`add_lens_frame`), which :func:`add_lens` then fills in place; the live explorer
+does so (see :mod:`coilvis.views.page_lens`).
+
 The table's rows for every position are computed once, in Python, into one data source
 (``page_topk_source``, with a ``pos`` column); the page script only changes which rows
 an ``IndexFilter`` lets through, so no token text is ever part of JavaScript source.
