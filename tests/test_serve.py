@@ -403,7 +403,9 @@ class Server:
         def serve() -> None:
             asyncio.set_event_loop(asyncio.new_event_loop())
             try:
-                self.running = start(models, port=0, check_unused_ms=300, unused_lifetime_ms=300)
+                # a session lives 5 s without a connection: a browser slowed by a loaded machine connects
+                # its websocket well after the page request that made the session
+                self.running = start(models, port=0, check_unused_ms=300, unused_lifetime_ms=5000)
             except BaseException as exc:  # reported to the test
                 self.error = exc
                 ready.set()
@@ -439,10 +441,15 @@ _STATUS = "() => Bokeh.documents[0].get_model_by_name('coilvis_status').text"
 
 def wait_status(page: LoadedPage, prefix: str, timeout_s: float = 120, *, including: str = "") -> str:
     """The status line once it starts with ``prefix`` (and holds ``including``)."""
-    page.page.wait_for_function(
-        "([p, i]) => { const s = Bokeh.documents[0].get_model_by_name('coilvis_status'); return s != null && s.text.startsWith(p) && s.text.includes(i) }",
-        arg=[prefix, including], timeout=timeout_s * 1000,
-    )
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.page.wait_for_function(
+            "([p, i]) => { const s = Bokeh.documents[0].get_model_by_name('coilvis_status'); return s != null && s.text.startsWith(p) && s.text.includes(i) }",
+            arg=[prefix, including], timeout=timeout_s * 1000,
+        )
+    except PlaywrightTimeout:
+        raise AssertionError(f"the status never began {prefix!r}; it says {page.evaluate(_STATUS)!r}") from None
     return str(page.evaluate(_STATUS))
 
 
