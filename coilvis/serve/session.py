@@ -186,11 +186,13 @@ class ExplorerSession:
 
         from coilvis.serve.options import lens_rows
 
-        try:
-            rows = lens_rows(loaded.model)
-        except CoilvisError:  # no frame: the lens is drawn when computed
-            rows = ()
-        on_forward = (lambda record: early(record, rows)) if lens else None
+        on_forward = None
+        if lens:
+            try:
+                rows = lens_rows(loaded.model)
+            except CoilvisError:  # no frame: the lens is drawn when computed
+                rows = ()
+            on_forward = lambda record: early(record, rows)  # noqa: E731
         return coilvis.run(text, loaded, lens=lens, attention=True, progress=progress, on_forward=on_forward), None
 
     def _submit(self, model: str, text: str, job: Job) -> None:

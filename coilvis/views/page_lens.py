@@ -102,7 +102,12 @@ def _link_lens(named: dict[str, Any], record: Record, lens: LensFigure) -> None:
     callbacks = [named[name] for name in _SCRIPTS]
     for callback in callbacks:
         callback.args = {**callback.args, **joined}
-    lens.cells.selected.js_on_change(
+    selected = lens.cells.selected  # linked once: a link made before is replaced
+    selected.js_property_callbacks = {
+        event: [c for c in scripts if getattr(c, "name", None) != "page_select_lens"]
+        for event, scripts in selected.js_property_callbacks.items()
+    }
+    selected.js_on_change(
         "indices", CustomJS(args={**callbacks[1].args, "source": lens.cells}, code=SELECT_JS, name="page_select_lens")
     )
 
@@ -124,11 +129,6 @@ def _fill(shown: Any, named: dict[str, Any], record: Record, fresh: LensFigure) 
         fresh.highlight.data = dict(highlight.data)
     twin = graft(shown, fresh.figure)
     if twin is None:
-        selected = fresh.cells.selected  # unlinked from the copies
-        selected.js_property_callbacks = {
-            event: [c for c in callbacks if getattr(c, "name", None) != "page_select_lens"]
-            for event, callbacks in selected.js_property_callbacks.items()
-        }
         return None
     return LensFigure(
         figure=shown, cells=twin(fresh.cells), strings=twin(fresh.strings), highlight=twin(fresh.highlight),
