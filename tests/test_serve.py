@@ -130,7 +130,7 @@ def test_a_run_shows_the_page_and_says_done(pool: ModelPool) -> None:
     assert tab.status.startswith("Done in") and "on tiny" in tab.status and "lens of" in tab.status
     view = tab.session.c.view
     assert len(view.children) == 1
-    for name in ("coil_figure", "lens_figure", "page_topk_table", "page_prompt_source"):
+    for name in ("coil_figure", "lens_figure", "page_topk_table", "page_prompt_source", "coil_unwind_play"):
         assert view.children[0].select_one({"name": name}) is not None, name
     record = tab.session.current.record
     assert record.prompt == PROMPT and record.lens is not None and record.attention is not None
@@ -240,6 +240,37 @@ def test_a_lens_that_fails_after_the_coil_is_drawn_says_so(pool: ModelPool, monk
     monkeypatch.undo()
     tab.run(PROMPT)
     assert tab.status.startswith("Done") and tab.session.c.view.children[0].select_one({"name": "lens_figure"}) is not None
+
+
+def test_a_new_run_of_the_same_settings_becomes_the_page_shown(pool: ModelPool) -> None:
+    """A run drawn with the settings of the page shown goes into that page's models (the
+    browser repaints the views it has), which then equal a page drawn afresh; a setting
+    that changes the page's shape gets a new page, wired as the first."""
+    from bokeh_graphs import graph_json
+
+    from coilvis.serve.options import draw_page
+
+    tab = Tab(pool)
+    tab.run(PROMPT)
+    c = tab.session.c
+    shown = c.view.children[0]
+    segments = shown.select_one({"name": "coil_segment_source"})
+    tab.run("A longer prompt than the first, with more tokens in it")
+    record = tab.session.current.record
+    assert record.seq_len != len(tab.session.history[0].record.tokens)
+    assert c.view.children[0] is shown and shown.select_one({"name": "coil_segment_source"}) is segments
+    assert len(segments.data["pos"]) == record.seq_len
+    fresh = draw_page(record, *tab.session.view_options())
+    c.view.children = []  # out of the tab's Document, to be serialised alone
+    assert graph_json(fresh) == graph_json(shown)
+    c.view.children = [shown]
+    # the prompt's selection still reaches the edit panel (wired once)
+    shown.select_one({"name": "page_prompt_source"}).selected.indices = [3]
+    assert c.edit_position.text.startswith("Position 3:")
+    c.attention.value = "off"  # no arcs: another shape, a new page
+    assert c.view.children[0] is not shown and c.view.children[0].select_one({"name": "coil_arcs"}) is None
+    c.view.children[0].select_one({"name": "page_prompt_source"}).selected.indices = [1]
+    assert c.edit_position.text.startswith("Position 1:")
 
 
 def test_settings_redraw_without_running_the_model(pool: ModelPool) -> None:
@@ -506,6 +537,48 @@ def test_type_a_prompt_run_and_see_the_views(server: Server, browser_session: An
     page.page.wait_for_function("() => { const b = Bokeh.documents[0].get_model_by_name('coil_color_bar'); return b != null && b.title.includes('entropy') }")
     assert server.app.pool.jobs_run["tiny"] == runs
     assert page.errors == [] and [u for u in page.external_requests if not u.startswith(server.url.rstrip("/"))] == []
+    page.close()
+
+
+_MARK = """(names) => { for (const n of names) Bokeh.documents[0].get_model_by_name(n).__coilvis_test_mark = true }"""
+_MARKED = """(names) => names.filter((n) => Bokeh.documents[0].get_model_by_name(n).__coilvis_test_mark === true)"""
+_UNWIND_N = "() => Bokeh.documents[0].get_model_by_name('coil_segment_source').__coilvis_unwind?.state.n ?? -1"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_second_run_repaints_the_views_the_page_has(server: Server, browser_session: Any) -> None:
+    """A run with the settings of the page shown arrives as new values in the models the
+    browser has (no new views): the coil, the table and the lens show the new run, taps
+    select its rows and arcs, and the unwind plays its geometry."""
+    page = browser_session.open_url(server.url)
+    type_and_run(page, PROMPT)
+    wait_status(page, "Done")
+    page.page.click("text=▶ play")  # an unwind of the first run
+    page.page.wait_for_function(_UNWIND_N + " > 0")
+    n_first = page.evaluate(_UNWIND_N)
+    names = ["coil_figure", "coil_segment_source", "page_topk_table", "lens_figure", "lens_cells", "coil_highlight_filter"]
+    page.evaluate(_MARK, names)
+    type_and_run(page, "A longer prompt than the first, with more tokens in it")
+    page.page.wait_for_function(
+        "() => { const d = Bokeh.documents[0]; return d.get_model_by_name('coilvis_history').options.length >= 2 && "
+        "d.get_model_by_name('coilvis_status').text.startsWith('Done') && d.is_idle }", timeout=120_000,
+    )
+    assert page.evaluate(_MARKED, names) == names  # the same models, so the same views
+    n = len(page.column("coil_segment_source", "pos"))
+    assert n != n_first and len(page.column("page_prompt_source", "pos")) == n
+    assert len(page.column("lens_cells", "pos")) % n == 0 and len(page.column("lens_cells", "pos")) > 0
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('coil_segment_source').selected.indices = [2] }")
+    page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('lens_highlight').data.pos[0] == 2")
+    k = len(page.column("page_topk_source", "pos")) // n
+    assert page.model_attr("page_topk_filter", "indices") == list(range(2 * k, 3 * k))
+    query, key = page.column("coil_link_source", "query"), page.column("coil_link_source", "key")
+    links = [j for j, (q, kk) in enumerate(zip(query, key, strict=True)) if 2 in (q, kk)]
+    page.page.wait_for_function("(want) => { const f = Bokeh.documents[0].get_model_by_name('coil_highlight_filter'); "
+                                "return JSON.stringify(Array.from(f.indices)) === JSON.stringify(want) }", arg=links)
+    page.page.click("text=▶ play")  # the unwind of the new run
+    page.page.wait_for_function(_UNWIND_N + " == " + str(n))
+    assert page.errors == []
     page.close()
 
 

@@ -24,7 +24,8 @@ def view_options(controls: Any, record: Record) -> tuple[dict[str, Any], dict[st
     Raises:
         CoilvisValueError: the head or layer asked for does not exist in the record.
     """
-    coil: dict[str, Any] = {"layout": controls.layout.value, "color": controls.color.value, "autoplay": False}
+    # the unwind, paused until ▶ play (each run is drawn whole first)
+    coil: dict[str, Any] = {"layout": controls.layout.value, "color": controls.color.value, "animate": True, "autoplay": False}
     mode = controls.attention.value
     controls.head.disabled = mode != "head"
     if mode != "off" and record.attention is not None:
@@ -74,7 +75,9 @@ def draw_page(record: Record, coil_options: dict[str, Any], lens_options: dict[s
         from coilvis.views.page import add_lens_frame
 
         add_lens_frame(layout, record, lens_pending, lens_options=lens_options)
-        forget_old_models(layout.select_one({"name": "page_views"}))  # should the lens replace its frame
+    # should a lens replace its frame; on every page, so pages of the same options have
+    # the same shape (a tab grafts a new page onto the one it shows)
+    forget_old_models(layout.select_one({"name": "page_views"}))
     return layout
 
 

@@ -325,13 +325,24 @@ class ExplorerSession:
         except CoilvisError as exc:
             self.set_status(f"Error: {exc}")
             return False
-        self.c.view.children = [layout]
+        self._put(layout)
         self._drawn = self.current
+        self._update_edit_panel()
+        return True
+
+    def _put(self, layout: Any) -> None:
+        """Show a freshly drawn page: as new values in the page shown when the two have the
+        same shape (the same options; :func:`coilvis.views.graft.graft`), so the browser
+        repaints the views it has rather than building new ones, else in its place."""
+        from coilvis.views.graft import graft
+
+        shown = self.c.view.children[0] if self.c.view.children else None
+        if shown is not None and graft(shown, layout) is not None:
+            return  # the page shown is now the fresh one; its callbacks are still wired
+        self.c.view.children = [layout]
         source = layout.select_one({"name": "page_prompt_source"})
         if source is not None:
             source.selected.on_change("indices", lambda attr, old, new: self._select(new))
-        self._update_edit_panel()
-        return True
 
     def _show_diff(self, comparison: Comparison) -> None:
         from coilvis.serve.options import draw_diff

@@ -3,7 +3,9 @@
 // The body of one Bokeh CustomJS callback (coil_unwind_js). Every control of the unwind
 // executes it with its own action in cb_data ({action: "toggle"}; "play", "pause",
 // "restart", "scrub", "speed", "loop"), so the page holds this code once; the first call
-// builds one controller, kept on the segment source, which later calls reuse.
+// builds one controller, kept on the segment source, which later calls reuse until the
+// source gets new data (a live explorer shows a new run in the views it has): the next
+// call then builds a new one, and the old one stops at its next frame.
 //
 // Arguments (Bokeh models and numbers only; token text is read from data sources and
 // shown through PreText, which escapes it):
@@ -413,6 +415,8 @@ function make_controller() {
       highlight.__coilvis_playing = !stopped
       highlight.__coilvis_pos = stopped ? current : -1
       set_indices(highlight, stopped ? links_of(0, 0, current) : [])
+      highlight.__coilvis_query = links != null ? links.data.query : null  // the arcs' script's cache (coil/arcs.py)
+      highlight.__coilvis_set = highlight.indices
     }
     select(current)
     state.commits += 1
@@ -475,6 +479,10 @@ function make_controller() {
 
   function frame(now) {
     state.raf = null
+    if (stale()) {  // the page got a new coil (a live explorer's new run): this one is done
+      retire()
+      return
+    }
     state.frames += 1
     if (state.commit_ms != null) {  // how long the main canvas took after the last commit
       state.commit_s = 0.5 * state.commit_s + 0.5 * (performance.now() - state.commit_ms) / 1000
@@ -524,8 +532,20 @@ function make_controller() {
     playing_label()
   }
 
+  function stale() {
+    return segments.data !== d || segments.data.xs !== xs
+  }
+
+  function retire() {
+    // stop without drawing: the sources hold another coil now
+    state.playing = false
+    if (state.raf != null) cancelAnimationFrame(state.raf)
+    state.raf = null
+    if (highlight != null) highlight.__coilvis_playing = false
+  }
+
   return {
-    state, position_at, time_at, render,
+    state, position_at, time_at, render, stale, retire,
     dispatch(what) {
       if (what === "init") {
         render(0)
@@ -556,7 +576,8 @@ function make_controller() {
 }
 
 let controller = segments[NAME]
-if (controller == null) {
+if (controller == null || controller.stale()) {
+  if (controller != null) controller.retire()
   controller = make_controller()
   segments[NAME] = controller
 }

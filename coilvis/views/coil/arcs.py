@@ -37,12 +37,16 @@ let pos = -1
 if (hit != null && hit.length > 0) pos = hit[0]
 else if (highlight.__coilvis_playing === true) pos = -1  // the unwind's front highlights the playhead's links
 else if (segments.selected.indices.length > 0) pos = segments.selected.indices[0]
-if (highlight.__coilvis_pos === pos) return
-highlight.__coilvis_pos = pos
 const q = links.data.query, k = links.data.key
+// the same position's links again: nothing to do, unless the links or the filter were
+// set anew since (a live explorer shows a new run in the views it has)
+if (highlight.__coilvis_pos === pos && highlight.__coilvis_query === q && highlight.__coilvis_set === highlight.indices) return
 const out = []
 if (pos >= 0) for (let j = 0; j < q.length; j++) if (q[j] === pos || k[j] === pos) out.push(j)
 highlight.indices = out
+highlight.__coilvis_pos = pos
+highlight.__coilvis_query = q
+highlight.__coilvis_set = highlight.indices
 """
 
 _SELECT_JS = "choice.group = Number(cb_obj.value)"
