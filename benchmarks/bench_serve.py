@@ -7,7 +7,11 @@ Playwright), medians of ``--repeats``:
   the new coil, lens and table drawn (the page idle), for a ``--seq-len``-token prompt,
   without and with the logit lens (targets on a 2-core CPU: < 1.5 s and < 3 s); with
   the lens, also the time until the new coil, table and lens frame are drawn (the page
-  idle), which the explorer does before the lens is computed;
+  idle), which the explorer does before the lens is computed. As a reader works: runs
+  follow one another with the same settings (first ``--repeats`` without the lens, then
+  as many with it, each after one untimed run that draws the page of that shape), each
+  prompt a window of the same text one token further, so each run's page goes into the
+  views of the one before;
 * ``script s``: the simplest thing a user could write instead, measured alternately:
   ``coilvis.run`` + ``coilvis.page`` + ``coilvis.save`` of the same prompt (and the
   browser opening the saved file is not even counted);
@@ -67,20 +71,29 @@ def start_server() -> Any:
     return box["running"]
 
 
-# The new run's coil is drawn (a coil_figure other than the one before the click) and the page idle.
+# The new run's coil is drawn and the page idle: either a coil_figure other than the one
+# before the click (a page of another shape), or new data in the coil shown (a page of the
+# same shape takes the new run's values), seen one frame after it came.
+_WATCH_COIL = """() => { const d = Bokeh.documents[0], c = d.get_model_by_name('coil_figure')
+  window.__coilvis_coil_changed = 0
+  if (c == null) return null
+  const src = d.get_model_by_name('coil_segment_source')
+  if (src.__coilvis_bench == null) src.__coilvis_bench = src.connect(src.change, () => { window.__coilvis_coil_changed = 1 })
+  return c.id }"""
 _NEW_COIL = """(old) => { const d = Bokeh.documents[0], c = d.get_model_by_name('coil_figure')
-  return c != null && c.id != old && d.is_idle }"""
+  if (window.__coilvis_coil_changed === 1) { window.__coilvis_coil_changed = 2; return false }
+  return c != null && (c.id != old || window.__coilvis_coil_changed === 2) && d.is_idle }"""
 
 
 def click_run(page: Any, prompt: str, lens: bool, n_before: int) -> tuple[float, float]:
     """Seconds from the click on Run to the page showing the new run's coil and table
     (with the lens, drawn before the lens comes), and to the page showing the whole run."""
     page.evaluate("(on) => { Bokeh.documents[0].get_model_by_name('coilvis_lens').active = on }", lens)
-    old = page.evaluate("() => { const c = Bokeh.documents[0].get_model_by_name('coil_figure'); return c == null ? null : c.id }")
     box = page.locator("textarea")
     box.fill(prompt)
     box.press("Tab")
     page.wait_for_timeout(200)
+    old = page.evaluate(_WATCH_COIL)
     t0 = time.perf_counter()
     page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_function(_NEW_COIL, arg=old, timeout=600_000)
@@ -114,6 +127,8 @@ def main() -> None:
     loaded = running.app.pool.submit("default", lambda m: m).result()  # load the model once
     tok = loaded.tokenizer
     prompt = tok.decode(_prompt_ids(tok, args.seq_len).tolist())
+    # windows of the same text, one token further each time
+    prompts = [tok.decode(_prompt_ids(tok, args.seq_len + i)[i:].tolist()) for i in range(1, 8)]
     rss_loaded = _rss_bytes()
     folder = Path(tempfile.mkdtemp(prefix="coilvis-bench-serve-"))
     times: dict[str, list[float]] = {"run": [], "run+lens": [], "coil+table (lens on)": [], "script": [], "script+lens": []}
@@ -124,14 +139,19 @@ def main() -> None:
         page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle")
         n = 0
         script(prompt, False, loaded, folder)  # warm-up
-        for _ in range(args.repeats):
-            for lens in (False, True):
-                first, whole = click_run(page, prompt, lens, n)
+        # as a reader works: run after run with the same settings (each page takes the
+        # values of the next run), a prompt of the same length a little different each time
+        for lens in (False, True):
+            for i in range(args.repeats + 1):
+                text = prompts[i % len(prompts)]
+                first, whole = click_run(page, text, lens, n)
+                n += 1
+                if i == 0:
+                    continue  # the first run with this setting draws a page of another shape
                 times["run+lens" if lens else "run"].append(whole)
                 if lens:
                     times["coil+table (lens on)"].append(first)
-                n += 1
-                times["script+lens" if lens else "script"].append(script(prompt, lens, loaded, folder))
+                times["script+lens" if lens else "script"].append(script(text, lens, loaded, folder))
         page.close()
         rss = memory_over_tabs(browser, running.url, prompt, args.runs, args.tabs)
         browser.close()
