@@ -551,12 +551,27 @@ def test_a_second_run_repaints_the_views_the_page_has(server: Server, browser_se
     """A run with the settings of the page shown arrives as new values in the models the
     browser has (no new views): the coil, the table and the lens show the new run, taps
     select its rows and arcs, and the unwind plays its geometry."""
+    before = set(server.app.sessions)
     page = browser_session.open_url(server.url)
     type_and_run(page, PROMPT)
     wait_status(page, "Done")
+    [key] = set(server.app.sessions) - before
+    sent: list[Any] = []  # the playhead's positions the server was told of
+
+    def watch(event: Any) -> None:
+        if getattr(event, "attr", None) == "data" and getattr(event.model, "name", None) == "coil_unwind_playhead_source":
+            sent.append(event)
+
+    server.app.sessions[key].doc.on_change(watch)
     page.page.click("text=▶ play")  # an unwind of the first run
     page.page.wait_for_function(_UNWIND_N + " > 0")
     n_first = page.evaluate(_UNWIND_N)
+    # the playhead moves every frame in the browser; the server hears of it at commits only
+    state = "Bokeh.documents[0].get_model_by_name('coil_segment_source').__coilvis_unwind.state"
+    page.page.wait_for_function(f"() => {state}.frames >= 10 || !{state}.playing")
+    page.page.wait_for_timeout(300)
+    frames, commits = page.evaluate(f"() => [{state}.frames, {state}.commits]")
+    assert len(sent) <= commits + 1 < frames, (len(sent), commits, frames)
     names = ["coil_figure", "coil_segment_source", "page_topk_table", "lens_figure", "lens_cells", "coil_highlight_filter"]
     page.evaluate(_MARK, names)
     type_and_run(page, "A longer prompt than the first, with more tokens in it")

@@ -446,8 +446,10 @@ function make_controller() {
     const current = Math.min(n - 1, Math.floor(p))
     const stopped = force || !state.playing
     const outside = moved_hi >= 0 && (moved_lo < win.a || moved_hi >= win.b)
+    let committed = false
     if (stopped || outside || p > win.b || win.b === win.a) {
-      if (stopped ? state.primary_stale || win.b > win.a || current !== state.current : true) commit(p, stopped)
+      committed = stopped ? state.primary_stale || win.b > win.a || current !== state.current : true
+      if (committed) commit(p, stopped)
     } else {
       if (moved_hi >= 0) update_front(moved_lo, moved_hi)
       if (current !== state.current) select(current)
@@ -455,7 +457,15 @@ function make_controller() {
     if (moved_label) labels.change.emit()
     const now = performance.now()
     const slow_due = force || now - state.slow_ms >= THROTTLE_MS
-    playhead.data = {x: [d.x[current]], y: [d.y[current]]}
+    if (committed || stopped) {
+      playhead.data = {x: [d.x[current]], y: [d.y[current]]}  // set: a Bokeh server's copy follows
+    } else {
+      // moved in place each frame: told to the browser's renderer only, not sent to a server
+      const ph = playhead.data
+      ph.x[0] = d.x[current]
+      ph.y[0] = d.y[current]
+      playhead.change.emit()
+    }
     if (current !== state.current) {
       state.current = current
       state.readout_stale = true
@@ -542,6 +552,8 @@ function make_controller() {
     if (state.raf != null) cancelAnimationFrame(state.raf)
     state.raf = null
     if (highlight != null) highlight.__coilvis_playing = false
+    const sd = segments.data  // the new coil's playhead, at its start (a page's server may hold it already)
+    if (sd.x != null && sd.x.length > 0) playhead.data = {x: [sd.x[0]], y: [sd.y[0]]}
   }
 
   return {
