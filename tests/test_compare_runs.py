@@ -272,3 +272,26 @@ def test_ioi_logit_difference_falls_when_the_name_changes(default_model: Any) ->
     assert c.lens.metric_a[-1, -1] == pytest.approx(float(c.metric_a[-1]), abs=1e-4)
     # early layers do not yet separate the names as the last layer does
     assert abs(c.lens.metric_a[1, -1]) < c.metric_a[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_the_fused_and_torch_kernels_agree_on_the_default_model(default_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every lens cell of a real pair (a 49,152-token vocabulary, rows whose tails
+    underflow) from the fused kernel equals the torch kernel's, and the final row equals
+    float64 references."""
+    pytest.importorskip("numba")
+    clean = "When Mary and John went to the store, John gave a drink to"
+    corrupt = "When Alice and John went to the store, John gave a drink to"
+    cells = {}
+    for kernel in ("torch", "fused"):
+        monkeypatch.setenv("COILVIS_PAIR_KERNEL", kernel)
+        c = coilvis.compare(clean, corrupt, model=default_model, lens=True, progress=False)
+        assert c.lens is not None
+        cells[kernel] = {name: getattr(c.lens, name) for name in ("kl_ab", "kl_ba", "js", "tv")}
+    for name in ("kl_ab", "kl_ba", "js", "tv"):
+        np.testing.assert_allclose(cells["fused"][name], cells["torch"][name], atol=1e-5, rtol=1e-4, err_msg=name)
+    model, tok = default_model.model, default_model.tokenizer
+    want = references(logits_of(model, ids_of(tok, clean)), logits_of(model, ids_of(tok, corrupt)))
+    for name, values in want.items():
+        np.testing.assert_allclose(cells["fused"][name][-1], values, atol=1e-5, rtol=1e-4, err_msg=name)

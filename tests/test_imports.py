@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coilvis"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("_version", "errors", "options", "files")),
     ("data", ("tokens", "record", "record_format", "frames", "comparison", "comparison_frames", "comparison_format", "continuations", "continuations_format", "logprobs", "logprobs_formats", "geometry")),
-    ("maths", ("stats", "topk_bounds", "table", "lens_kernel", "pair_kernel")),
+    ("maths", ("stats", "topk_bounds", "table", "lens_kernel", "pair_fused", "pair_kernel")),
     ("models", ("models",)),
     ("runs", ("logit_lens", "lens_pair", "runner", "tree", "served")),
     ("views", ("views",)),
@@ -65,10 +65,11 @@ FORBIDDEN: dict[str, set[str]] = {
     "table": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "lens_kernel": {"bokeh", "transformers", "transformer_lens", "nnsight"},
     "pair_kernel": {"bokeh", "transformers", "transformer_lens", "nnsight"},
+    "pair_fused": {"bokeh", "pandas", "transformers", "transformer_lens", "nnsight"},
     "views": {"torch", "transformers", "transformer_lens", "nnsight"},
 }
 #: Libraries that only ever load inside the function that needs them.
-HEAVY = {"transformers", "transformer_lens", "nnsight", "openai"}
+HEAVY = {"transformers", "transformer_lens", "nnsight", "openai", "numba"}
 #: Modules that draw a saved record: nothing they import, directly or not, imports torch.
 DRAWING = ("record", "frames", "record_format", "comparison", "comparison_frames", "comparison_format", "continuations", "continuations_format", "logprobs", "logprobs_formats", "views", "geometry", "tokens", "files", "errors", "options")
 

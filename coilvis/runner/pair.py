@@ -23,7 +23,7 @@ from coilvis.lens_pair import compare_lens, compare_logits
 from coilvis.models import LoadedModel, resolve_model
 from coilvis.models.kinds import is_transformer_lens
 from coilvis.options import check_k
-from coilvis.pair_kernel import MetricIds
+from coilvis.pair_kernel import MetricIds, pair_kernel_name
 from coilvis.record import LensStats, Record
 from coilvis.runner.assemble import (
     AttentionCollector,
@@ -249,6 +249,7 @@ def compare(
     lens_flag, attention_flag = check_flag("lens", lens), check_flag("attention", attention)
     prepend_bos, progress = check_flag("prepend_bos", prepend_bos, optional=True), check_progress(progress)
     align = check_align(align)
+    pair_kernel_name()  # a bad COILVIS_PAIR_KERNEL is refused before any model runs
     if isinstance(a, Record) or isinstance(b, Record):
         return _compare_saved(
             a, b, models=(model, model_b, tokenizer, tokenizer_b), lens=bool(lens_flag), attention=bool(attention_flag),
