@@ -6,7 +6,10 @@ measured alternately so that a busy machine slows both alike):
 * ``run s``: ``coilvis.run(prompt_a, lens=True)``, one prompt with the lens;
 * ``pair s``: ``coilvis.compare(prompt_a, prompt_b, lens=True)``: both forwards, both
   Records with their lens, and the exact divergences per position and per layer x
-  position over the full vocabulary;
+  position over the full vocabulary, with the kernel a user gets (``auto``: the fused
+  numba kernel where the ``fast`` extra is installed);
+* ``pair torch s``: the same call with ``COILVIS_PAIR_KERNEL=torch`` (torch's
+  element-wise kernel, what ``pip install coilvis[models]`` alone gives), for the A/B;
 * ``hand s``: the simplest thing a user could write instead: two ``run(lens=True)``
   calls and, per layer, the full softmax of both runs' decoded rows and
   ``torch.nn.functional.kl_div`` between them (KL only, no JS/TV/movers);
@@ -42,6 +45,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_lens import _load, _Peak, _prompt_ids, _rss_bytes
+
+from coilvis.pair_kernel import KERNEL_ENV, pair_kernel_name
 
 
 def prompts(tok: Any, seq_len: int) -> tuple[str, str]:
@@ -80,7 +85,7 @@ def measure_time(seq_len: int, repeats: int) -> dict[str, Any]:
     loaded = LoadedModel(model, tok, "default")
     text_a, text_b = prompts(tok, seq_len)
     coilvis.compare("warm up", "warm up", model=loaded, lens=True)
-    times: dict[str, list[float]] = {"run": [], "pair": [], "hand": []}
+    times: dict[str, list[float]] = {"run": [], "pair": [], "pair_torch": [], "hand": []}
     for _ in range(repeats):
         t0 = time.perf_counter()
         coilvis.run(text_a, loaded, lens=True, progress=False)
@@ -88,6 +93,13 @@ def measure_time(seq_len: int, repeats: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         comparison = coilvis.compare(text_a, text_b, model=loaded, lens=True, progress=False)
         times["pair"].append(time.perf_counter() - t0)
+        os.environ[KERNEL_ENV] = "torch"
+        try:
+            t0 = time.perf_counter()
+            coilvis.compare(text_a, text_b, model=loaded, lens=True, progress=False)
+            times["pair_torch"].append(time.perf_counter() - t0)
+        finally:
+            os.environ.pop(KERNEL_ENV)
         t0 = time.perf_counter()
         hand_rolled(model, tok, text_a, text_b)
         times["hand"].append(time.perf_counter() - t0)
@@ -130,14 +142,18 @@ def main() -> None:
         return
     t = measure_time(args.seq_len, args.repeats)
     run_mb, pair_mb = measure_memory("run", args.seq_len), measure_memory("pair", args.seq_len)
-    print(f"positions {t['n_pos']}, torch threads {t['threads']}, medians of {args.repeats}")
-    print(f"run s {t['run_s']:.2f}  pair s {t['pair_s']:.2f}  hand s {t['hand_s']:.2f}")
-    print(f"pair / run {t['pair_s'] / t['run_s']:.2f}  (target <= 2.2)   pair / hand {t['pair_s'] / t['hand_s']:.2f}")
+    print(f"positions {t['n_pos']}, torch threads {t['threads']}, medians of {args.repeats}, pair kernel {pair_kernel_name('auto')}")
+    print(f"run s {t['run_s']:.2f}  pair s {t['pair_s']:.2f}  pair torch s {t['pair_torch_s']:.2f}  hand s {t['hand_s']:.2f}")
+    print(
+        f"pair / run {t['pair_s'] / t['run_s']:.2f}  (target <= 2.2)   pair torch / run {t['pair_torch_s'] / t['run_s']:.2f}"
+        f"   pair / hand {t['pair_s'] / t['hand_s']:.2f}"
+    )
     print(f"run MB {run_mb:.0f}  pair MB {pair_mb:.0f}  pair - 2 runs {pair_mb - 2 * run_mb:.0f}  (target: pair MB <= 1536)")
     print("all times:", json.dumps({k: [round(x, 2) for x in v] for k, v in t["all"].items()}))
     # each pair next to the run measured just before it: how far the machine's noise moves the ratio
-    ratios = [pair / run for run, pair in zip(t["all"]["run"], t["all"]["pair"], strict=True)]
-    print("pair / run per repetition:", " ".join(f"{r:.2f}" for r in ratios), f"(median {statistics.median(ratios):.2f})")
+    for name in ("pair", "pair_torch"):
+        ratios = [pair / run for run, pair in zip(t["all"]["run"], t["all"][name], strict=True)]
+        print(f"{name.replace('_', ' ')} / run per repetition:", " ".join(f"{r:.2f}" for r in ratios), f"(median {statistics.median(ratios):.2f})")
 
 
 if __name__ == "__main__":
