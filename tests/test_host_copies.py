@@ -57,8 +57,11 @@ def test_run_with_the_lens_brings_only_reduced_statistics_to_the_host(
 
 
 def test_compare_with_the_lens_brings_only_reduced_statistics_to_the_host(
-    tiny_llama: Any, tiny_tokenizer: Any, crossings: list[tuple[str, tuple[int, ...]]]
+    tiny_llama: Any, tiny_tokenizer: Any, crossings: list[tuple[str, tuple[int, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the kernel every device uses; the fused kernel runs on CPU tensors only, reading
+    # them where they are (tests/test_pair_fused.py: it declines any other device)
+    monkeypatch.setenv("COILVIS_PAIR_KERNEL", "torch")
     loaded = LoadedModel(tiny_llama, tiny_tokenizer, "tiny")
     d_vocab = tiny_llama.config.vocab_size
     cmp = coilvis.compare(PROMPT_A, PROMPT_B, model=loaded, lens=True, metric=(101, 100))

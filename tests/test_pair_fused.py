@@ -107,6 +107,8 @@ def test_other_inputs_are_left_to_the_torch_kernel() -> None:
     strided = inputs(wide_a[:, ::2], wide_b[:, ::2])
     assert not strided[0].is_contiguous() and fused_divergences(*strided, scratch) is None
     assert fused_divergences(*args, torch.empty(1, 300)) is None  # scratch too small
+    # another device's tensors are never read on the host
+    assert fused_divergences(*(t.to("meta") for t in args), scratch) is None
     # pair_block still answers, from the torch kernel
     out = pair_block(x_a.double(), x_b.double(), work=Workspace(300), kernel="fused")
     np.testing.assert_allclose(out["js"].double().numpy(), reference(x_a, x_b)["js"], atol=1e-5)
