@@ -162,8 +162,7 @@ def pair_block(
     shape = tuple(x_a.shape)
     out = None
     if pair_kernel_name(kernel) == "fused":
-        scratch = work.get("u", (2, shape[1]), x_a.device)
-        out = fused_divergences(x_a, x_b, p_a, p_b, log_z_a, log_z_b, scratch)
+        out = fused_divergences(x_a, x_b, p_a, p_b, log_z_a, log_z_b)
     if out is None:
         buffers = (work.get(name, shape, x_a.device) for name in ("d", "t", "u"))
         out = _divergences(x_a, x_b, p_a, p_b, log_z_a, log_z_b, *buffers)
