@@ -114,6 +114,7 @@ def test_other_inputs_are_left_to_the_torch_kernel() -> None:
 
 def test_the_kernel_is_chosen_by_name_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COILVIS_PAIR_KERNEL", raising=False)
+    monkeypatch.setattr(pair_kernel, "FUSED_MAX_THREADS", 10**6)  # whatever this machine's core count
     assert pair_kernel_name() == "fused" and pair_kernel_name("torch") == "torch"
     monkeypatch.setenv("COILVIS_PAIR_KERNEL", "Torch")
     assert pair_kernel_name() == "torch" and pair_kernel_name("auto") == "fused"
@@ -124,8 +125,21 @@ def test_the_kernel_is_chosen_by_name_or_environment(monkeypatch: pytest.MonkeyP
         pair_kernel_name("fast")
 
 
+def test_auto_leaves_many_threads_to_the_torch_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COILVIS_PAIR_KERNEL", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(pair_kernel.FUSED_MAX_THREADS + 1)
+        assert pair_kernel_name() == "torch" and pair_kernel_name("fused") == "fused"
+        torch.set_num_threads(1)
+        assert pair_kernel_name() == "fused"
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_fused_without_numba_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pair_kernel, "fused_available", lambda: False)
+    monkeypatch.setattr(pair_kernel, "FUSED_MAX_THREADS", 10**6)
     assert pair_kernel_name("auto") == "torch"
     with pytest.raises(MissingDependencyError, match=r'kernel: .*numba: pip install "coilvis\[fast\]"'):
         pair_kernel_name("fused")
