@@ -154,7 +154,7 @@ def fused_divergences(
     """KL both ways, JS and TV of each row, or ``None`` where the kernel cannot run.
 
     Shapes: ``x_a``, ``x_b``: (rows, d_vocab) float32 logits; ``p_a``, ``p_b``: (rows,
-    d_vocab) their softmax; ``log_z_a``, ``log_z_b``: (rows,) their log-sum-exp;
+    d_vocab) their softmax; ``log_z_a``, ``log_z_b``: (rows,) their log-sum-exp.
     Nothing is modified.
 
     Args:
